@@ -1,0 +1,11 @@
+//! The gRPC face of sessiond: tonic service implementations that validate
+//! each request, call the domain, and map its result or error to the
+//! contract. Nothing else happens here.
+
+mod convert;
+mod session_service;
+mod status;
+mod user_context_service;
+
+pub use session_service::SessionApi;
+pub use user_context_service::UserContextApi;

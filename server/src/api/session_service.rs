@@ -1,0 +1,228 @@
+//! `sessiond.v1.SessionService`.
+
+use sessiond_proto::v1 as pb;
+use sessiond_proto::v1::session_service_server::SessionService;
+use tonic::{Request, Response, Status};
+
+use super::convert::{kind_filter, state_filter, wait};
+use crate::error::{FieldViolation, Validate};
+use crate::model::{ClientDescription, SessionId, UserId};
+use crate::principal;
+use crate::sessions::Sessions;
+use crate::store::SessionQuery;
+
+/// Sessions listed per page when the request does not say.
+const DEFAULT_PAGE_SIZE: u32 = 100;
+/// The most sessions listed per page.
+const MAX_PAGE_SIZE: u32 = 1000;
+
+/// The `SessionService` implementation.
+#[derive(Clone, Debug)]
+pub struct SessionApi {
+    /// The session rules.
+    sessions: Sessions,
+}
+
+impl SessionApi {
+    /// Serves `sessions`.
+    #[must_use]
+    pub fn new(sessions: Sessions) -> Self {
+        Self { sessions }
+    }
+}
+
+#[tonic::async_trait]
+impl SessionService for SessionApi {
+    #[tracing::instrument(skip_all, fields(session_id = request.get_ref().session_id))]
+    async fn get_session_user(
+        &self,
+        request: Request<pb::GetSessionUserRequest>,
+    ) -> Result<Response<pb::GetSessionUserResponse>, Status> {
+        let caller = principal::of(&request);
+        let id = SessionId::parse("session_id", request.get_ref().session_id).validate()?;
+        let user = self.sessions.user(&caller, id).await?;
+        Ok(Response::new(pb::GetSessionUserResponse {
+            user: user.into_string(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(session_id = request.get_ref().session_id))]
+    async fn get_session_info(
+        &self,
+        request: Request<pb::GetSessionInfoRequest>,
+    ) -> Result<Response<pb::GetSessionInfoResponse>, Status> {
+        let caller = principal::of(&request);
+        let id = SessionId::parse("session_id", request.get_ref().session_id).validate()?;
+        let session = self.sessions.info(&caller, id).await?;
+        Ok(Response::new(pb::GetSessionInfoResponse {
+            session: Some(session.into()),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_sessions(
+        &self,
+        request: Request<pb::ListSessionsRequest>,
+    ) -> Result<Response<pb::ListSessionsResponse>, Status> {
+        let caller = principal::of(&request);
+        let pb::ListSessionsRequest {
+            user,
+            kind,
+            state,
+            page_size,
+            page_token,
+        } = request.into_inner();
+        let user = if user.is_empty() {
+            Ok(None)
+        } else {
+            UserId::parse("user", user).map(Some)
+        };
+        let (user, kind, state, page_size, after) = (
+            user,
+            kind_filter("kind", kind),
+            state_filter("state", state),
+            page_size_of(page_size),
+            page_start(&page_token),
+        )
+            .validate()?;
+        let query = SessionQuery {
+            user,
+            kind,
+            state,
+            after,
+            limit: page_size + 1,
+        };
+        let mut sessions = self.sessions.list(&caller, &query).await?;
+        let next_page_token = if sessions.len() > page_size as usize {
+            sessions.truncate(page_size as usize);
+            sessions
+                .last()
+                .map(|s| s.id.to_string())
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListSessionsResponse {
+            sessions: sessions.into_iter().map(Into::into).collect(),
+            next_page_token,
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn start_session(
+        &self,
+        request: Request<pb::StartSessionRequest>,
+    ) -> Result<Response<pb::StartSessionResponse>, Status> {
+        let caller = principal::of(&request);
+        let pb::StartSessionRequest { user, client } = request.into_inner();
+        let (user, client) = (
+            UserId::parse("user", user),
+            ClientDescription::parse("client", client),
+        )
+            .validate()?;
+        let session = self.sessions.start(&caller, user, client).await?;
+        Ok(Response::new(pb::StartSessionResponse {
+            session_id: session.id.get(),
+            session_uuid: session.uuid.hyphenated().to_string(),
+            session: Some(session.into()),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(session_id = request.get_ref().session_id))]
+    async fn touch_session(
+        &self,
+        request: Request<pb::TouchSessionRequest>,
+    ) -> Result<Response<pb::TouchSessionResponse>, Status> {
+        let caller = principal::of(&request);
+        let id = SessionId::parse("session_id", request.get_ref().session_id).validate()?;
+        let session = self.sessions.touch(&caller, id).await?;
+        Ok(Response::new(pb::TouchSessionResponse {
+            last_activity_time: Some(session.last_activity_time.into()),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(session_id = request.get_ref().session_id))]
+    async fn end_session(
+        &self,
+        request: Request<pb::EndSessionRequest>,
+    ) -> Result<Response<pb::EndSessionResponse>, Status> {
+        let caller = principal::of(&request);
+        let id = SessionId::parse("session_id", request.get_ref().session_id).validate()?;
+        let session = self.sessions.end(&caller, id).await?;
+        Ok(Response::new(pb::EndSessionResponse {
+            session: Some(session.into()),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn open_clientless_session(
+        &self,
+        request: Request<pb::OpenClientlessSessionRequest>,
+    ) -> Result<Response<pb::OpenClientlessSessionResponse>, Status> {
+        let caller = principal::of(&request);
+        let user = UserId::parse("user", request.into_inner().user).validate()?;
+        let session = self.sessions.open_clientless(&caller, user).await?;
+        Ok(Response::new(pb::OpenClientlessSessionResponse {
+            session_id: session.id.get(),
+            session_uuid: session.uuid.hyphenated().to_string(),
+            session: Some(session.into()),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(session_id = request.get_ref().session_id))]
+    async fn close_clientless_session(
+        &self,
+        request: Request<pb::CloseClientlessSessionRequest>,
+    ) -> Result<Response<pb::CloseClientlessSessionResponse>, Status> {
+        let caller = principal::of(&request);
+        let pb::CloseClientlessSessionRequest { session_id, grace } = request.into_inner();
+        let (id, _grace) = (
+            SessionId::parse("session_id", session_id),
+            wait("grace", grace),
+        )
+            .validate()?;
+        let session = self.sessions.close_clientless(&caller, id).await?;
+        Ok(Response::new(pb::CloseClientlessSessionResponse {
+            session: Some(session.into()),
+        }))
+    }
+
+    async fn open_module(
+        &self,
+        _request: Request<pb::OpenModuleRequest>,
+    ) -> Result<Response<pb::OpenModuleResponse>, Status> {
+        Err(Status::unimplemented("modules are not implemented yet"))
+    }
+
+    async fn get_return_value(
+        &self,
+        _request: Request<pb::GetReturnValueRequest>,
+    ) -> Result<Response<pb::GetReturnValueResponse>, Status> {
+        Err(Status::unimplemented("modules are not implemented yet"))
+    }
+}
+
+/// The page size a request asks for: 0 means the default.
+fn page_size_of(requested: i32) -> Result<u32, FieldViolation> {
+    match u32::try_from(requested) {
+        Ok(0) => Ok(DEFAULT_PAGE_SIZE),
+        Ok(size) if size <= MAX_PAGE_SIZE => Ok(size),
+        _ => Err(FieldViolation::new(
+            "page_size",
+            "must be between 0 and 1000",
+        )),
+    }
+}
+
+/// Where a page starts: after the session id its token names.
+fn page_start(token: &str) -> Result<Option<SessionId>, FieldViolation> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    token
+        .parse::<i64>()
+        .ok()
+        .and_then(|id| SessionId::parse("page_token", id).ok())
+        .map(Some)
+        .ok_or_else(|| FieldViolation::new("page_token", "is not a token this server issued"))
+}

@@ -1,0 +1,188 @@
+//! The one error type of the server: a closed set of failures, each mapped
+//! once to a gRPC status by the API layer (`api::status`).
+//!
+//! The store returns these too (a precondition checked inside a write
+//! transaction is the store's finding), but never builds a `Status`.
+
+use crate::model::{ScopeId, SessionId};
+
+/// Boxed source of an infrastructure failure.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The server's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// One invalid field of a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldViolation {
+    /// The field's name in the request message (e.g. `user`).
+    pub field: String,
+    /// What is wrong with it.
+    pub description: String,
+}
+
+impl FieldViolation {
+    /// A violation of `field`.
+    #[must_use]
+    pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            description: description.into(),
+        }
+    }
+}
+
+/// Every way a sessiond operation can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request has invalid fields; nothing was done.
+    #[error("invalid argument: {}", describe(.0))]
+    InvalidArgument(Vec<FieldViolation>),
+    /// No session has this id.
+    #[error("session {session_id} not found")]
+    SessionNotFound {
+        /// The id asked for.
+        session_id: SessionId,
+    },
+    /// A clientless-only operation was asked of an interactive session.
+    #[error("session {session_id} is not a clientless session")]
+    SessionNotClientless {
+        /// The interactive session.
+        session_id: SessionId,
+    },
+    /// The session has ended; only reads are possible.
+    #[error("session {session_id} has ended")]
+    SessionEnded {
+        /// The ended session.
+        session_id: SessionId,
+    },
+    /// The session is closing; it accepts no new work.
+    #[error("session {session_id} is closing")]
+    SessionClosing {
+        /// The closing session.
+        session_id: SessionId,
+    },
+    /// The scope is not on the session's user-context stack.
+    #[error("scope {scope_id} is not open in session {session_id}")]
+    ScopeNotFound {
+        /// The session.
+        session_id: SessionId,
+        /// The scope asked for.
+        scope_id: ScopeId,
+    },
+    /// The scope is open but another one was pushed after it.
+    #[error("scope {scope_id} of session {session_id} is not the innermost scope ({innermost} is)")]
+    ScopeNotInnermost {
+        /// The session.
+        session_id: SessionId,
+        /// The scope asked for.
+        scope_id: ScopeId,
+        /// The scope that may be popped now.
+        innermost: ScopeId,
+    },
+    /// The user has as many open sessions as the server allows.
+    #[error("user {user} already has {limit} open sessions, the most allowed")]
+    TooManySessions {
+        /// The user.
+        user: String,
+        /// The configured limit.
+        limit: u32,
+    },
+    /// The store cannot be reached, is full, or is busy past its timeout.
+    #[error("store unavailable: {0}")]
+    StoreUnavailable(#[source] BoxError),
+    /// A broken invariant: a bug, or a store that was changed behind our
+    /// back.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+fn describe(violations: &[FieldViolation]) -> String {
+    violations
+        .iter()
+        .map(|v| format!("{}: {}", v.field, v.description))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Collects the violations of several fields, so that a request reports
+/// every bad field at once.
+///
+/// Implemented for tuples of `Result<T, FieldViolation>`:
+/// `let (id, user) = (SessionId::parse(..), UserId::parse(..)).validate()?;`
+pub trait Validate {
+    /// The valid values.
+    type Output;
+
+    /// All values, or [`Error::InvalidArgument`] with every violation.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when any field is invalid.
+    fn validate(self) -> Result<Self::Output>;
+}
+
+impl<A> Validate for Result<A, FieldViolation> {
+    type Output = A;
+
+    fn validate(self) -> Result<A> {
+        self.map_err(|v| Error::InvalidArgument(vec![v]))
+    }
+}
+
+macro_rules! impl_validate_for_tuple {
+    ($($name:ident),+) => {
+        impl<$($name),+> Validate for ($(Result<$name, FieldViolation>,)+) {
+            type Output = ($($name,)+);
+
+            #[allow(non_snake_case)]
+            fn validate(self) -> Result<Self::Output> {
+                let ($($name,)+) = self;
+                match ($($name,)+) {
+                    ($(Ok($name),)+) => Ok(($($name,)+)),
+                    ($($name,)+) => {
+                        let mut violations = Vec::new();
+                        $(if let Err(v) = $name { violations.push(v); })+
+                        Err(Error::InvalidArgument(violations))
+                    }
+                }
+            }
+        }
+    };
+}
+
+impl_validate_for_tuple!(A, B);
+impl_validate_for_tuple!(A, B, C);
+impl_validate_for_tuple!(A, B, C, D);
+impl_validate_for_tuple!(A, B, C, D, E);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::UserId;
+
+    #[test]
+    fn validate_reports_every_bad_field() {
+        let result = (
+            SessionId::parse("session_id", 0),
+            UserId::parse("user", String::new()),
+        )
+            .validate();
+        let Err(Error::InvalidArgument(violations)) = result else {
+            panic!("expected InvalidArgument, got {result:?}");
+        };
+        let fields: Vec<_> = violations.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(fields, ["session_id", "user"]);
+    }
+
+    #[test]
+    fn validate_passes_good_fields_through() {
+        let (id, user) = (
+            SessionId::parse("session_id", 7),
+            UserId::parse("user", "R41".to_owned()),
+        )
+            .validate()
+            .unwrap();
+        assert_eq!(id.get(), 7);
+        assert_eq!(user.as_str(), "R41");
+    }
+}

@@ -1,0 +1,315 @@
+//! The domain's values: ids, users, times and the session record.
+//!
+//! Constructors that take caller input (`SessionId::parse`, `UserId::parse`,
+//! …) validate it and say what is wrong as a [`FieldViolation`], so that the
+//! API layer can report every bad field of a request at once.
+
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use uuid::Uuid;
+
+use crate::error::FieldViolation;
+
+/// The longest user id, module id or client description, in characters.
+pub const MAX_ID_CHARS: usize = 256;
+
+/// A session's numeric id: assigned by the store, always > 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SessionId(i64);
+
+impl SessionId {
+    /// Wraps an id read from the store.
+    ///
+    /// # Panics
+    /// Never with ids the store assigned; a non-positive id is a store bug
+    /// and is reported by [`SessionId::parse`] for caller input instead.
+    #[must_use]
+    pub fn from_store(id: i64) -> Self {
+        debug_assert!(id > 0, "store returned a non-positive session id");
+        Self(id)
+    }
+
+    /// Validates caller input: an id must be > 0.
+    ///
+    /// # Errors
+    /// A violation of `field` when `id` is not positive.
+    pub fn parse(field: &str, id: i64) -> Result<Self, FieldViolation> {
+        if id > 0 {
+            Ok(Self(id))
+        } else {
+            Err(FieldViolation::new(field, "must be a session id > 0"))
+        }
+    }
+
+    /// The raw id, as the contract carries it.
+    #[must_use]
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// The id of one pushed user-context scope: assigned by the store, > 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ScopeId(i64);
+
+impl ScopeId {
+    /// Wraps an id read from the store.
+    #[must_use]
+    pub fn from_store(id: i64) -> Self {
+        Self(id)
+    }
+
+    /// Validates caller input: an id must be > 0.
+    ///
+    /// # Errors
+    /// A violation of `field` when `id` is not positive.
+    pub fn parse(field: &str, id: i64) -> Result<Self, FieldViolation> {
+        if id > 0 {
+            Ok(Self(id))
+        } else {
+            Err(FieldViolation::new(field, "must be a scope id > 0"))
+        }
+    }
+
+    /// The raw id, as the contract carries it.
+    #[must_use]
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+impl fmt::Display for ScopeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A user id: 1–256 characters, not blank, no control characters.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct UserId(String);
+
+impl UserId {
+    /// Validates caller input.
+    ///
+    /// # Errors
+    /// A violation of `field` saying which rule `user` breaks.
+    pub fn parse(field: &str, user: String) -> Result<Self, FieldViolation> {
+        check_text(field, &user, false)?;
+        Ok(Self(user))
+    }
+
+    /// Wraps a user id read from the store (validated when it was written).
+    #[must_use]
+    pub fn from_store(user: String) -> Self {
+        Self(user)
+    }
+
+    /// The id as text.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The id as an owned string.
+    #[must_use]
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A free-form description of an interactive session's client: at most 256
+/// characters, no control characters, may be empty.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientDescription(String);
+
+impl ClientDescription {
+    /// Validates caller input.
+    ///
+    /// # Errors
+    /// A violation of `field` saying which rule `client` breaks.
+    pub fn parse(field: &str, client: String) -> Result<Self, FieldViolation> {
+        check_text(field, &client, true)?;
+        Ok(Self(client))
+    }
+
+    /// Wraps a description read from the store.
+    #[must_use]
+    pub fn from_store(client: String) -> Self {
+        Self(client)
+    }
+
+    /// The description as text.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The shared rules for identifiers and descriptions given by callers.
+fn check_text(field: &str, text: &str, may_be_empty: bool) -> Result<(), FieldViolation> {
+    let problem = if text.is_empty() && !may_be_empty {
+        Some("must not be empty")
+    } else if text.chars().count() > MAX_ID_CHARS {
+        Some("must be at most 256 characters")
+    } else if text.chars().any(char::is_control) {
+        Some("must not contain control characters")
+    } else if !text.is_empty() && text.trim().is_empty() {
+        Some("must not be blank")
+    } else {
+        None
+    };
+    problem.map_or(Ok(()), |p| Err(FieldViolation::new(field, p)))
+}
+
+/// A point in time with microsecond precision, as the store keeps it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(i64);
+
+impl Timestamp {
+    /// A timestamp from microseconds since the Unix epoch.
+    #[must_use]
+    pub fn from_unix_micros(micros: i64) -> Self {
+        Self(micros)
+    }
+
+    /// Microseconds since the Unix epoch.
+    #[must_use]
+    pub fn unix_micros(self) -> i64 {
+        self.0
+    }
+
+    /// The time `duration` after this one (saturating).
+    #[must_use]
+    pub fn plus(self, duration: Duration) -> Self {
+        let micros = i64::try_from(duration.as_micros()).unwrap_or(i64::MAX);
+        Self(self.0.saturating_add(micros))
+    }
+}
+
+impl From<SystemTime> for Timestamp {
+    fn from(time: SystemTime) -> Self {
+        let micros = match time.duration_since(UNIX_EPOCH) {
+            Ok(after) => i64::try_from(after.as_micros()).unwrap_or(i64::MAX),
+            Err(before) => -i64::try_from(before.duration().as_micros()).unwrap_or(i64::MAX),
+        };
+        Self(micros)
+    }
+}
+
+impl From<Timestamp> for prost_types::Timestamp {
+    fn from(time: Timestamp) -> Self {
+        Self {
+            seconds: time.0.div_euclid(1_000_000),
+            // The remainder is in 0..1_000_000, so the nanos fit an i32.
+            nanos: i32::try_from(time.0.rem_euclid(1_000_000) * 1_000).unwrap_or(0),
+        }
+    }
+}
+
+/// Who drives a session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SessionKind {
+    /// A client logged in (StartSession / EndSession).
+    Interactive,
+    /// A headless session opened on behalf of a user to run modules.
+    Clientless,
+}
+
+/// Where a session is in its life: `Open` → `Closing` → `Ended`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SessionState {
+    /// Live.
+    Open,
+    /// Clientless only: no new modules; running ones conclude.
+    Closing,
+    /// Over, for good.
+    Ended,
+}
+
+/// Why a session ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EndReason {
+    /// EndSession or CloseClientlessSession was called.
+    ClosedByClient,
+    /// No activity for longer than the idle timeout.
+    IdleTimeout,
+    /// The session outlived the maximum lifetime.
+    MaxLifetime,
+    /// The server ended it while shutting down.
+    ServerShutdown,
+    /// Its server died without ending it; ended at the next start.
+    ServerRestart,
+}
+
+/// The record of one session (a row of the sessions table).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Session {
+    /// The store-assigned id.
+    pub id: SessionId,
+    /// The unique UUID (v7).
+    pub uuid: Uuid,
+    /// Whom the session belongs to; never changes.
+    pub user: UserId,
+    /// Interactive or clientless.
+    pub kind: SessionKind,
+    /// Open, closing or ended.
+    pub state: SessionState,
+    /// When it started.
+    pub start_time: Timestamp,
+    /// When it ended, once it has.
+    pub end_time: Option<Timestamp>,
+    /// The last recorded activity.
+    pub last_activity_time: Timestamp,
+    /// Why it ended, once it has.
+    pub end_reason: Option<EndReason>,
+    /// The user context: whom work in the session acts as now.
+    pub effective_user: UserId,
+    /// The client description of an interactive session; empty otherwise.
+    pub client: ClientDescription,
+    /// How many user-context scopes are open.
+    pub user_context_depth: u32,
+}
+
+/// A session's user context as `GetUserContext` reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserContext {
+    /// The effective user.
+    pub user: UserId,
+    /// The session's own user.
+    pub session_user: UserId,
+    /// How many scopes are open.
+    pub depth: u32,
+}
+
+/// What a `PushUserContext` created.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PushedScope {
+    /// The new scope's id, for the matching pop.
+    pub scope_id: ScopeId,
+    /// The user context before the push; the pop restores it.
+    pub previous_user: UserId,
+    /// Open scopes, the new one included.
+    pub depth: u32,
+}
+
+/// What a `PopUserContext` restored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoppedScope {
+    /// The restored user context.
+    pub user: UserId,
+    /// Scopes still open.
+    pub depth: u32,
+}

@@ -1,0 +1,160 @@
+//! Durable storage of sessions and user-context scopes.
+//!
+//! [`Store`] is the one interface the domain talks to; each backend
+//! implements it in its own module with its own migrations, and [`open`]
+//! picks the backend from the database URL's scheme. The trait is
+//! backend-neutral (no SQL types in its signatures; ids assigned by the
+//! store; times passed in by the caller, so every replica and every test
+//! clock agrees) and every write method is one transaction that checks its
+//! preconditions and applies its change atomically: a write returns only
+//! once it is durable, and a failed write changes nothing.
+
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::model::{
+    ClientDescription, EndReason, PoppedScope, PushedScope, ScopeId, Session, SessionId,
+    SessionKind, SessionState, Timestamp, UserContext, UserId,
+};
+
+pub use sqlite::SqliteStore;
+
+/// The fields of a session about to be created.
+#[derive(Clone, Debug)]
+pub struct NewSession {
+    /// Its UUID (v7).
+    pub uuid: Uuid,
+    /// Its user.
+    pub user: UserId,
+    /// Interactive or clientless.
+    pub kind: SessionKind,
+    /// The client description (empty for clientless sessions).
+    pub client: ClientDescription,
+    /// The start time, also its first activity time.
+    pub now: Timestamp,
+    /// The node that owns it: it runs its modules and ends it after a crash.
+    pub owner_node: String,
+    /// The most open (not ended) sessions its user may have, this one
+    /// included; `None`: no limit.
+    pub max_open_per_user: Option<u32>,
+}
+
+/// Which sessions to list, and where the page starts.
+#[derive(Clone, Debug, Default)]
+pub struct SessionQuery {
+    /// Only this user's sessions.
+    pub user: Option<UserId>,
+    /// Only sessions of this kind.
+    pub kind: Option<SessionKind>,
+    /// Only sessions in this state.
+    pub state: Option<SessionState>,
+    /// Only sessions with a greater id (the previous page's last one).
+    pub after: Option<SessionId>,
+    /// The most sessions to return.
+    pub limit: u32,
+}
+
+/// The durable store behind sessiond.
+///
+/// # Errors
+/// Every method fails with [`Error::StoreUnavailable`] when the database
+/// cannot be reached or written, and with the domain error its documentation
+/// names when a precondition does not hold (then nothing was changed).
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    /// Creates an open session. Fails with [`Error::TooManySessions`] when
+    /// its user already has `max_open_per_user` open sessions.
+    async fn create_session(&self, new: NewSession) -> Result<Session>;
+
+    /// Reads a session. [`Error::SessionNotFound`] when there is none.
+    async fn session(&self, id: SessionId) -> Result<Session>;
+
+    /// Reads the user a session belongs to (the hot path).
+    /// [`Error::SessionNotFound`] when there is none.
+    async fn session_user(&self, id: SessionId) -> Result<UserId>;
+
+    /// Lists sessions matching `query`, in ascending id order.
+    async fn list_sessions(&self, query: &SessionQuery) -> Result<Vec<Session>>;
+
+    /// Records activity at `now` on a session that has not ended.
+    /// [`Error::SessionEnded`] when it has.
+    async fn touch_session(&self, id: SessionId, now: Timestamp) -> Result<Session>;
+
+    /// Moves an open clientless session to closing.
+    /// [`Error::SessionNotClientless`] for an interactive session; a session
+    /// already closing or ended is returned unchanged.
+    async fn begin_closing(&self, id: SessionId, now: Timestamp) -> Result<Session>;
+
+    /// Ends a session with `reason` at `now` and drops its user-context
+    /// scopes. A session that already ended is returned unchanged (its first
+    /// reason stays).
+    async fn end_session(
+        &self,
+        id: SessionId,
+        reason: EndReason,
+        now: Timestamp,
+    ) -> Result<Session>;
+
+    /// Ends every clientless session owned by `node` that has not ended,
+    /// with `reason` (crash recovery at start-up). Returns how many it ended.
+    async fn end_clientless_sessions_of(
+        &self,
+        node: &str,
+        reason: EndReason,
+        now: Timestamp,
+    ) -> Result<u64>;
+
+    /// Reads a session's user context. Works on ended sessions too.
+    async fn user_context(&self, id: SessionId) -> Result<UserContext>;
+
+    /// Replaces the user context of a session that has not ended; returns
+    /// the previous one. [`Error::SessionEnded`] when it has.
+    async fn set_user_context(&self, id: SessionId, user: UserId, now: Timestamp)
+    -> Result<UserId>;
+
+    /// Pushes a scope acting as `user`. [`Error::SessionEnded`] when the
+    /// session has ended.
+    async fn push_user_context(
+        &self,
+        id: SessionId,
+        user: UserId,
+        now: Timestamp,
+    ) -> Result<PushedScope>;
+
+    /// Pops the innermost scope, restoring the user context from before its
+    /// push. [`Error::ScopeNotFound`] / [`Error::ScopeNotInnermost`] when
+    /// `scope` is not open / not innermost; [`Error::SessionEnded`] when the
+    /// session has ended.
+    async fn pop_user_context(
+        &self,
+        id: SessionId,
+        scope: ScopeId,
+        now: Timestamp,
+    ) -> Result<PoppedScope>;
+}
+
+/// Opens the store a database URL names, creating and migrating it as
+/// needed: `sqlite://PATH` (or `sqlite:PATH`).
+///
+/// # Errors
+/// [`Error::StoreUnavailable`] when the database cannot be opened or
+/// migrated; [`Error::InvalidArgument`] for a URL of another scheme.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
+    if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
+        return Ok(Arc::new(SqliteStore::open(path).await?));
+    }
+    Err(Error::InvalidArgument(vec![
+        crate::error::FieldViolation::new(
+            "database",
+            "unsupported database URL; expected sqlite://PATH",
+        ),
+    ]))
+}

@@ -1,0 +1,25 @@
+//! Running work that must finish once started.
+//!
+//! tonic drops a handler's future at its next `.await` when the caller's
+//! deadline passes or it disconnects. A write that has started (ending a
+//! session, pushing a scope) must not be cut in half by that, so the domain
+//! runs each write in its own task and only *waits* for it in the handler.
+
+use std::future::Future;
+
+use crate::error::{Error, Result};
+
+/// Runs `work` to completion in its own task, even if the caller stops
+/// waiting, and returns its result.
+///
+/// # Errors
+/// The error of `work`, or [`Error::Internal`] if the task panicked.
+pub async fn run_to_completion<T, F>(work: F) -> Result<T>
+where
+    F: Future<Output = Result<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::spawn(work)
+        .await
+        .map_err(|e| Error::Internal(format!("a write task failed: {e}")))?
+}

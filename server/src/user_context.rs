@@ -1,0 +1,85 @@
+//! The user-context rules: whom work inside a session acts as, with scopes
+//! that restore exactly what was there before.
+
+use std::sync::Arc;
+
+use crate::clock::Clock;
+use crate::error::Result;
+use crate::model::{PoppedScope, PushedScope, ScopeId, SessionId, UserContext, UserId};
+use crate::principal::Principal;
+use crate::store::Store;
+use crate::task::run_to_completion;
+
+/// The session authority's user-context operations.
+#[derive(Clone, Debug)]
+pub struct UserContexts {
+    /// Where the user-context stacks live.
+    store: Arc<dyn Store>,
+    /// Where "now" comes from (a context change is session activity).
+    clock: Arc<dyn Clock>,
+}
+
+impl UserContexts {
+    /// User-context operations over `store`.
+    #[must_use]
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+        Self { store, clock }
+    }
+
+    /// A session's current user context.
+    ///
+    /// # Errors
+    /// [`crate::Error::SessionNotFound`], [`crate::Error::SessionEnded`],
+    /// [`crate::Error::StoreUnavailable`].
+    pub async fn get(&self, _caller: &Principal, id: SessionId) -> Result<UserContext> {
+        self.store.user_context(id).await
+    }
+
+    /// Replaces a session's user context; returns the previous one.
+    ///
+    /// # Errors
+    /// [`crate::Error::SessionNotFound`], [`crate::Error::SessionEnded`],
+    /// [`crate::Error::StoreUnavailable`].
+    pub async fn set(&self, caller: &Principal, id: SessionId, user: UserId) -> Result<UserId> {
+        tracing::debug!(session_id = %id, user = %user, caller = %caller, "set user context");
+        let store = Arc::clone(&self.store);
+        let now = self.clock.now();
+        run_to_completion(async move { store.set_user_context(id, user, now).await }).await
+    }
+
+    /// Opens a scope acting as `user`.
+    ///
+    /// # Errors
+    /// [`crate::Error::SessionNotFound`], [`crate::Error::SessionEnded`],
+    /// [`crate::Error::StoreUnavailable`].
+    pub async fn push(
+        &self,
+        caller: &Principal,
+        id: SessionId,
+        user: UserId,
+    ) -> Result<PushedScope> {
+        tracing::debug!(session_id = %id, user = %user, caller = %caller, "push user context");
+        let store = Arc::clone(&self.store);
+        let now = self.clock.now();
+        run_to_completion(async move { store.push_user_context(id, user, now).await }).await
+    }
+
+    /// Closes the innermost scope and restores the user context from before
+    /// its push.
+    ///
+    /// # Errors
+    /// [`crate::Error::SessionNotFound`], [`crate::Error::SessionEnded`],
+    /// [`crate::Error::ScopeNotFound`], [`crate::Error::ScopeNotInnermost`],
+    /// [`crate::Error::StoreUnavailable`].
+    pub async fn pop(
+        &self,
+        caller: &Principal,
+        id: SessionId,
+        scope: ScopeId,
+    ) -> Result<PoppedScope> {
+        tracing::debug!(session_id = %id, scope_id = %scope, caller = %caller, "pop user context");
+        let store = Arc::clone(&self.store);
+        let now = self.clock.now();
+        run_to_completion(async move { store.pop_user_context(id, scope, now).await }).await
+    }
+}

@@ -1,0 +1,24 @@
+//! The sessiond gRPC contract, generated from `proto/sessiond/v1/*.proto`.
+//!
+//! Everything in this crate is generated; nothing is written by hand beyond
+//! this file. Other crates import the messages, clients and servers from
+//! [`v1`], and the server feeds [`FILE_DESCRIPTOR_SET`] to its reflection
+//! service so that tools such as grpcurl can list and describe the API.
+//!
+//! # Layout
+//! - `proto/sessiond/v1/session.proto`: the shared types (`SessionInfo`,
+//!   the enums, `ModuleFailure`).
+//! - `proto/sessiond/v1/session_service.proto`: `SessionService`.
+//! - `proto/sessiond/v1/user_context_service.proto`: `UserContextService`.
+#![forbid(unsafe_code)]
+
+/// Package `sessiond.v1`: messages, `*_client` and `*_server` modules.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod v1 {
+    tonic::include_proto!("sessiond.v1");
+}
+
+/// The encoded `FileDescriptorSet` of every file in `proto/`, for gRPC
+/// server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/sessiond_descriptor.bin"));
