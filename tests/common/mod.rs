@@ -1,0 +1,234 @@
+//! Shared fixtures of the end-to-end tests: a real sessiond on an ephemeral
+//! port with a temporary database (in-process, or as a child process of the
+//! real binary), real gRPC clients, and readers for the error details.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::OnceLock;
+
+use sessiond::Config;
+use sessiond_proto::v1::session_service_client::SessionServiceClient;
+use sessiond_proto::v1::user_context_service_client::UserContextServiceClient;
+use tempfile::TempDir;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+use tonic_types::StatusExt;
+
+/// A sessiond served from this test process.
+pub struct TestServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its database directory (kept until the test ends, so a restart can
+    /// reuse it).
+    pub dir: TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl TestServer {
+    /// Starts a server with default settings on a new temporary database.
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts a server whose settings `configure` adjusts.
+    pub async fn start_with(configure: impl FnOnce(&mut Config)) -> Self {
+        Self::start_in(tempfile::tempdir().unwrap(), configure).await
+    }
+
+    /// Starts a server on the database in `dir` (a restart when an earlier
+    /// server used it).
+    pub async fn start_in(dir: TempDir, configure: impl FnOnce(&mut Config)) -> Self {
+        let mut config = Config {
+            database: database_url(dir.path()),
+            ..Config::default()
+        };
+        configure(&mut config);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = sessiond::Sessiond::open(config).await.unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            server
+                .serve(listener, async {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
+        });
+        Self {
+            addr,
+            dir,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    /// `http://ADDR`, for clients.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A connected channel.
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.endpoint())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    /// A `SessionService` client.
+    pub async fn sessions(&self) -> SessionServiceClient<Channel> {
+        SessionServiceClient::new(self.channel().await)
+    }
+
+    /// A `UserContextService` client.
+    pub async fn user_contexts(&self) -> UserContextServiceClient<Channel> {
+        UserContextServiceClient::new(self.channel().await)
+    }
+
+    /// Shuts the server down gracefully and waits until it stopped; returns
+    /// its database directory for a restart.
+    pub async fn stop(mut self) -> TempDir {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await.unwrap();
+        self.dir
+    }
+}
+
+/// The `sqlite://` URL of the test database in `dir`.
+pub fn database_url(dir: &Path) -> String {
+    format!("sqlite://{}", dir.join("sessiond.db").display())
+}
+
+/// The `sessiond` binary, built once per test process.
+pub fn sessiond_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        escargot::CargoBuild::new()
+            .package("sessiond")
+            .bin("sessiond")
+            .current_target()
+            .run()
+            .expect("building the sessiond binary")
+            .path()
+            .to_owned()
+    })
+}
+
+/// The real `sessiond` binary running as a child process.
+pub struct ServerProcess {
+    /// The child.
+    pub child: tokio::process::Child,
+    /// The address it logged.
+    pub addr: SocketAddr,
+    /// Everything it wrote to stderr so far (collected in the background).
+    pub log: tokio::sync::watch::Receiver<String>,
+}
+
+impl ServerProcess {
+    /// Starts `sessiond --listen 127.0.0.1:0 --database URL EXTRA…` and waits
+    /// for the line that logs its address.
+    pub async fn spawn(database: &str, extra: &[&str]) -> Self {
+        let mut child = tokio::process::Command::new(sessiond_binary())
+            .args(["--listen", "127.0.0.1:0", "--database", database])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("starting sessiond");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut seen = String::new();
+        let addr = loop {
+            let Some(line) = lines.next_line().await.unwrap() else {
+                panic!("sessiond exited before listening; it said:\n{seen}");
+            };
+            seen.push_str(&line);
+            seen.push('\n');
+            if let Some(addr) = logged_address(&line) {
+                break addr;
+            }
+        };
+        let (log_tx, log) = tokio::sync::watch::channel(seen);
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                log_tx.send_modify(|log| {
+                    log.push_str(&line);
+                    log.push('\n');
+                });
+            }
+        });
+        Self { child, addr, log }
+    }
+
+    /// `http://ADDR`, for clients.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A `SessionService` client.
+    pub async fn sessions(&self) -> SessionServiceClient<Channel> {
+        SessionServiceClient::connect(self.endpoint())
+            .await
+            .unwrap()
+    }
+}
+
+/// The address in a "sessiond listening address=…" log line.
+fn logged_address(line: &str) -> Option<SocketAddr> {
+    if !line.contains("sessiond listening") {
+        return None;
+    }
+    let start = line.find("address=")? + "address=".len();
+    line[start..].split_whitespace().next()?.parse().ok()
+}
+
+/// The `ErrorInfo` reason of a status (empty when it has none).
+pub fn reason(status: &tonic::Status) -> String {
+    let details = status.get_error_details();
+    let info = details.error_info().expect("status carries an ErrorInfo");
+    assert_eq!(info.domain, "sessiond");
+    info.reason.clone()
+}
+
+/// The `ErrorInfo` metadata value under `key`.
+pub fn metadata(status: &tonic::Status, key: &str) -> Option<String> {
+    status
+        .get_error_details()
+        .error_info()
+        .and_then(|info| info.metadata.get(key).cloned())
+}
+
+/// The fields named by a status's `BadRequest` violations.
+pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
+    status
+        .get_error_details()
+        .bad_request()
+        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// Asserts a call failed with `code` and ErrorInfo `expected_reason`.
+#[track_caller]
+pub fn assert_error<T: std::fmt::Debug>(
+    result: Result<T, tonic::Status>,
+    code: tonic::Code,
+    expected_reason: &str,
+) -> tonic::Status {
+    let status = result.expect_err("the call should fail");
+    assert_eq!(status.code(), code, "{status:?}");
+    assert_eq!(reason(&status), expected_reason, "{status:?}");
+    status
+}
