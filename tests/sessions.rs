@@ -182,3 +182,271 @@ async fn invalid_arguments_name_every_bad_field_and_change_nothing() {
         "a refused request created nothing"
     );
 }
+
+#[tokio::test]
+async fn an_interactive_session_starts_is_touched_and_ends_once() {
+    let server = TestServer::start().await;
+    let mut sessions = server.sessions().await;
+    let started = sessions
+        .start_session(StartSessionRequest {
+            user: "R41".into(),
+            client: "web/2.3".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let session = started.session.unwrap();
+    assert_eq!(session.kind(), SessionKind::Interactive);
+    assert_eq!(session.client, "web/2.3");
+    assert_eq!(session.session_uuid, started.session_uuid);
+
+    let touched = sessions
+        .touch_session(TouchSessionRequest {
+            session_id: started.session_id,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .last_activity_time
+        .unwrap();
+    let first_activity = session.last_activity_time.unwrap();
+    assert!((touched.seconds, touched.nanos) >= (first_activity.seconds, first_activity.nanos));
+
+    assert_error(
+        sessions
+            .close_clientless_session(CloseClientlessSessionRequest {
+                session_id: started.session_id,
+                grace: None,
+            })
+            .await,
+        Code::FailedPrecondition,
+        "SESSION_NOT_CLIENTLESS",
+    );
+
+    let ended = sessions
+        .end_session(EndSessionRequest {
+            session_id: started.session_id,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .session
+        .unwrap();
+    assert_eq!(ended.state(), SessionState::Ended);
+    assert_eq!(ended.end_reason(), EndReason::ClosedByClient);
+
+    let again = sessions
+        .end_session(EndSessionRequest {
+            session_id: started.session_id,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .session
+        .unwrap();
+    assert_eq!(again, ended, "ending an ended session returns it unchanged");
+
+    assert_error(
+        sessions
+            .touch_session(TouchSessionRequest {
+                session_id: started.session_id,
+            })
+            .await,
+        Code::FailedPrecondition,
+        "SESSION_ENDED",
+    );
+    let user = sessions
+        .get_session_user(GetSessionUserRequest {
+            session_id: started.session_id,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .user;
+    assert_eq!(user, "R41", "an ended session stays readable");
+}
+
+#[tokio::test]
+async fn closing_a_clientless_session_twice_returns_the_same_record() {
+    let server = TestServer::start().await;
+    let mut sessions = server.sessions().await;
+    let id = sessions
+        .open_clientless_session(OpenClientlessSessionRequest { user: "R41".into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .session_id;
+    let close = || CloseClientlessSessionRequest {
+        session_id: id,
+        grace: Some(prost_types::Duration {
+            seconds: 1,
+            nanos: 0,
+        }),
+    };
+    let first = sessions
+        .close_clientless_session(close())
+        .await
+        .unwrap()
+        .into_inner();
+    let second = sessions
+        .close_clientless_session(close())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first, second);
+    let ended_via_end = sessions
+        .end_session(EndSessionRequest { session_id: id })
+        .await
+        .unwrap()
+        .into_inner()
+        .session;
+    assert_eq!(ended_via_end, first.session);
+}
+
+#[tokio::test]
+async fn a_grace_out_of_range_is_invalid() {
+    let server = TestServer::start().await;
+    let mut sessions = server.sessions().await;
+    for (seconds, nanos) in [(-1, 0), (3601, 0), (0, -5)] {
+        let status = assert_error(
+            sessions
+                .close_clientless_session(CloseClientlessSessionRequest {
+                    session_id: 1,
+                    grace: Some(prost_types::Duration { seconds, nanos }),
+                })
+                .await,
+            Code::InvalidArgument,
+            "INVALID_ARGUMENT",
+        );
+        assert_eq!(violated_fields(&status), ["grace"]);
+    }
+}
+
+#[tokio::test]
+async fn end_session_closes_a_clientless_session_too() {
+    let server = TestServer::start().await;
+    let mut sessions = server.sessions().await;
+    let id = sessions
+        .open_clientless_session(OpenClientlessSessionRequest { user: "R41".into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .session_id;
+    let ended = sessions
+        .end_session(EndSessionRequest { session_id: id })
+        .await
+        .unwrap()
+        .into_inner()
+        .session
+        .unwrap();
+    assert_eq!(ended.state(), SessionState::Ended);
+    assert_eq!(ended.end_reason(), EndReason::ClosedByClient);
+}
+
+#[tokio::test]
+async fn list_filters_by_user_kind_and_state_and_pages() {
+    let server = TestServer::start().await;
+    let mut sessions = server.sessions().await;
+    let mut r41_clientless = Vec::new();
+    for _ in 0..5 {
+        let id = sessions
+            .open_clientless_session(OpenClientlessSessionRequest { user: "R41".into() })
+            .await
+            .unwrap()
+            .into_inner()
+            .session_id;
+        r41_clientless.push(id);
+    }
+    let interactive = sessions
+        .start_session(StartSessionRequest {
+            user: "R41".into(),
+            client: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .session_id;
+    sessions
+        .open_clientless_session(OpenClientlessSessionRequest { user: "R42".into() })
+        .await
+        .unwrap();
+    sessions
+        .end_session(EndSessionRequest {
+            session_id: r41_clientless[0],
+        })
+        .await
+        .unwrap();
+
+    let mut listed = Vec::new();
+    let mut page_token = String::new();
+    let mut pages = 0;
+    loop {
+        let page = sessions
+            .list_sessions(ListSessionsRequest {
+                user: "R41".into(),
+                kind: SessionKind::Clientless.into(),
+                page_size: 2,
+                page_token,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        pages += 1;
+        assert!(page.sessions.len() <= 2);
+        listed.extend(page.sessions.iter().map(|s| s.session_id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    assert_eq!(
+        listed, r41_clientless,
+        "every R41 clientless session, in id order"
+    );
+    assert_eq!(pages, 3);
+
+    let open = sessions
+        .list_sessions(ListSessionsRequest {
+            user: "R41".into(),
+            state: SessionState::Open.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let open_ids: Vec<_> = open.sessions.iter().map(|s| s.session_id).collect();
+    let mut expected = r41_clientless[1..].to_vec();
+    expected.push(interactive);
+    assert_eq!(open_ids, expected);
+    assert!(open.next_page_token.is_empty());
+}
+
+#[tokio::test]
+async fn the_open_session_limit_per_user_is_enforced() {
+    let server = TestServer::start_with(|config| config.max_open_sessions_per_user = Some(2)).await;
+    let mut sessions = server.sessions().await;
+    let open = |user: &str| OpenClientlessSessionRequest { user: user.into() };
+    let first = sessions.open_clientless_session(open("R41")).await.unwrap();
+    sessions.open_clientless_session(open("R41")).await.unwrap();
+    let status = assert_error(
+        sessions.open_clientless_session(open("R41")).await,
+        Code::ResourceExhausted,
+        "TOO_MANY_SESSIONS",
+    );
+    assert_eq!(metadata(&status, "limit").as_deref(), Some("2"));
+    sessions
+        .open_clientless_session(open("R42"))
+        .await
+        .expect("another user is not limited by R41's sessions");
+    sessions
+        .end_session(EndSessionRequest {
+            session_id: first.into_inner().session_id,
+        })
+        .await
+        .unwrap();
+    sessions
+        .open_clientless_session(open("R41"))
+        .await
+        .expect("an ended session no longer counts");
+}

@@ -66,7 +66,7 @@ pub struct Config {
     /// The most open sessions one user may have; `None`: no limit.
     pub max_open_sessions_per_user: Option<u32>,
     /// The largest request message accepted, in bytes; larger ones are
-    /// refused with RESOURCE_EXHAUSTED before they are buffered.
+    /// refused with OUT_OF_RANGE before they are buffered.
     pub max_message_bytes: usize,
 }
 

@@ -116,7 +116,6 @@ pub fn sessiond_binary() -> &'static Path {
         escargot::CargoBuild::new()
             .package("sessiond")
             .bin("sessiond")
-            .current_target()
             .run()
             .expect("building the sessiond binary")
             .path()
