@@ -1,0 +1,604 @@
+//! The one error type of the crate: the server's `ErrorInfo` reasons decoded
+//! into typed variants, plus connection, configuration and status fallbacks.
+
+use std::error::Error as _;
+use std::fmt;
+
+use tonic::{Code, Status};
+use tonic_types::StatusExt;
+
+use crate::ids::{RunId, ScopeId, SessionId};
+use crate::module::ModuleFailure;
+
+/// The `ErrorInfo` domain of every error the server reports.
+pub const ERROR_DOMAIN: &str = "sessiond";
+
+/// The result type of every fallible operation of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// One invalid field of a request, from the server's `google.rpc.BadRequest`
+/// (or from the client's own check, before anything was sent).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldViolation {
+    /// The field's name in the request message (for example `user`).
+    pub field: String,
+    /// What is wrong with it.
+    pub description: String,
+}
+
+/// Every way an operation of this crate can fail.
+///
+/// The variants up to [`Error::Internal`] are the server's `ErrorInfo`
+/// reasons (see `proto/sessiond/v1/session.proto`); a failed request
+/// changed nothing on the server. Ids the server did not name in the
+/// error's metadata are filled in from the request.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// `INVALID_ARGUMENT`: the request has invalid fields; nothing was done.
+    #[error("invalid argument: {message}")]
+    InvalidArgument {
+        /// The server's (or the client's) description.
+        message: String,
+        /// Every offending field.
+        violations: Vec<FieldViolation>,
+    },
+    /// `SESSION_NOT_FOUND`: no session has this id (the seed's
+    /// `SessionNotFoundException`).
+    #[error("session {session_id} not found")]
+    SessionNotFound {
+        /// The id asked for.
+        session_id: SessionId,
+    },
+    /// `SESSION_NOT_CLIENTLESS`: a clientless-only operation on an
+    /// interactive session.
+    #[error("session {session_id} is not a clientless session")]
+    SessionNotClientless {
+        /// The interactive session.
+        session_id: SessionId,
+    },
+    /// `SESSION_ENDED`: the session has ended; only reads are possible.
+    #[error("session {session_id} has ended")]
+    SessionEnded {
+        /// The ended session.
+        session_id: SessionId,
+    },
+    /// `SESSION_CLOSING`: the session is closing and accepts no new modules.
+    #[error("session {session_id} is closing")]
+    SessionClosing {
+        /// The closing session.
+        session_id: SessionId,
+    },
+    /// `SCOPE_NOT_FOUND`: the scope is not on the session's user-context
+    /// stack (already popped, or never pushed there).
+    #[error("scope {scope_id} is not open in session {session_id}")]
+    ScopeNotFound {
+        /// The session.
+        session_id: SessionId,
+        /// The scope asked for.
+        scope_id: ScopeId,
+    },
+    /// `SCOPE_NOT_INNERMOST`: the scope is open but another one was pushed
+    /// after it; scopes must be restored innermost first.
+    #[error("scope {scope_id} of session {session_id} is not the innermost scope")]
+    ScopeNotInnermost {
+        /// The session.
+        session_id: SessionId,
+        /// The scope asked for.
+        scope_id: ScopeId,
+        /// The scope that may be popped now, when the server named it.
+        innermost_scope_id: Option<ScopeId>,
+    },
+    /// `MODULE_NOT_FOUND`: the server knows no module with this id.
+    #[error("module {module_id:?} is not registered")]
+    ModuleNotFound {
+        /// The module asked for.
+        module_id: String,
+    },
+    /// `MODULE_NOT_OPENED`: the module was never opened in this session.
+    #[error("module {module_id:?} was never opened in session {session_id}")]
+    ModuleNotOpened {
+        /// The session.
+        session_id: SessionId,
+        /// The module asked for.
+        module_id: String,
+    },
+    /// `MODULE_STILL_RUNNING`: the module's latest run did not conclude
+    /// within the requested timeout; it goes on running.
+    #[error("module {module_id:?} in session {session_id} is still running")]
+    ModuleStillRunning {
+        /// The session.
+        session_id: SessionId,
+        /// The module.
+        module_id: String,
+    },
+    /// The module's latest run concluded without a value: it failed or was
+    /// cancelled. Not a status: the server answered with the run's outcome.
+    #[error("module {module_id:?} in session {session_id} failed: {failure}")]
+    ModuleFailed {
+        /// The session.
+        session_id: SessionId,
+        /// The module.
+        module_id: String,
+        /// The run that failed.
+        run_id: RunId,
+        /// Why: kind, message, exit code, signal and the tail of stderr.
+        failure: ModuleFailure,
+    },
+    /// `TOO_MANY_SESSIONS`: the user has as many open sessions as the server
+    /// allows.
+    #[error("{message}")]
+    TooManySessions {
+        /// The user, when the server named it.
+        user: Option<String>,
+        /// The configured limit, when the server named it.
+        limit: Option<u32>,
+        /// The server's description.
+        message: String,
+    },
+    /// `TOO_MANY_RUNNING_MODULES`: the server runs as many modules as it
+    /// allows.
+    #[error("{message}")]
+    TooManyRunningModules {
+        /// The server's description.
+        message: String,
+    },
+    /// `STORE_UNAVAILABLE`: the server's store cannot be reached; nothing
+    /// was changed, retry later. Reads (and writes, which the server
+    /// guarantees did nothing) were already retried per the
+    /// [`RetryPolicy`](crate::RetryPolicy).
+    #[error("the session store is unavailable: {message}")]
+    StoreUnavailable {
+        /// The server's description.
+        message: String,
+    },
+    /// `INTERNAL`: a bug in the server; details are in its log.
+    #[error("internal server error: {message}")]
+    Internal {
+        /// The server's description.
+        message: String,
+    },
+    /// The connection to the server could not be established.
+    #[error("cannot connect to {endpoint}")]
+    Connect {
+        /// The endpoint connected to.
+        endpoint: String,
+        /// Why.
+        #[source]
+        source: tonic::transport::Error,
+    },
+    /// The client's settings cannot be used (a malformed endpoint or token,
+    /// TLS without the `tls` feature…); nothing was sent.
+    #[error("invalid client settings: {0}")]
+    Config(String),
+    /// The server's answer breaks the contract (a required field is unset,
+    /// a UUID does not parse…).
+    #[error("invalid response from the server: {0}")]
+    InvalidResponse(String),
+    /// Any other gRPC status: the call's own deadline passed
+    /// (`DEADLINE_EXCEEDED`), the server is unreachable (`UNAVAILABLE`, after
+    /// retries where allowed), an RPC the server does not implement, or a
+    /// reason this client version does not know.
+    #[error("{}", describe_status(.0))]
+    Status(Box<Status>),
+}
+
+impl Error {
+    /// The gRPC code the server answered with, or that a variant stands for;
+    /// `None` for failures on the client's side ([`Error::Config`],
+    /// [`Error::InvalidResponse`], [`Error::ModuleFailed`], and an
+    /// [`Error::InvalidArgument`] raised before sending).
+    #[must_use]
+    pub fn code(&self) -> Option<Code> {
+        Some(match self {
+            Self::InvalidArgument { .. } => Code::InvalidArgument,
+            Self::SessionNotFound { .. }
+            | Self::ScopeNotFound { .. }
+            | Self::ModuleNotFound { .. }
+            | Self::ModuleNotOpened { .. } => Code::NotFound,
+            Self::SessionNotClientless { .. }
+            | Self::SessionEnded { .. }
+            | Self::SessionClosing { .. }
+            | Self::ScopeNotInnermost { .. } => Code::FailedPrecondition,
+            Self::ModuleStillRunning { .. } => Code::DeadlineExceeded,
+            Self::TooManySessions { .. } | Self::TooManyRunningModules { .. } => {
+                Code::ResourceExhausted
+            }
+            Self::StoreUnavailable { .. } | Self::Connect { .. } => Code::Unavailable,
+            Self::Internal { .. } => Code::Internal,
+            Self::Status(status) => status.code(),
+            Self::ModuleFailed { .. } | Self::Config(_) | Self::InvalidResponse(_) => {
+                return None;
+            }
+        })
+    }
+
+    /// The server's `ErrorInfo` reason this variant decodes (for example
+    /// `"SESSION_NOT_FOUND"`); `None` for the other variants.
+    #[must_use]
+    pub fn reason(&self) -> Option<&'static str> {
+        Some(match self {
+            Self::InvalidArgument { .. } => "INVALID_ARGUMENT",
+            Self::SessionNotFound { .. } => "SESSION_NOT_FOUND",
+            Self::SessionNotClientless { .. } => "SESSION_NOT_CLIENTLESS",
+            Self::SessionEnded { .. } => "SESSION_ENDED",
+            Self::SessionClosing { .. } => "SESSION_CLOSING",
+            Self::ScopeNotFound { .. } => "SCOPE_NOT_FOUND",
+            Self::ScopeNotInnermost { .. } => "SCOPE_NOT_INNERMOST",
+            Self::ModuleNotFound { .. } => "MODULE_NOT_FOUND",
+            Self::ModuleNotOpened { .. } => "MODULE_NOT_OPENED",
+            Self::ModuleStillRunning { .. } => "MODULE_STILL_RUNNING",
+            Self::TooManySessions { .. } => "TOO_MANY_SESSIONS",
+            Self::TooManyRunningModules { .. } => "TOO_MANY_RUNNING_MODULES",
+            Self::StoreUnavailable { .. } => "STORE_UNAVAILABLE",
+            Self::Internal { .. } => "INTERNAL",
+            Self::ModuleFailed { .. }
+            | Self::Connect { .. }
+            | Self::Config(_)
+            | Self::InvalidResponse(_)
+            | Self::Status(_) => return None,
+        })
+    }
+
+    /// The status this error was decoded from, for the [`Error::Status`]
+    /// fallback.
+    #[must_use]
+    pub fn status(&self) -> Option<&Status> {
+        match self {
+            Self::Status(status) => Some(status),
+            _ => None,
+        }
+    }
+
+    /// Whether the outcome of the failed call is unknown (it may or may not
+    /// have taken effect): transport failures and unexplained statuses.
+    /// Guards keep their cleanup armed after such a failure.
+    pub(crate) fn outcome_unknown(&self) -> bool {
+        matches!(
+            self,
+            Self::Status(_) | Self::Connect { .. } | Self::Internal { .. }
+        )
+    }
+
+    pub(crate) fn invalid_response(what: impl Into<String>) -> Self {
+        Self::InvalidResponse(what.into())
+    }
+
+    /// Decodes a status the server answered `context`'s request with.
+    pub(crate) fn from_status(status: Status, context: &ErrorContext<'_>) -> Self {
+        let details = status.get_error_details();
+        let Some(info) = details
+            .error_info()
+            .filter(|info| info.domain == ERROR_DOMAIN)
+        else {
+            return Self::Status(Box::new(status));
+        };
+        let meta = |key: &str| info.metadata.get(key).map(String::as_str);
+        let session_id = || {
+            meta("session_id")
+                .and_then(|v| v.parse().ok())
+                .or(context.session_id)
+        };
+        let scope_id = || {
+            meta("scope_id")
+                .and_then(|v| v.parse().ok())
+                .or(context.scope_id)
+        };
+        let module_id = || {
+            meta("module_id")
+                .map(str::to_owned)
+                .or_else(|| context.module_id.map(str::to_owned))
+        };
+        let message = || status.message().to_owned();
+        let decoded = match info.reason.as_str() {
+            "INVALID_ARGUMENT" => Some(Self::InvalidArgument {
+                message: message(),
+                violations: details
+                    .bad_request()
+                    .map(|b| {
+                        b.field_violations
+                            .iter()
+                            .map(|v| FieldViolation {
+                                field: v.field.clone(),
+                                description: v.description.clone(),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            }),
+            "SESSION_NOT_FOUND" => session_id().map(|session_id| Self::SessionNotFound { session_id }),
+            "SESSION_NOT_CLIENTLESS" => {
+                session_id().map(|session_id| Self::SessionNotClientless { session_id })
+            }
+            "SESSION_ENDED" => session_id().map(|session_id| Self::SessionEnded { session_id }),
+            "SESSION_CLOSING" => session_id().map(|session_id| Self::SessionClosing { session_id }),
+            "SCOPE_NOT_FOUND" => session_id()
+                .zip(scope_id())
+                .map(|(session_id, scope_id)| Self::ScopeNotFound {
+                    session_id,
+                    scope_id,
+                }),
+            "SCOPE_NOT_INNERMOST" => {
+                session_id()
+                    .zip(scope_id())
+                    .map(|(session_id, scope_id)| Self::ScopeNotInnermost {
+                        session_id,
+                        scope_id,
+                        innermost_scope_id: meta("innermost_scope_id")
+                            .and_then(|v| v.parse().ok()),
+                    })
+            }
+            "MODULE_NOT_FOUND" => module_id().map(|module_id| Self::ModuleNotFound { module_id }),
+            "MODULE_NOT_OPENED" => session_id().zip(module_id()).map(|(session_id, module_id)| {
+                Self::ModuleNotOpened {
+                    session_id,
+                    module_id,
+                }
+            }),
+            "MODULE_STILL_RUNNING" => session_id().zip(module_id()).map(|(session_id, module_id)| {
+                Self::ModuleStillRunning {
+                    session_id,
+                    module_id,
+                }
+            }),
+            "TOO_MANY_SESSIONS" => Some(Self::TooManySessions {
+                user: meta("user")
+                    .map(str::to_owned)
+                    .or_else(|| context.user.map(str::to_owned)),
+                limit: meta("limit").and_then(|v| v.parse().ok()),
+                message: message(),
+            }),
+            "TOO_MANY_RUNNING_MODULES" => Some(Self::TooManyRunningModules { message: message() }),
+            "STORE_UNAVAILABLE" => Some(Self::StoreUnavailable { message: message() }),
+            "INTERNAL" => Some(Self::Internal { message: message() }),
+            _ => None,
+        };
+        decoded.unwrap_or_else(|| Self::Status(Box::new(status)))
+    }
+}
+
+/// What a request was about, to fill in the ids an error's metadata lacks.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ErrorContext<'a> {
+    /// The request's session.
+    pub(crate) session_id: Option<SessionId>,
+    /// The request's scope.
+    pub(crate) scope_id: Option<ScopeId>,
+    /// The request's module.
+    pub(crate) module_id: Option<&'a str>,
+    /// The request's user.
+    pub(crate) user: Option<&'a str>,
+}
+
+impl<'a> ErrorContext<'a> {
+    /// A request about one session.
+    pub(crate) fn session(session_id: SessionId) -> Self {
+        Self {
+            session_id: Some(session_id),
+            ..Self::default()
+        }
+    }
+
+    /// A request on behalf of a user.
+    pub(crate) fn user(user: &'a str) -> Self {
+        Self {
+            user: Some(user),
+            ..Self::default()
+        }
+    }
+}
+
+/// `Code: message`, and the root cause of a transport failure when the
+/// message does not already say it.
+fn describe_status(status: &Status) -> String {
+    let mut text = format!("{:?}: {}", status.code(), status.message());
+    let mut cause = status.source();
+    let mut root = None;
+    while let Some(c) = cause {
+        root = Some(c);
+        cause = c.source();
+    }
+    if let Some(root) = root {
+        let root = root.to_string();
+        if !text.contains(&root) {
+            text.push_str(": ");
+            text.push_str(&root);
+        }
+    }
+    text
+}
+
+impl fmt::Display for FieldViolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.description)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use tonic_types::ErrorDetails;
+
+    use super::*;
+
+    fn status(code: Code, reason: &str, metadata: &[(&str, &str)]) -> Status {
+        let metadata: HashMap<String, String> = metadata
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Status::with_error_details(
+            code,
+            format!("{reason} happened"),
+            ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata),
+        )
+    }
+
+    fn context() -> ErrorContext<'static> {
+        ErrorContext {
+            session_id: Some(SessionId::new(7)),
+            scope_id: Some(ScopeId::new(3)),
+            module_id: Some("100000"),
+            user: Some("R41"),
+        }
+    }
+
+    #[test]
+    fn every_reason_decodes_to_its_variant() {
+        let ctx = context();
+        let decode = |code, reason| Error::from_status(status(code, reason, &[]), &ctx);
+        assert!(matches!(
+            decode(Code::NotFound, "SESSION_NOT_FOUND"),
+            Error::SessionNotFound { session_id } if session_id.get() == 7
+        ));
+        assert!(matches!(
+            decode(Code::FailedPrecondition, "SESSION_NOT_CLIENTLESS"),
+            Error::SessionNotClientless { .. }
+        ));
+        assert!(matches!(
+            decode(Code::FailedPrecondition, "SESSION_ENDED"),
+            Error::SessionEnded { .. }
+        ));
+        assert!(matches!(
+            decode(Code::FailedPrecondition, "SESSION_CLOSING"),
+            Error::SessionClosing { .. }
+        ));
+        assert!(matches!(
+            decode(Code::NotFound, "SCOPE_NOT_FOUND"),
+            Error::ScopeNotFound { scope_id, .. } if scope_id.get() == 3
+        ));
+        assert!(matches!(
+            decode(Code::FailedPrecondition, "SCOPE_NOT_INNERMOST"),
+            Error::ScopeNotInnermost { innermost_scope_id: None, .. }
+        ));
+        assert!(matches!(
+            decode(Code::NotFound, "MODULE_NOT_FOUND"),
+            Error::ModuleNotFound { module_id } if module_id == "100000"
+        ));
+        assert!(matches!(
+            decode(Code::NotFound, "MODULE_NOT_OPENED"),
+            Error::ModuleNotOpened { .. }
+        ));
+        assert!(matches!(
+            decode(Code::DeadlineExceeded, "MODULE_STILL_RUNNING"),
+            Error::ModuleStillRunning { module_id, .. } if module_id == "100000"
+        ));
+        assert!(matches!(
+            decode(Code::ResourceExhausted, "TOO_MANY_SESSIONS"),
+            Error::TooManySessions { user: Some(u), limit: None, .. } if u == "R41"
+        ));
+        assert!(matches!(
+            decode(Code::ResourceExhausted, "TOO_MANY_RUNNING_MODULES"),
+            Error::TooManyRunningModules { .. }
+        ));
+        assert!(matches!(
+            decode(Code::Unavailable, "STORE_UNAVAILABLE"),
+            Error::StoreUnavailable { .. }
+        ));
+        assert!(matches!(
+            decode(Code::Internal, "INTERNAL"),
+            Error::Internal { .. }
+        ));
+        for (code, reason) in [
+            (Code::NotFound, "SESSION_NOT_FOUND"),
+            (Code::FailedPrecondition, "SCOPE_NOT_INNERMOST"),
+            (Code::DeadlineExceeded, "MODULE_STILL_RUNNING"),
+            (Code::Unavailable, "STORE_UNAVAILABLE"),
+        ] {
+            let error = decode(code, reason);
+            assert_eq!(error.code(), Some(code));
+            assert_eq!(error.reason(), Some(reason));
+        }
+    }
+
+    #[test]
+    fn metadata_wins_over_the_request() {
+        let error = Error::from_status(
+            status(
+                Code::FailedPrecondition,
+                "SCOPE_NOT_INNERMOST",
+                &[
+                    ("session_id", "11"),
+                    ("scope_id", "12"),
+                    ("innermost_scope_id", "13"),
+                ],
+            ),
+            &context(),
+        );
+        let Error::ScopeNotInnermost {
+            session_id,
+            scope_id,
+            innermost_scope_id,
+        } = error
+        else {
+            panic!("expected ScopeNotInnermost, got {error:?}");
+        };
+        assert_eq!(
+            (session_id.get(), scope_id.get(), innermost_scope_id),
+            (11, 12, Some(ScopeId::new(13)))
+        );
+        let error = Error::from_status(
+            status(
+                Code::ResourceExhausted,
+                "TOO_MANY_SESSIONS",
+                &[("user", "R7"), ("limit", "2")],
+            ),
+            &context(),
+        );
+        assert!(matches!(
+            error,
+            Error::TooManySessions { user: Some(u), limit: Some(2), .. } if u == "R7"
+        ));
+    }
+
+    #[test]
+    fn invalid_arguments_carry_their_field_violations() {
+        let mut details = ErrorDetails::with_error_info(
+            "INVALID_ARGUMENT",
+            ERROR_DOMAIN,
+            HashMap::<String, String>::new(),
+        );
+        details.add_bad_request_violation("session_id", "must be a session id > 0");
+        details.add_bad_request_violation("user", "must not be empty");
+        let error = Error::from_status(
+            Status::with_error_details(Code::InvalidArgument, "bad", details),
+            &ErrorContext::default(),
+        );
+        let Error::InvalidArgument { violations, .. } = error else {
+            panic!("expected InvalidArgument, got {error:?}");
+        };
+        let fields: Vec<_> = violations.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(fields, ["session_id", "user"]);
+    }
+
+    #[test]
+    fn statuses_without_a_known_reason_fall_back_to_status() {
+        let plain = Error::from_status(Status::unimplemented("nope"), &context());
+        assert_eq!(plain.code(), Some(Code::Unimplemented));
+        assert!(plain.status().is_some());
+        assert_eq!(plain.to_string(), "Unimplemented: nope");
+
+        let unknown = Error::from_status(status(Code::Aborted, "SOMETHING_NEW", &[]), &context());
+        assert!(matches!(unknown, Error::Status(_)), "{unknown:?}");
+
+        let foreign = Error::from_status(
+            Status::with_error_details(
+                Code::NotFound,
+                "elsewhere",
+                ErrorDetails::with_error_info(
+                    "SESSION_NOT_FOUND",
+                    "other.example",
+                    HashMap::<String, String>::new(),
+                ),
+            ),
+            &context(),
+        );
+        assert!(matches!(foreign, Error::Status(_)), "{foreign:?}");
+
+        let no_ids = Error::from_status(
+            status(Code::NotFound, "SESSION_NOT_FOUND", &[]),
+            &ErrorContext::default(),
+        );
+        assert!(matches!(no_ids, Error::Status(_)), "{no_ids:?}");
+    }
+}
