@@ -158,6 +158,10 @@ pub enum Error {
         /// The server's description.
         message: String,
     },
+    /// The call's deadline (see [`ClientBuilder::timeout`](crate::ClientBuilder::timeout))
+    /// passed before it completed; whether a write took effect is unknown.
+    #[error("the call's deadline passed before it completed")]
+    DeadlineExceeded,
     /// The connection to the server could not be established.
     #[error("cannot connect to {endpoint}")]
     Connect {
@@ -175,10 +179,9 @@ pub enum Error {
     /// a UUID does not parse…).
     #[error("invalid response from the server: {0}")]
     InvalidResponse(String),
-    /// Any other gRPC status: the call's own deadline passed
-    /// (`DEADLINE_EXCEEDED`), the server is unreachable (`UNAVAILABLE`, after
-    /// retries where allowed), an RPC the server does not implement, or a
-    /// reason this client version does not know.
+    /// Any other gRPC status: the server is unreachable (`UNAVAILABLE`,
+    /// after retries where allowed), an RPC the server does not implement,
+    /// or a reason this client version does not know.
     #[error("{}", describe_status(.0))]
     Status(Box<Status>),
 }
@@ -200,7 +203,7 @@ impl Error {
             | Self::SessionEnded { .. }
             | Self::SessionClosing { .. }
             | Self::ScopeNotInnermost { .. } => Code::FailedPrecondition,
-            Self::ModuleStillRunning { .. } => Code::DeadlineExceeded,
+            Self::ModuleStillRunning { .. } | Self::DeadlineExceeded => Code::DeadlineExceeded,
             Self::TooManySessions { .. } | Self::TooManyRunningModules { .. } => {
                 Code::ResourceExhausted
             }
@@ -233,6 +236,7 @@ impl Error {
             Self::StoreUnavailable { .. } => "STORE_UNAVAILABLE",
             Self::Internal { .. } => "INTERNAL",
             Self::ModuleFailed { .. }
+            | Self::DeadlineExceeded
             | Self::Connect { .. }
             | Self::Config(_)
             | Self::InvalidResponse(_)
@@ -256,7 +260,7 @@ impl Error {
     pub(crate) fn outcome_unknown(&self) -> bool {
         matches!(
             self,
-            Self::Status(_) | Self::Connect { .. } | Self::Internal { .. }
+            Self::Status(_) | Self::DeadlineExceeded | Self::Connect { .. } | Self::Internal { .. }
         )
     }
 
@@ -271,7 +275,7 @@ impl Error {
             .error_info()
             .filter(|info| info.domain == ERROR_DOMAIN)
         else {
-            return Self::Status(Box::new(status));
+            return Self::fallback(status);
         };
         let meta = |key: &str| info.metadata.get(key).map(String::as_str);
         let session_id = || {
@@ -306,41 +310,46 @@ impl Error {
                     })
                     .unwrap_or_default(),
             }),
-            "SESSION_NOT_FOUND" => session_id().map(|session_id| Self::SessionNotFound { session_id }),
+            "SESSION_NOT_FOUND" => {
+                session_id().map(|session_id| Self::SessionNotFound { session_id })
+            }
             "SESSION_NOT_CLIENTLESS" => {
                 session_id().map(|session_id| Self::SessionNotClientless { session_id })
             }
             "SESSION_ENDED" => session_id().map(|session_id| Self::SessionEnded { session_id }),
             "SESSION_CLOSING" => session_id().map(|session_id| Self::SessionClosing { session_id }),
-            "SCOPE_NOT_FOUND" => session_id()
-                .zip(scope_id())
-                .map(|(session_id, scope_id)| Self::ScopeNotFound {
-                    session_id,
-                    scope_id,
-                }),
+            "SCOPE_NOT_FOUND" => {
+                session_id()
+                    .zip(scope_id())
+                    .map(|(session_id, scope_id)| Self::ScopeNotFound {
+                        session_id,
+                        scope_id,
+                    })
+            }
             "SCOPE_NOT_INNERMOST" => {
                 session_id()
                     .zip(scope_id())
                     .map(|(session_id, scope_id)| Self::ScopeNotInnermost {
                         session_id,
                         scope_id,
-                        innermost_scope_id: meta("innermost_scope_id")
-                            .and_then(|v| v.parse().ok()),
+                        innermost_scope_id: meta("innermost_scope_id").and_then(|v| v.parse().ok()),
                     })
             }
             "MODULE_NOT_FOUND" => module_id().map(|module_id| Self::ModuleNotFound { module_id }),
-            "MODULE_NOT_OPENED" => session_id().zip(module_id()).map(|(session_id, module_id)| {
-                Self::ModuleNotOpened {
+            "MODULE_NOT_OPENED" => session_id()
+                .zip(module_id())
+                .map(|(session_id, module_id)| Self::ModuleNotOpened {
                     session_id,
                     module_id,
-                }
-            }),
-            "MODULE_STILL_RUNNING" => session_id().zip(module_id()).map(|(session_id, module_id)| {
-                Self::ModuleStillRunning {
-                    session_id,
-                    module_id,
-                }
-            }),
+                }),
+            "MODULE_STILL_RUNNING" => {
+                session_id()
+                    .zip(module_id())
+                    .map(|(session_id, module_id)| Self::ModuleStillRunning {
+                        session_id,
+                        module_id,
+                    })
+            }
             "TOO_MANY_SESSIONS" => Some(Self::TooManySessions {
                 user: meta("user")
                     .map(str::to_owned)
@@ -353,7 +362,27 @@ impl Error {
             "INTERNAL" => Some(Self::Internal { message: message() }),
             _ => None,
         };
-        decoded.unwrap_or_else(|| Self::Status(Box::new(status)))
+        decoded.unwrap_or_else(|| Self::fallback(status))
+    }
+
+    /// A status without a reason this client knows: a passed deadline (the
+    /// server's `DEADLINE_EXCEEDED`, or tonic's own `CANCELLED` when the
+    /// client-side timer fired first), or [`Error::Status`].
+    fn fallback(status: Status) -> Self {
+        let client_timer_fired = status.code() == Code::Cancelled && {
+            let mut cause = status.source();
+            let mut found = false;
+            while let Some(c) = cause {
+                found |= c.is::<tonic::TimeoutExpired>();
+                cause = c.source();
+            }
+            found
+        };
+        if status.code() == Code::DeadlineExceeded || client_timer_fired {
+            Self::DeadlineExceeded
+        } else {
+            Self::Status(Box::new(status))
+        }
     }
 }
 
@@ -469,7 +498,10 @@ mod tests {
         ));
         assert!(matches!(
             decode(Code::FailedPrecondition, "SCOPE_NOT_INNERMOST"),
-            Error::ScopeNotInnermost { innermost_scope_id: None, .. }
+            Error::ScopeNotInnermost {
+                innermost_scope_id: None,
+                ..
+            }
         ));
         assert!(matches!(
             decode(Code::NotFound, "MODULE_NOT_FOUND"),
@@ -594,6 +626,12 @@ mod tests {
             &context(),
         );
         assert!(matches!(foreign, Error::Status(_)), "{foreign:?}");
+
+        let deadline = Error::from_status(Status::deadline_exceeded("late"), &context());
+        assert!(matches!(deadline, Error::DeadlineExceeded), "{deadline:?}");
+        assert_eq!(deadline.code(), Some(Code::DeadlineExceeded));
+        let cancelled = Error::from_status(Status::cancelled("by the caller"), &context());
+        assert!(matches!(cancelled, Error::Status(_)), "{cancelled:?}");
 
         let no_ids = Error::from_status(
             status(Code::NotFound, "SESSION_NOT_FOUND", &[]),
