@@ -32,9 +32,9 @@ impl BearerToken {
                 "a bearer token must be non-empty printable ASCII without spaces".to_owned(),
             ));
         }
-        let mut header: MetadataValue<Ascii> = format!("Bearer {token}")
-            .parse()
-            .map_err(|_| Error::Config("the bearer token is not a valid header value".to_owned()))?;
+        let mut header: MetadataValue<Ascii> = format!("Bearer {token}").parse().map_err(|_| {
+            Error::Config("the bearer token is not a valid header value".to_owned())
+        })?;
         header.set_sensitive(true);
         Ok(Self {
             header: Some(header),
@@ -60,7 +60,9 @@ impl fmt::Debug for BearerToken {
         } else {
             "None"
         };
-        f.debug_struct("BearerToken").field("header", &format_args!("{shown}")).finish()
+        f.debug_struct("BearerToken")
+            .field("header", &format_args!("{shown}"))
+            .finish()
     }
 }
 
@@ -85,7 +87,13 @@ mod tests {
         let request = none.call(Request::new(())).unwrap();
         assert!(request.metadata().get("authorization").is_none());
         assert!(matches!(BearerToken::new(Some("")), Err(Error::Config(_))));
-        assert!(matches!(BearerToken::new(Some("two words")), Err(Error::Config(_))));
-        assert!(matches!(BearerToken::new(Some("naïve")), Err(Error::Config(_))));
+        assert!(matches!(
+            BearerToken::new(Some("two words")),
+            Err(Error::Config(_))
+        ));
+        assert!(matches!(
+            BearerToken::new(Some("naïve")),
+            Err(Error::Config(_))
+        ));
     }
 }

@@ -307,7 +307,10 @@ impl fmt::Debug for ClientBuilder {
             .field("connect_timeout", &self.connect_timeout)
             .field(
                 "bearer_token",
-                &self.bearer_token.as_ref().map(|_| format_args!("<redacted>")),
+                &self
+                    .bearer_token
+                    .as_ref()
+                    .map(|_| format_args!("<redacted>")),
             )
             .field("tls", &self.tls)
             .field("retry", &self.retry)
@@ -339,10 +342,12 @@ mod tests {
             panic!("https needs the tls feature");
         };
         assert!(message.contains("`tls` feature"), "{message}");
-        assert!(ClientBuilder::new()
-            .tls(TlsSettings::new())
-            .endpoint("sessiond.internal:443")
-            .is_err());
+        assert!(
+            ClientBuilder::new()
+                .tls(TlsSettings::new())
+                .endpoint("sessiond.internal:443")
+                .is_err()
+        );
     }
 
     #[test]

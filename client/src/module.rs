@@ -153,19 +153,20 @@ pub(crate) fn return_value(
         ),
     };
     match RunState::from_wire(response.state) {
-        Some(RunState::Succeeded) => Ok(response.value.map_or(serde_json::Value::Null, value::from_proto)),
+        Some(RunState::Succeeded) => Ok(response
+            .value
+            .map_or(serde_json::Value::Null, value::from_proto)),
         Some(RunState::Failed) => Err(failed(response.failure, None)),
-        Some(RunState::Cancelled) => Err(failed(
-            response.failure,
-            Some(ModuleFailureKind::Cancelled),
-        )),
+        Some(RunState::Cancelled) => {
+            Err(failed(response.failure, Some(ModuleFailureKind::Cancelled)))
+        }
         Some(RunState::Running) => Err(Error::ModuleStillRunning {
             session_id,
             module_id: module_id.to_owned(),
         }),
-        Some(RunState::Unknown(n)) => Err(Error::invalid_response(format!(
-            "unknown run state {n}"
-        ))),
+        Some(RunState::Unknown(n)) => {
+            Err(Error::invalid_response(format!("unknown run state {n}")))
+        }
         None => Err(Error::invalid_response("state is unspecified")),
     }
 }
@@ -223,7 +224,10 @@ mod tests {
         else {
             panic!("expected ModuleFailed, got {error:?}");
         };
-        assert_eq!((session_id.get(), module_id.as_str(), run_id.get()), (1, "100000", 9));
+        assert_eq!(
+            (session_id.get(), module_id.as_str(), run_id.get()),
+            (1, "100000", 9)
+        );
         assert_eq!(failure.kind, Some(ModuleFailureKind::ExitStatus));
         assert_eq!(failure.exit_code, Some(3));
         assert_eq!(failure.signal, None);
@@ -233,13 +237,17 @@ mod tests {
 
     #[test]
     fn a_cancelled_run_fails_as_cancelled_and_a_running_one_is_still_running() {
-        let error = return_value(SessionId::new(1), "m", response(RunState::Cancelled)).unwrap_err();
+        let error =
+            return_value(SessionId::new(1), "m", response(RunState::Cancelled)).unwrap_err();
         assert!(matches!(
             error,
             Error::ModuleFailed { ref failure, .. } if failure.kind == Some(ModuleFailureKind::Cancelled)
         ));
         let error = return_value(SessionId::new(1), "m", response(RunState::Running)).unwrap_err();
-        assert!(matches!(error, Error::ModuleStillRunning { .. }), "{error:?}");
+        assert!(
+            matches!(error, Error::ModuleStillRunning { .. }),
+            "{error:?}"
+        );
         let unset = pb::GetReturnValueResponse::default();
         assert!(matches!(
             return_value(SessionId::new(1), "m", unset),

@@ -102,10 +102,9 @@ impl CallKind {
         }
         match self {
             Self::Read | Self::IdempotentWrite => true,
-            Self::Write => status
-                .get_error_details()
-                .error_info()
-                .is_some_and(|info| info.domain == ERROR_DOMAIN && info.reason == "STORE_UNAVAILABLE"),
+            Self::Write => status.get_error_details().error_info().is_some_and(|info| {
+                info.domain == ERROR_DOMAIN && info.reason == "STORE_UNAVAILABLE"
+            }),
         }
     }
 }

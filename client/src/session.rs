@@ -197,14 +197,20 @@ mod tests {
         assert_eq!(SessionKind::from_wire(2), Some(SessionKind::Clientless));
         assert_eq!(SessionState::from_wire(9), Some(SessionState::Unknown(9)));
         assert_eq!(SessionState::Unknown(9).wire(), 9);
-        assert_eq!(EndReason::IdleTimeout.contract_name(), "END_REASON_IDLE_TIMEOUT");
+        assert_eq!(
+            EndReason::IdleTimeout.contract_name(),
+            "END_REASON_IDLE_TIMEOUT"
+        );
         assert_eq!("ENDED".parse::<SessionState>(), Ok(SessionState::Ended));
         assert_eq!(
             "session_kind_interactive".parse::<SessionKind>(),
             Ok(SessionKind::Interactive)
         );
         let error = "gone".parse::<SessionState>().unwrap_err();
-        assert!(error.to_string().contains("open, closing, ended"), "{error}");
+        assert!(
+            error.to_string().contains("open, closing, ended"),
+            "{error}"
+        );
         for reason in EndReason::ALL {
             assert_eq!(EndReason::from_wire(reason.wire()), Some(*reason));
         }

@@ -40,7 +40,9 @@ pub(crate) fn from_proto(value: ProtoValue) -> Value {
         Some(Kind::BoolValue(b)) => Value::Bool(b),
         Some(Kind::NumberValue(n)) => number(n),
         Some(Kind::StringValue(s)) => Value::String(s),
-        Some(Kind::ListValue(list)) => Value::Array(list.values.into_iter().map(from_proto).collect()),
+        Some(Kind::ListValue(list)) => {
+            Value::Array(list.values.into_iter().map(from_proto).collect())
+        }
         Some(Kind::StructValue(s)) => Value::Object(struct_to_object(s)),
     }
 }
@@ -135,7 +137,10 @@ mod tests {
         );
         assert_eq!(to_proto(json!(true)).kind, Some(Kind::BoolValue(true)));
         assert_eq!(to_proto(json!(7)).kind, Some(Kind::NumberValue(7.0)));
-        assert_eq!(to_proto(json!("x")).kind, Some(Kind::StringValue("x".into())));
+        assert_eq!(
+            to_proto(json!("x")).kind,
+            Some(Kind::StringValue("x".into()))
+        );
         let Some(Kind::StructValue(s)) = to_proto(json!({"a": 1})).kind else {
             panic!("an object is a Struct");
         };
@@ -180,7 +185,11 @@ mod tests {
             .unwrap();
         assert_eq!(s.fields.len(), 2);
         assert_eq!(s.fields["limit"].kind, Some(Kind::NumberValue(3.0)));
-        let Err(Error::InvalidArgument { violations, message }) = parameters(json!([1, 2])) else {
+        let Err(Error::InvalidArgument {
+            violations,
+            message,
+        }) = parameters(json!([1, 2]))
+        else {
             panic!("an array is not a parameter object");
         };
         assert_eq!(violations[0].field, "parameters");

@@ -25,7 +25,11 @@ impl Client {
     /// [`Error::SessionNotFound`] when there is no such session;
     /// [`Error::InvalidArgument`] for an id ≤ 0.
     pub async fn get_session_user(&self, session_id: SessionId) -> Result<String> {
-        let call = Call::new("GetSessionUser", CallKind::Read, ErrorContext::session(session_id));
+        let call = Call::new(
+            "GetSessionUser",
+            CallKind::Read,
+            ErrorContext::session(session_id),
+        );
         let request = pb::GetSessionUserRequest {
             session_id: session_id.get(),
         };
@@ -45,7 +49,11 @@ impl Client {
     /// [`Error::SessionNotFound`] when there is no such session;
     /// [`Error::InvalidArgument`] for an id ≤ 0.
     pub async fn get_session_info(&self, session_id: SessionId) -> Result<SessionInfo> {
-        let call = Call::new("GetSessionInfo", CallKind::Read, ErrorContext::session(session_id));
+        let call = Call::new(
+            "GetSessionInfo",
+            CallKind::Read,
+            ErrorContext::session(session_id),
+        );
         let request = pb::GetSessionInfoRequest {
             session_id: session_id.get(),
         };
@@ -111,9 +119,7 @@ impl Client {
         let mut sessions = Vec::new();
         let mut token = None;
         loop {
-            let page = self
-                .list_sessions_page(filter, 0, token.as_deref())
-                .await?;
+            let page = self.list_sessions_page(filter, 0, token.as_deref()).await?;
             sessions.extend(page.sessions);
             match page.next_page_token {
                 Some(next) if Some(&next) != token.as_ref() => token = Some(next),

@@ -17,7 +17,11 @@ impl Client {
     /// [`Error::SessionNotFound`](crate::Error::SessionNotFound);
     /// [`Error::SessionEnded`](crate::Error::SessionEnded).
     pub async fn get_user_context(&self, session_id: SessionId) -> Result<UserContext> {
-        let call = Call::new("GetUserContext", CallKind::Read, ErrorContext::session(session_id));
+        let call = Call::new(
+            "GetUserContext",
+            CallKind::Read,
+            ErrorContext::session(session_id),
+        );
         let request = pb::GetUserContextRequest {
             session_id: session_id.get(),
         };

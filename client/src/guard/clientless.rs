@@ -169,11 +169,11 @@ impl ClientlessSession {
     }
 
     async fn close_inner(mut self, grace: Option<Duration>) -> Result<SessionInfo> {
-        let result = self
-            .client
-            .close_clientless_session(self.id(), grace)
-            .await;
-        if result.as_ref().map_or_else(|e| !e.outcome_unknown(), |_| true) {
+        let result = self.client.close_clientless_session(self.id(), grace).await;
+        if result
+            .as_ref()
+            .map_or_else(|e| !e.outcome_unknown(), |_| true)
+        {
             self.armed = false;
         }
         result

@@ -104,7 +104,10 @@ impl UserContextGuard {
             .client
             .pop_user_context(self.session_id, self.scope.scope_id)
             .await;
-        if result.as_ref().map_or_else(|e| !e.outcome_unknown(), |_| true) {
+        if result
+            .as_ref()
+            .map_or_else(|e| !e.outcome_unknown(), |_| true)
+        {
             self.armed = false;
         }
         result
