@@ -167,3 +167,55 @@ async fn sigterm_stops_the_binary_with_exit_code_zero() {
     let log = process.log.borrow().clone();
     assert!(log.contains("shutting down"), "{log}");
 }
+
+#[tokio::test]
+async fn a_run_a_crash_interrupted_is_recorded_as_failed_at_the_next_start() {
+    use sessiond_proto::v1::{
+        GetReturnValueRequest, ModuleFailureKind, OpenModuleRequest, RunState,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let modules = dir.path().join("modules.toml");
+    std::fs::write(&modules, "[modules.slow]\ncommand = [\"sleep\", \"5\"]\n").unwrap();
+    let database = database_url(dir.path());
+    let flags = ["--modules", modules.to_str().unwrap()];
+    let mut process = ServerProcess::spawn(&database, &flags).await;
+    let mut sessions = process.sessions().await;
+    let session_id = sessions
+        .open_clientless_session(OpenClientlessSessionRequest { user: "R41".into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .session_id;
+    sessions
+        .open_module(OpenModuleRequest {
+            session_id,
+            module_id: "slow".into(),
+            parameters: None,
+        })
+        .await
+        .unwrap();
+    process.child.start_kill().unwrap();
+    process.child.wait().await.unwrap();
+
+    let process = ServerProcess::spawn(&database, &flags).await;
+    let mut sessions = process.sessions().await;
+    let run = sessions
+        .get_return_value(GetReturnValueRequest {
+            session_id,
+            module_id: "slow".into(),
+            timeout: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(run.state(), RunState::Failed);
+    assert_eq!(run.failure.unwrap().kind(), ModuleFailureKind::Interrupted);
+    let info = sessions
+        .get_session_info(GetSessionInfoRequest { session_id })
+        .await
+        .unwrap()
+        .into_inner()
+        .session
+        .unwrap();
+    assert_eq!(info.end_reason(), EndReason::ServerRestart);
+}

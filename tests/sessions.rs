@@ -69,11 +69,8 @@ async fn a_clientless_session_is_whose_it_was_opened_for() {
         .unwrap();
     assert_eq!(closed.state(), SessionState::Ended);
     assert_eq!(closed.end_reason(), EndReason::ClosedByClient);
-    let end_time = closed
-        .end_time
-        .clone()
-        .expect("an ended session has an end time");
-    let start_time = closed.start_time.clone().unwrap();
+    let end_time = closed.end_time.expect("an ended session has an end time");
+    let start_time = closed.start_time.unwrap();
     assert!((end_time.seconds, end_time.nanos) >= (start_time.seconds, start_time.nanos));
 }
 

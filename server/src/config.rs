@@ -1,15 +1,18 @@
 //! Server configuration: command-line flags, `SESSIOND_*` environment
 //! variables and an optional TOML file, in that order of precedence, over
 //! built-in defaults.
+//!
+//! Every setting has the same name everywhere: `--close-grace` on the
+//! command line is `SESSIOND_CLOSE_GRACE` in the environment and
+//! `close_grace` in the file. Durations are written like `30s`, `5m`, `1h`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
-/// The command line of the `sessiond` binary. Each flag can also be set by
-/// the environment variable it names.
+/// The command line of the `sessiond` binary.
 #[derive(Debug, clap::Parser)]
 #[command(
     name = "sessiond",
@@ -17,39 +20,105 @@ use serde::Deserialize;
     about = "The sessiond session authority (gRPC)."
 )]
 pub struct Args {
+    /// A TOML configuration file; flags and environment variables override it.
+    #[arg(long, env = "SESSIOND_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The settings given as flags or environment variables.
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+/// The settings, each optional: what a flag, the environment or the file
+/// leaves unset falls back to the next source, then to [`Config::default`].
+#[derive(Debug, Default, clap::Args, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
     /// Address to listen on [default: 127.0.0.1:50051].
     #[arg(long, env = "SESSIOND_LISTEN")]
     pub listen: Option<SocketAddr>,
     /// Database URL: sqlite://PATH [default: sqlite://sessiond.db].
     #[arg(long, env = "SESSIOND_DATABASE")]
     pub database: Option<String>,
-    /// A TOML configuration file; flags and environment variables override it.
-    #[arg(long, env = "SESSIOND_CONFIG")]
-    pub config: Option<PathBuf>,
+    /// The exec-module manifest (TOML) [default: none].
+    #[arg(long, env = "SESSIOND_MODULES")]
+    pub modules: Option<PathBuf>,
     /// This server's node id, recorded as the owner of the sessions it opens
     /// [default: local].
     #[arg(long, env = "SESSIOND_NODE_ID")]
     pub node_id: Option<String>,
-    /// How long in-flight calls may take to finish at shutdown, e.g. "10s"
-    /// [default: 10s].
+    /// How long in-flight calls may take to finish at shutdown [default: 10s].
     #[arg(long, env = "SESSIOND_DRAIN_TIMEOUT", value_parser = humantime::parse_duration)]
+    #[serde(default, deserialize_with = "duration")]
     pub drain_timeout: Option<Duration>,
+    /// How long running modules may take to conclude when a clientless
+    /// session closes without a grace of its own [default: 30s].
+    #[arg(long, env = "SESSIOND_CLOSE_GRACE", value_parser = humantime::parse_duration)]
+    #[serde(default, deserialize_with = "duration")]
+    pub close_grace: Option<Duration>,
+    /// How long running modules may take to conclude when the server shuts
+    /// down [default: 10s].
+    #[arg(long, env = "SESSIOND_SHUTDOWN_GRACE", value_parser = humantime::parse_duration)]
+    #[serde(default, deserialize_with = "duration")]
+    pub shutdown_grace: Option<Duration>,
+    /// End clientless sessions idle (no activity, no running module) this
+    /// long; 0 turns it off [default: 30m].
+    #[arg(long, env = "SESSIOND_IDLE_TIMEOUT", value_parser = humantime::parse_duration)]
+    #[serde(default, deserialize_with = "duration")]
+    pub idle_timeout: Option<Duration>,
+    /// End clientless sessions older than this; 0 turns it off
+    /// [default: 24h].
+    #[arg(long, env = "SESSIOND_MAX_LIFETIME", value_parser = humantime::parse_duration)]
+    #[serde(default, deserialize_with = "duration")]
+    pub max_lifetime: Option<Duration>,
+    /// How often idle and old sessions are looked for [default: 5s].
+    #[arg(long, env = "SESSIOND_REAPER_INTERVAL", value_parser = humantime::parse_duration)]
+    #[serde(default, deserialize_with = "duration")]
+    pub reaper_interval: Option<Duration>,
     /// The most open sessions one user may have; 0: no limit [default: 1000].
     #[arg(long, env = "SESSIOND_MAX_OPEN_SESSIONS_PER_USER")]
     pub max_open_sessions_per_user: Option<u32>,
+    /// The most modules running at once in one session [default: 16].
+    #[arg(long, env = "SESSIOND_MAX_RUNNING_MODULES_PER_SESSION")]
+    pub max_running_modules_per_session: Option<u32>,
+    /// The most modules running at once in the server [default: 256].
+    #[arg(long, env = "SESSIOND_MAX_RUNNING_MODULES")]
+    pub max_running_modules: Option<u32>,
+    /// The largest request message accepted, in bytes [default: 1048576].
+    #[arg(long, env = "SESSIOND_MAX_MESSAGE_BYTES")]
+    pub max_message_bytes: Option<usize>,
 }
 
-/// The TOML configuration file: the same settings as [`Args`] (durations as
-/// strings such as "10s"), plus `max_message_bytes`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    listen: Option<SocketAddr>,
-    database: Option<String>,
-    node_id: Option<String>,
-    drain_timeout: Option<String>,
-    max_open_sessions_per_user: Option<u32>,
-    max_message_bytes: Option<usize>,
+fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    humantime::parse_duration(&text)
+        .map(Some)
+        .map_err(|e| serde::de::Error::custom(format!("{text:?} is not a duration: {e}")))
+}
+
+impl Settings {
+    /// Each setting from `self`, or else from `fallback`.
+    fn or(self, fallback: Self) -> Self {
+        Self {
+            listen: self.listen.or(fallback.listen),
+            database: self.database.or(fallback.database),
+            modules: self.modules.or(fallback.modules),
+            node_id: self.node_id.or(fallback.node_id),
+            drain_timeout: self.drain_timeout.or(fallback.drain_timeout),
+            close_grace: self.close_grace.or(fallback.close_grace),
+            shutdown_grace: self.shutdown_grace.or(fallback.shutdown_grace),
+            idle_timeout: self.idle_timeout.or(fallback.idle_timeout),
+            max_lifetime: self.max_lifetime.or(fallback.max_lifetime),
+            reaper_interval: self.reaper_interval.or(fallback.reaper_interval),
+            max_open_sessions_per_user: self
+                .max_open_sessions_per_user
+                .or(fallback.max_open_sessions_per_user),
+            max_running_modules_per_session: self
+                .max_running_modules_per_session
+                .or(fallback.max_running_modules_per_session),
+            max_running_modules: self.max_running_modules.or(fallback.max_running_modules),
+            max_message_bytes: self.max_message_bytes.or(fallback.max_message_bytes),
+        }
+    }
 }
 
 /// Everything the server needs to start.
@@ -59,12 +128,28 @@ pub struct Config {
     pub listen: SocketAddr,
     /// The database URL (`sqlite://PATH`).
     pub database: String,
+    /// The exec-module manifest, if any.
+    pub modules: Option<PathBuf>,
     /// This server's node id.
     pub node_id: String,
     /// How long in-flight calls may take to finish at shutdown.
     pub drain_timeout: Duration,
+    /// The default grace of a clientless session's close.
+    pub close_grace: Duration,
+    /// The grace running modules get when the server shuts down.
+    pub shutdown_grace: Duration,
+    /// Idle clientless sessions end after this; `None`: never.
+    pub idle_timeout: Option<Duration>,
+    /// Clientless sessions end at this age; `None`: never.
+    pub max_lifetime: Option<Duration>,
+    /// How often expired sessions are looked for.
+    pub reaper_interval: Duration,
     /// The most open sessions one user may have; `None`: no limit.
     pub max_open_sessions_per_user: Option<u32>,
+    /// The most modules running at once in one session.
+    pub max_running_modules_per_session: u32,
+    /// The most modules running at once in the server.
+    pub max_running_modules: u32,
     /// The largest request message accepted, in bytes; larger ones are
     /// refused with OUT_OF_RANGE before they are buffered.
     pub max_message_bytes: usize,
@@ -75,9 +160,17 @@ impl Default for Config {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             database: "sqlite://sessiond.db".to_owned(),
+            modules: None,
             node_id: "local".to_owned(),
             drain_timeout: Duration::from_secs(10),
+            close_grace: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(10),
+            idle_timeout: Some(Duration::from_secs(30 * 60)),
+            max_lifetime: Some(Duration::from_secs(24 * 3600)),
+            reaper_interval: Duration::from_secs(5),
             max_open_sessions_per_user: Some(1000),
+            max_running_modules_per_session: 16,
+            max_running_modules: 256,
             max_message_bytes: 1024 * 1024,
         }
     }
@@ -113,46 +206,54 @@ impl Config {
     pub fn load(args: Args) -> Result<Self, ConfigError> {
         let file = match &args.config {
             Some(path) => read_file(path)?,
-            None => FileConfig::default(),
+            None => Settings::default(),
         };
-        let file_path = args.config.clone().unwrap_or_default();
-        let file_drain = file
-            .drain_timeout
-            .as_deref()
-            .map(humantime::parse_duration)
-            .transpose()
-            .map_err(|e| ConfigError::Invalid {
-                path: file_path.clone(),
-                message: format!("drain_timeout: {e}"),
-            })?;
+        let settings = args.settings.or(file);
         let defaults = Self::default();
-        let limit = args
-            .max_open_sessions_per_user
-            .or(file.max_open_sessions_per_user)
-            .or(defaults.max_open_sessions_per_user);
+        let nonzero = |d: Duration| (!d.is_zero()).then_some(d);
         Ok(Self {
-            listen: args.listen.or(file.listen).unwrap_or(defaults.listen),
-            database: args.database.or(file.database).unwrap_or(defaults.database),
-            node_id: args.node_id.or(file.node_id).unwrap_or(defaults.node_id),
-            drain_timeout: args
-                .drain_timeout
-                .or(file_drain)
-                .unwrap_or(defaults.drain_timeout),
-            max_open_sessions_per_user: limit.filter(|&n| n > 0),
-            max_message_bytes: file.max_message_bytes.unwrap_or(defaults.max_message_bytes),
+            listen: settings.listen.unwrap_or(defaults.listen),
+            database: settings.database.unwrap_or(defaults.database),
+            modules: settings.modules,
+            node_id: settings.node_id.unwrap_or(defaults.node_id),
+            drain_timeout: settings.drain_timeout.unwrap_or(defaults.drain_timeout),
+            close_grace: settings.close_grace.unwrap_or(defaults.close_grace),
+            shutdown_grace: settings.shutdown_grace.unwrap_or(defaults.shutdown_grace),
+            idle_timeout: settings.idle_timeout.map_or(defaults.idle_timeout, nonzero),
+            max_lifetime: settings.max_lifetime.map_or(defaults.max_lifetime, nonzero),
+            reaper_interval: settings.reaper_interval.unwrap_or(defaults.reaper_interval),
+            max_open_sessions_per_user: settings
+                .max_open_sessions_per_user
+                .map_or(defaults.max_open_sessions_per_user, |n| {
+                    (n > 0).then_some(n)
+                }),
+            max_running_modules_per_session: settings
+                .max_running_modules_per_session
+                .unwrap_or(defaults.max_running_modules_per_session),
+            max_running_modules: settings
+                .max_running_modules
+                .unwrap_or(defaults.max_running_modules),
+            max_message_bytes: settings
+                .max_message_bytes
+                .unwrap_or(defaults.max_message_bytes),
         })
     }
 }
 
-fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+fn read_file(path: &Path) -> Result<Settings, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_owned(),
         source,
     })?;
-    toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+    let mut settings: Settings = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
         path: path.to_owned(),
         message: e.to_string(),
-    })
+    })?;
+    // A manifest named in the file is relative to the file's folder.
+    if let (Some(modules), Some(folder)) = (&settings.modules, path.parent()) {
+        settings.modules = Some(folder.join(modules));
+    }
+    Ok(settings)
 }
 
 #[cfg(test)]
@@ -166,7 +267,8 @@ mod tests {
         let path = dir.path().join("sessiond.toml");
         std::fs::write(
             &path,
-            "listen = \"127.0.0.1:6000\"\nnode_id = \"from-file\"\ndrain_timeout = \"3s\"\n",
+            "listen = \"127.0.0.1:6000\"\nnode_id = \"from-file\"\ndrain_timeout = \"3s\"\n\
+             modules = \"modules.toml\"\nidle_timeout = \"0s\"\n",
         )
         .unwrap();
         let args = Args::try_parse_from([
@@ -175,12 +277,17 @@ mod tests {
             path.to_str().unwrap(),
             "--node-id",
             "from-flag",
+            "--close-grace",
+            "2m",
         ])
         .unwrap();
         let config = Config::load(args).unwrap();
         assert_eq!(config.listen, "127.0.0.1:6000".parse().unwrap());
         assert_eq!(config.node_id, "from-flag");
         assert_eq!(config.drain_timeout, Duration::from_secs(3));
+        assert_eq!(config.close_grace, Duration::from_secs(120));
+        assert_eq!(config.idle_timeout, None, "0s turns the idle timeout off");
+        assert_eq!(config.modules, Some(dir.path().join("modules.toml")));
         assert_eq!(config.database, "sqlite://sessiond.db");
     }
 
@@ -193,6 +300,16 @@ mod tests {
         let error = Config::load(args).unwrap_err().to_string();
         assert!(error.contains("bad.toml"), "{error}");
         assert!(error.contains("listen_addr"), "{error}");
+    }
+
+    #[test]
+    fn a_bad_duration_in_the_file_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "close_grace = \"soon\"\n").unwrap();
+        let args = Args::try_parse_from(["sessiond", "--config", path.to_str().unwrap()]).unwrap();
+        let error = Config::load(args).unwrap_err().to_string();
+        assert!(error.contains("soon"), "{error}");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! The store returns these too (a precondition checked inside a write
 //! transaction is the store's finding), but never builds a `Status`.
 
-use crate::model::{ScopeId, SessionId};
+use crate::model::{ModuleId, RunId, ScopeId, SessionId};
 
 /// Boxed source of an infrastructure failure.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -79,6 +79,40 @@ pub enum Error {
         scope_id: ScopeId,
         /// The scope that may be popped now.
         innermost: ScopeId,
+    },
+    /// No module with this id is registered.
+    #[error("module {module_id} is not registered")]
+    ModuleNotFound {
+        /// The id asked for.
+        module_id: ModuleId,
+    },
+    /// The module was never opened in the session.
+    #[error("module {module_id} was never opened in session {session_id}")]
+    ModuleNotOpened {
+        /// The session.
+        session_id: SessionId,
+        /// The module.
+        module_id: ModuleId,
+    },
+    /// The run did not conclude within the wait the caller allowed; it goes
+    /// on.
+    #[error("module {module_id} (run {run_id}) is still running in session {session_id}")]
+    ModuleStillRunning {
+        /// The session.
+        session_id: SessionId,
+        /// The module.
+        module_id: ModuleId,
+        /// The run waited for.
+        run_id: RunId,
+    },
+    /// As many modules are running as the server allows (in the session, or
+    /// in the whole server).
+    #[error("{limit} modules are already running in this {scope}, the most allowed")]
+    TooManyRunningModules {
+        /// `"session"` or `"server"`.
+        scope: &'static str,
+        /// The configured limit.
+        limit: u32,
     },
     /// The user has as many open sessions as the server allows.
     #[error("user {user} already has {limit} open sessions, the most allowed")]

@@ -2,15 +2,19 @@
 //! gRPC.
 //!
 //! It records every session in a durable store and answers "whose session is
-//! this?"; opens clientless sessions on behalf of users; and keeps each
-//! session's user context, with scopes that restore what was there before.
+//! this?"; opens clientless sessions on behalf of users and runs modules in
+//! them; and keeps each session's user context, with scopes that restore
+//! what was there before.
 //! The contract is the `sessiond-proto` crate (`proto/sessiond/v1`).
 //!
 //! # Layout
-//! Data flows one way: `api` → `sessions` / `user_context` → `store`.
+//! Data flows one way: `api` → `sessions` / `user_context` / `modules` →
+//! `store`.
 //! - [`api`]: tonic service implementations; validate, call the domain, map
 //!   errors to `Status` (`api::status`). No SQL, no rules.
 //! - [`sessions`], [`user_context`]: the domain rules.
+//! - [`modules`]: the `Module` trait, exec modules and their manifest, and
+//!   the runner that starts, records, awaits and drains runs.
 //! - [`store`]: the [`store::Store`] trait and its SQLite implementation,
 //!   with migrations under `migrations/`.
 //! - [`model`]: the domain's values; [`error`]: the one error type.
@@ -36,6 +40,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod model;
+pub mod modules;
 pub mod principal;
 pub mod server;
 pub mod sessions;
@@ -45,4 +50,4 @@ pub mod user_context;
 
 pub use config::Config;
 pub use error::{Error, Result};
-pub use server::Sessiond;
+pub use server::{Sessiond, SessiondBuilder, StartError};

@@ -1,10 +1,12 @@
 //! Assembling and running the gRPC server: the two sessiond services behind
 //! the principal interceptor, health (overall and per service), reflection
-//! v1 and v1alpha, message-size limits, and a shutdown that drains within a
-//! deadline.
+//! v1 and v1alpha, message-size limits, the lifetime reaper, and a shutdown
+//! that drains clientless sessions and in-flight calls within deadlines.
 
 use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use sessiond_proto::v1::session_service_server::SessionServiceServer;
 use sessiond_proto::v1::user_context_service_server::UserContextServiceServer;
@@ -15,12 +17,18 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::api::{SessionApi, UserContextApi};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::error::Result;
+use crate::error::Error;
+use crate::model::{EndReason, ModuleId};
+use crate::modules::manifest::{self, ManifestError};
+use crate::modules::runner::{RunLimits, Runner};
+use crate::modules::{Module, ModuleRegistry};
 use crate::principal;
-use crate::sessions::{SessionLimits, Sessions};
+use crate::sessions::{SessionPolicy, Sessions};
 use crate::store::{self, Store};
 use crate::user_context::UserContexts;
 
@@ -43,50 +51,137 @@ pub struct Sessiond {
     sessions: Sessions,
     /// The user-context rules.
     user_contexts: UserContexts,
+    /// The module runs.
+    runner: Runner,
 }
 
-impl Sessiond {
-    /// Opens the store `config.database` names, migrates it, and ends the
-    /// clientless sessions a previous run of this node left open.
-    ///
-    /// # Errors
-    /// [`crate::Error::StoreUnavailable`] when the store cannot be opened;
-    /// [`crate::Error::InvalidArgument`] for an unsupported database URL.
-    pub async fn open(config: Config) -> Result<Self> {
-        let store = store::open(&config.database).await?;
-        Self::with_store(config, store, Arc::new(SystemClock)).await
+/// Why a server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The store could not be opened, migrated or recovered.
+    #[error("store: {0}")]
+    Store(#[from] Error),
+    /// The module manifest is invalid.
+    #[error("module manifest: {0}")]
+    Manifest(#[from] ManifestError),
+    /// A module registered in code has an invalid id.
+    #[error("module id {id:?}: {problem}")]
+    ModuleId {
+        /// The id.
+        id: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+}
+
+/// Builds a [`Sessiond`]: the configuration plus what only code can give
+/// (in-process modules, a clock, a store).
+#[derive(Debug)]
+#[must_use]
+pub struct SessiondBuilder {
+    config: Config,
+    modules: Vec<(String, Arc<dyn Module>)>,
+    clock: Arc<dyn Clock>,
+    store: Option<Arc<dyn Store>>,
+}
+
+impl SessiondBuilder {
+    /// Registers an in-process module under `id` (after the manifest's, so
+    /// it wins over a manifest entry of the same id).
+    pub fn module(mut self, id: impl Into<String>, module: impl Module) -> Self {
+        self.modules.push((id.into(), Arc::new(module)));
+        self
     }
 
-    /// Like [`Sessiond::open`], on a store and clock the caller provides.
+    /// Uses `clock` instead of the system clock (tests move time by hand).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Uses `store` instead of opening `config.database`.
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Loads the module manifest, opens and migrates the store, and runs
+    /// crash recovery for this node.
     ///
     /// # Errors
-    /// [`crate::Error::StoreUnavailable`] when recovery cannot write.
-    pub async fn with_store(
-        config: Config,
-        store: Arc<dyn Store>,
-        clock: Arc<dyn Clock>,
-    ) -> Result<Self> {
-        let limits = SessionLimits {
+    /// [`StartError`] naming what could not be used.
+    pub async fn open(self) -> Result<Sessiond, StartError> {
+        let config = self.config;
+        let mut registry = ModuleRegistry::default();
+        if let Some(path) = &config.modules {
+            manifest::load(path, &mut registry)?;
+        }
+        for (id, module) in self.modules {
+            let module_id =
+                ModuleId::parse("module id", id.clone()).map_err(|v| StartError::ModuleId {
+                    id,
+                    problem: v.description,
+                })?;
+            registry.register(module_id, module);
+        }
+        let store = match self.store {
+            Some(store) => store,
+            None => store::open(&config.database).await?,
+        };
+        let clock = self.clock;
+        let limits = RunLimits {
+            per_session: config.max_running_modules_per_session,
+            per_server: config.max_running_modules,
+        };
+        let runner = Runner::new(Arc::clone(&store), Arc::clone(&clock), registry, limits);
+        let policy = SessionPolicy {
             max_open_per_user: config.max_open_sessions_per_user,
+            close_grace: config.close_grace,
+            idle_timeout: config.idle_timeout,
+            max_lifetime: config.max_lifetime,
         };
         let sessions = Sessions::new(
             Arc::clone(&store),
             Arc::clone(&clock),
-            limits,
+            runner.clone(),
+            policy,
             &config.node_id,
         );
         sessions.recover().await?;
         let user_contexts = UserContexts::new(store, clock);
-        Ok(Self {
+        Ok(Sessiond {
             config,
             sessions,
             user_contexts,
+            runner,
         })
+    }
+}
+
+impl Sessiond {
+    /// A builder for a server with `config`.
+    pub fn builder(config: Config) -> SessiondBuilder {
+        SessiondBuilder {
+            config,
+            modules: Vec::new(),
+            clock: Arc::new(SystemClock),
+            store: None,
+        }
+    }
+
+    /// Opens a server from `config` alone (see [`SessiondBuilder::open`]).
+    ///
+    /// # Errors
+    /// [`StartError`] naming what could not be used.
+    pub async fn open(config: Config) -> Result<Self, StartError> {
+        Self::builder(config).open().await
     }
 
     /// Serves gRPC on `listener` until `shutdown` completes, then reports
-    /// NOT_SERVING, stops accepting, and lets in-flight calls finish within
-    /// the configured drain timeout before closing what is left.
+    /// NOT_SERVING, stops accepting, ends this node's clientless sessions
+    /// (their modules get the shutdown grace) with
+    /// [`EndReason::ServerShutdown`], and lets in-flight calls finish within
+    /// the drain timeout before closing what is left.
     ///
     /// # Errors
     /// A transport error that stopped the server.
@@ -95,6 +190,9 @@ impl Sessiond {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), tonic::transport::Error> {
+        if let Ok(addr) = listener.local_addr() {
+            self.runner.set_endpoint(endpoint_of(addr));
+        }
         let (health, health_service) = tonic_health::server::health_reporter();
         set_health(&health, ServingStatus::Serving).await;
         let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -109,9 +207,10 @@ impl Sessiond {
             .expect("the embedded descriptor sets are valid");
 
         let max_request = self.config.max_message_bytes;
-        let session_service = SessionServiceServer::new(SessionApi::new(self.sessions))
-            .max_decoding_message_size(max_request)
-            .max_encoding_message_size(MAX_RESPONSE_BYTES);
+        let session_service =
+            SessionServiceServer::new(SessionApi::new(self.sessions.clone(), self.runner))
+                .max_decoding_message_size(max_request)
+                .max_encoding_message_size(MAX_RESPONSE_BYTES);
         let user_context_service =
             UserContextServiceServer::new(UserContextApi::new(self.user_contexts))
                 .max_decoding_message_size(max_request)
@@ -120,7 +219,7 @@ impl Sessiond {
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
         let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = Server::builder()
-            .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .add_service(InterceptedService::new(
                 session_service,
                 principal::identify,
@@ -136,15 +235,34 @@ impl Sessiond {
                 let _ = stopped.await;
             });
         tokio::pin!(server);
+        let stop_reaper = CancellationToken::new();
+        let reaper = tokio::spawn(reap_periodically(
+            self.sessions.clone(),
+            self.config.reaper_interval,
+            stop_reaper.clone(),
+        ));
 
         tokio::select! {
-            result = &mut server => return result,
+            result = &mut server => {
+                stop_reaper.cancel();
+                return result;
+            }
             () = shutdown => {}
         }
-        tracing::info!("shutting down: draining in-flight calls");
+        tracing::info!("shutting down: ending clientless sessions, draining in-flight calls");
         set_health(&health, ServingStatus::NotServing).await;
+        stop_reaper.cancel();
+        let _ = reaper.await;
         let _ = stop_accepting.send(());
-        let drained = tokio::time::timeout(self.config.drain_timeout, &mut server).await;
+        let sessions_ended = self
+            .sessions
+            .close_all(self.config.shutdown_grace, EndReason::ServerShutdown);
+        let calls_drained = tokio::time::timeout(self.config.drain_timeout, &mut server);
+        let (ended, drained) = tokio::join!(sessions_ended, calls_drained);
+        match ended {
+            Ok(count) => tracing::info!(sessions = count, "clientless sessions ended"),
+            Err(error) => tracing::error!(error = %error, "could not end the clientless sessions"),
+        }
         match drained {
             Ok(result) => result?,
             Err(_) => tracing::warn!(
@@ -155,6 +273,37 @@ impl Sessiond {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Ends expired clientless sessions every `interval` until `stop`.
+async fn reap_periodically(sessions: Sessions, interval: Duration, stop: CancellationToken) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {
+                if let Err(error) = sessions.reap().await {
+                    tracing::warn!(error = %error, "looking for expired sessions failed");
+                }
+            }
+            () = stop.cancelled() => return,
+        }
+    }
+}
+
+/// The address modules call back on: the bound one, with an unspecified IP
+/// replaced by loopback.
+fn endpoint_of(addr: SocketAddr) -> String {
+    let ip = if addr.ip().is_unspecified() {
+        if addr.is_ipv4() {
+            IpAddr::from([127, 0, 0, 1])
+        } else {
+            IpAddr::from(std::net::Ipv6Addr::LOCALHOST)
+        }
+    } else {
+        addr.ip()
+    };
+    format!("http://{}", SocketAddr::new(ip, addr.port()))
 }
 
 async fn set_health(health: &HealthReporter, status: ServingStatus) {

@@ -1,34 +1,51 @@
 //! The session rules: starting, reading, touching and ending interactive
-//! sessions, and opening and closing clientless ones.
+//! sessions; opening clientless ones and closing them gracefully (running
+//! modules conclude first); ending the clientless sessions that outlived
+//! their idle timeout or maximum lifetime; and recovery at start-up.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use futures::future::join_all;
 use uuid::Uuid;
 
 use crate::clock::Clock;
-use crate::error::Result;
-use crate::model::{ClientDescription, EndReason, Session, SessionId, SessionKind, UserId};
+use crate::error::{Error, Result};
+use crate::model::{
+    ClientDescription, EndReason, Session, SessionId, SessionKind, SessionState, UserId,
+};
+use crate::modules::runner::Runner;
 use crate::principal::Principal;
-use crate::store::{NewSession, SessionQuery, Store};
+use crate::store::{Expiry, NewSession, Recovered, SessionQuery, Store};
 use crate::task::run_to_completion;
 
-/// Limits the session rules enforce.
-#[derive(Clone, Debug, Default)]
-pub struct SessionLimits {
+/// The limits and lifetimes the session rules enforce.
+#[derive(Clone, Debug)]
+pub struct SessionPolicy {
     /// The most open (not ended) sessions one user may have; `None`: no
     /// limit.
     pub max_open_per_user: Option<u32>,
+    /// How long running modules may take to conclude when a clientless
+    /// session closes and the caller gave no grace.
+    pub close_grace: Duration,
+    /// A clientless session with no running module and no activity for this
+    /// long is ended; `None`: never.
+    pub idle_timeout: Option<Duration>,
+    /// A clientless session older than this is ended; `None`: never.
+    pub max_lifetime: Option<Duration>,
 }
 
-/// The session authority's session operations.
+/// The session authority's session operations. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Sessions {
     /// Where sessions live.
     store: Arc<dyn Store>,
     /// Where "now" comes from.
     clock: Arc<dyn Clock>,
-    /// The limits to enforce.
-    limits: SessionLimits,
+    /// The module runs of clientless sessions, drained when they close.
+    runner: Runner,
+    /// The limits and lifetimes to enforce.
+    policy: SessionPolicy,
     /// This server's node id: the owner recorded on the sessions it opens.
     node_id: Arc<str>,
 }
@@ -39,42 +56,46 @@ impl Sessions {
     pub fn new(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
-        limits: SessionLimits,
+        runner: Runner,
+        policy: SessionPolicy,
         node_id: &str,
     ) -> Self {
         Self {
             store,
             clock,
-            limits,
+            runner,
+            policy,
             node_id: Arc::from(node_id),
         }
     }
 
-    /// Ends the clientless sessions this node left open when it last
-    /// stopped without ending them (they cannot have running modules any
-    /// more), with [`EndReason::ServerRestart`]. Interactive sessions stay
-    /// open. Returns how many sessions it ended.
+    /// Recovery at start-up: the clientless sessions this node left open
+    /// when it last stopped without ending them cannot have running modules
+    /// any more. Their running runs are recorded as failed (interrupted) and
+    /// the sessions end with [`EndReason::ServerRestart`]. Interactive
+    /// sessions stay open.
     ///
     /// # Errors
-    /// [`crate::Error::StoreUnavailable`].
-    pub async fn recover(&self) -> Result<u64> {
-        let ended = self
+    /// [`Error::StoreUnavailable`].
+    pub async fn recover(&self) -> Result<Recovered> {
+        let recovered = self
             .store
-            .end_clientless_sessions_of(&self.node_id, EndReason::ServerRestart, self.clock.now())
+            .recover_node(&self.node_id, EndReason::ServerRestart, self.clock.now())
             .await?;
-        if ended > 0 {
+        if recovered != Recovered::default() {
             tracing::warn!(
-                ended,
-                "ended clientless sessions left open by a previous run"
+                sessions = recovered.sessions,
+                runs = recovered.runs,
+                "ended clientless sessions and runs left open by a previous run"
             );
         }
-        Ok(ended)
+        Ok(recovered)
     }
 
     /// The user a session belongs to.
     ///
     /// # Errors
-    /// [`crate::Error::SessionNotFound`], [`crate::Error::StoreUnavailable`].
+    /// [`Error::SessionNotFound`], [`Error::StoreUnavailable`].
     pub async fn user(&self, _caller: &Principal, id: SessionId) -> Result<UserId> {
         self.store.session_user(id).await
     }
@@ -82,7 +103,7 @@ impl Sessions {
     /// A session's record.
     ///
     /// # Errors
-    /// [`crate::Error::SessionNotFound`], [`crate::Error::StoreUnavailable`].
+    /// [`Error::SessionNotFound`], [`Error::StoreUnavailable`].
     pub async fn info(&self, _caller: &Principal, id: SessionId) -> Result<Session> {
         self.store.session(id).await
     }
@@ -90,7 +111,7 @@ impl Sessions {
     /// The sessions matching `query`.
     ///
     /// # Errors
-    /// [`crate::Error::StoreUnavailable`].
+    /// [`Error::StoreUnavailable`].
     pub async fn list(&self, _caller: &Principal, query: &SessionQuery) -> Result<Vec<Session>> {
         self.store.list_sessions(query).await
     }
@@ -98,7 +119,7 @@ impl Sessions {
     /// Registers a new interactive session for `user`.
     ///
     /// # Errors
-    /// [`crate::Error::TooManySessions`], [`crate::Error::StoreUnavailable`].
+    /// [`Error::TooManySessions`], [`Error::StoreUnavailable`].
     pub async fn start(
         &self,
         caller: &Principal,
@@ -112,7 +133,7 @@ impl Sessions {
     /// Opens a clientless session on behalf of `user`.
     ///
     /// # Errors
-    /// [`crate::Error::TooManySessions`], [`crate::Error::StoreUnavailable`].
+    /// [`Error::TooManySessions`], [`Error::StoreUnavailable`].
     pub async fn open_clientless(&self, caller: &Principal, user: UserId) -> Result<Session> {
         self.create(
             caller,
@@ -137,7 +158,7 @@ impl Sessions {
             client,
             now: self.clock.now(),
             owner_node: self.node_id.to_string(),
-            max_open_per_user: self.limits.max_open_per_user,
+            max_open_per_user: self.policy.max_open_per_user,
         };
         let store = Arc::clone(&self.store);
         let session = run_to_completion(async move { store.create_session(new).await }).await?;
@@ -151,8 +172,8 @@ impl Sessions {
     /// Records activity on a session that has not ended.
     ///
     /// # Errors
-    /// [`crate::Error::SessionNotFound`], [`crate::Error::SessionEnded`],
-    /// [`crate::Error::StoreUnavailable`].
+    /// [`Error::SessionNotFound`], [`Error::SessionEnded`],
+    /// [`Error::StoreUnavailable`].
     pub async fn touch(&self, _caller: &Principal, id: SessionId) -> Result<Session> {
         let store = Arc::clone(&self.store);
         let now = self.clock.now();
@@ -160,49 +181,145 @@ impl Sessions {
     }
 
     /// Ends a session because its client asked to. A clientless session is
-    /// closed gracefully ([`Sessions::close_clientless`]). Ending an ended
-    /// session returns its record unchanged.
-    ///
-    /// # Errors
-    /// [`crate::Error::SessionNotFound`], [`crate::Error::StoreUnavailable`].
-    pub async fn end(&self, caller: &Principal, id: SessionId) -> Result<Session> {
-        let session = self.store.session(id).await?;
-        match session.kind {
-            SessionKind::Interactive => self.finish(caller, id, EndReason::ClosedByClient).await,
-            SessionKind::Clientless => self.close_clientless(caller, id).await,
-        }
-    }
-
-    /// Closes a clientless session: it goes closing (no new modules), then
-    /// ends with [`EndReason::ClosedByClient`]. Closing an ended session
+    /// closed gracefully with the default grace. Ending an ended session
     /// returns its record unchanged.
     ///
     /// # Errors
-    /// [`crate::Error::SessionNotFound`],
-    /// [`crate::Error::SessionNotClientless`],
-    /// [`crate::Error::StoreUnavailable`].
-    pub async fn close_clientless(&self, caller: &Principal, id: SessionId) -> Result<Session> {
-        let store = Arc::clone(&self.store);
-        let now = self.clock.now();
-        let closing = run_to_completion(async move { store.begin_closing(id, now).await }).await?;
-        if closing.end_time.is_some() {
-            return Ok(closing);
+    /// [`Error::SessionNotFound`], [`Error::StoreUnavailable`].
+    pub async fn end(&self, caller: &Principal, id: SessionId) -> Result<Session> {
+        let session = self.store.session(id).await?;
+        match session.kind {
+            SessionKind::Interactive => {
+                let store = Arc::clone(&self.store);
+                let now = self.clock.now();
+                let reason = EndReason::ClosedByClient;
+                let session =
+                    run_to_completion(async move { store.end_session(id, reason, now).await })
+                        .await?;
+                tracing::info!(session_id = %id, caller = %caller, "session ended");
+                Ok(session)
+            }
+            SessionKind::Clientless => self.close_clientless(caller, id, None).await,
         }
-        self.finish(caller, id, EndReason::ClosedByClient).await
     }
 
-    /// Ends a session for `reason`, durably.
-    async fn finish(
+    /// Closes a clientless session: it goes closing (no new modules), its
+    /// running modules get `grace` (default: the policy's) to conclude, the
+    /// rest are cancelled, and it ends with [`EndReason::ClosedByClient`].
+    /// Closing an ended session returns its record unchanged; concurrent
+    /// closes all return once it ended. The close goes on even if the caller
+    /// stops waiting.
+    ///
+    /// # Errors
+    /// [`Error::SessionNotFound`], [`Error::SessionNotClientless`],
+    /// [`Error::StoreUnavailable`].
+    pub async fn close_clientless(
         &self,
         caller: &Principal,
         id: SessionId,
-        reason: EndReason,
+        grace: Option<Duration>,
     ) -> Result<Session> {
-        let store = Arc::clone(&self.store);
-        let now = self.clock.now();
+        let this = self.clone();
+        let grace = grace.unwrap_or(self.policy.close_grace);
         let session =
-            run_to_completion(async move { store.end_session(id, reason, now).await }).await?;
-        tracing::info!(session_id = %id, reason = ?session.end_reason, caller = %caller, "session ended");
+            run_to_completion(
+                async move { this.close(id, grace, EndReason::ClosedByClient).await },
+            )
+            .await?;
+        tracing::info!(session_id = %id, caller = %caller, reason = ?session.end_reason, "clientless session closed");
+        Ok(session)
+    }
+
+    /// Ends every clientless session this node owns, draining each like a
+    /// close with `grace`, for `reason` (server shutdown).
+    ///
+    /// # Errors
+    /// [`Error::StoreUnavailable`] when they cannot be listed; a session
+    /// that fails to end is logged and left to the next start's recovery.
+    pub async fn close_all(&self, grace: Duration, reason: EndReason) -> Result<usize> {
+        let ids = self
+            .store
+            .unended_clientless_sessions(&self.node_id)
+            .await?;
+        let closes = ids.iter().map(|&id| async move {
+            let closed = self.close(id, grace, reason).await;
+            if let Err(error) = &closed {
+                tracing::error!(session_id = %id, error = %error, "could not end a session");
+            }
+            closed.is_ok()
+        });
+        Ok(join_all(closes).await.into_iter().filter(|&ok| ok).count())
+    }
+
+    /// Ends the clientless sessions of this node that outlived the idle
+    /// timeout or the maximum lifetime, draining them like a close. Returns
+    /// how many it ended.
+    ///
+    /// # Errors
+    /// [`Error::StoreUnavailable`] when the candidates cannot be listed.
+    pub async fn reap(&self) -> Result<usize> {
+        let now = self.clock.now();
+        let expiry = Expiry {
+            idle_before: self.policy.idle_timeout.map(|t| now.minus(t)),
+            started_before: self.policy.max_lifetime.map(|t| now.minus(t)),
+        };
+        if expiry.idle_before.is_none() && expiry.started_before.is_none() {
+            return Ok(0);
+        }
+        let candidates = self.store.expired_sessions(&self.node_id, &expiry).await?;
+        let expirations = candidates.iter().map(|&id| async move {
+            match self.expire(id, &expiry).await {
+                Ok(ended) => ended,
+                Err(error) => {
+                    tracing::error!(session_id = %id, error = %error, "could not end an expired session");
+                    false
+                }
+            }
+        });
+        Ok(join_all(expirations)
+            .await
+            .into_iter()
+            .filter(|&ended| ended)
+            .count())
+    }
+
+    /// Ends one session if it still is expired when checked under its gate.
+    async fn expire(&self, id: SessionId, expiry: &Expiry) -> Result<bool> {
+        let reason = self
+            .runner
+            .exclusively(id, self.store.begin_closing_expired(id, expiry))
+            .await?;
+        let Some(reason) = reason else {
+            return Ok(false);
+        };
+        self.runner.drain(id, self.policy.close_grace).await;
+        self.store.end_session(id, reason, self.clock.now()).await?;
+        self.runner.forget(id);
+        tracing::info!(session_id = %id, reason = ?reason, "clientless session expired");
+        Ok(true)
+    }
+
+    /// The graceful close: closing, drain within `grace`, ended for
+    /// `reason`.
+    async fn close(&self, id: SessionId, grace: Duration, reason: EndReason) -> Result<Session> {
+        let closing = self
+            .runner
+            .exclusively(id, self.store.begin_closing(id, self.clock.now()))
+            .await;
+        let closing = match closing {
+            Err(error @ (Error::SessionNotFound { .. } | Error::SessionNotClientless { .. })) => {
+                self.runner.forget(id);
+                return Err(error);
+            }
+            other => other?,
+        };
+        if closing.state == SessionState::Ended {
+            self.runner.forget(id);
+            return Ok(closing);
+        }
+        self.runner.drain(id, grace).await;
+        let session = self.store.end_session(id, reason, self.clock.now()).await?;
+        self.runner.forget(id);
         Ok(session)
     }
 }

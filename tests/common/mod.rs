@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::OnceLock;
 
-use sessiond::Config;
+use sessiond::{Config, SessiondBuilder};
 use sessiond_proto::v1::session_service_client::SessionServiceClient;
 use sessiond_proto::v1::user_context_service_client::UserContextServiceClient;
 use tempfile::TempDir;
@@ -44,6 +44,16 @@ impl TestServer {
     /// Starts a server on the database in `dir` (a restart when an earlier
     /// server used it).
     pub async fn start_in(dir: TempDir, configure: impl FnOnce(&mut Config)) -> Self {
+        Self::build_in(dir, configure, |builder| builder).await
+    }
+
+    /// Starts a server on the database in `dir`, with settings `configure`
+    /// adjusts and what `build` adds (in-process modules, a clock).
+    pub async fn build_in(
+        dir: TempDir,
+        configure: impl FnOnce(&mut Config),
+        build: impl FnOnce(SessiondBuilder) -> SessiondBuilder,
+    ) -> Self {
         let mut config = Config {
             database: database_url(dir.path()),
             ..Config::default()
@@ -51,7 +61,10 @@ impl TestServer {
         configure(&mut config);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let server = sessiond::Sessiond::open(config).await.unwrap();
+        let server = build(sessiond::Sessiond::builder(config))
+            .open()
+            .await
+            .unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             server
@@ -230,4 +243,52 @@ pub fn assert_error<T: std::fmt::Debug>(
     assert_eq!(status.code(), code, "{status:?}");
     assert_eq!(reason(&status), expected_reason, "{status:?}");
     status
+}
+
+/// A clock the test moves by hand.
+#[derive(Debug)]
+pub struct ManualClock {
+    now: std::sync::Mutex<sessiond::model::Timestamp>,
+}
+
+impl ManualClock {
+    /// A clock standing at the real current time.
+    pub fn new() -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Self {
+            now: std::sync::Mutex::new(std::time::SystemTime::now().into()),
+        })
+    }
+
+    /// Moves the clock forward.
+    pub fn advance(&self, by: std::time::Duration) {
+        let mut now = self.now.lock().unwrap();
+        *now = now.plus(by);
+    }
+}
+
+impl sessiond::clock::Clock for ManualClock {
+    fn now(&self) -> sessiond::model::Timestamp {
+        *self.now.lock().unwrap()
+    }
+}
+
+/// Polls `check` until it returns `Some`, for at most 30 s; for effects a
+/// background task produces (a reaper pass, a spawned close). Panics with
+/// `what` when it never happens.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let give_up = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < give_up,
+            "gave up waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

@@ -98,3 +98,174 @@ pub fn wait(
     }
     Ok(Some(wait))
 }
+
+/// A module run's state in the contract.
+impl From<crate::model::RunState> for pb::RunState {
+    fn from(state: crate::model::RunState) -> Self {
+        use crate::model::RunState;
+        match state {
+            RunState::Running => Self::Running,
+            RunState::Succeeded => Self::Succeeded,
+            RunState::Failed => Self::Failed,
+            RunState::Cancelled => Self::Cancelled,
+        }
+    }
+}
+
+impl From<crate::model::FailureKind> for pb::ModuleFailureKind {
+    fn from(kind: crate::model::FailureKind) -> Self {
+        use crate::model::FailureKind;
+        match kind {
+            FailureKind::Error => Self::Error,
+            FailureKind::ExitStatus => Self::ExitStatus,
+            FailureKind::Signal => Self::Signal,
+            FailureKind::InvalidOutput => Self::InvalidOutput,
+            FailureKind::OutputTooLarge => Self::OutputTooLarge,
+            FailureKind::Timeout => Self::Timeout,
+            FailureKind::Cancelled => Self::Cancelled,
+            FailureKind::Interrupted => Self::Interrupted,
+            FailureKind::SpawnFailed => Self::SpawnFailed,
+        }
+    }
+}
+
+impl From<crate::model::ModuleFailure> for pb::ModuleFailure {
+    fn from(failure: crate::model::ModuleFailure) -> Self {
+        Self {
+            kind: pb::ModuleFailureKind::from(failure.kind).into(),
+            message: failure.message,
+            exit_code: failure.exit_code,
+            signal: failure.signal,
+            stderr_tail: failure.stderr_tail,
+        }
+    }
+}
+
+impl From<crate::model::ModuleRun> for pb::GetReturnValueResponse {
+    fn from(run: crate::model::ModuleRun) -> Self {
+        use crate::model::RunOutcome;
+        let state = pb::RunState::from(run.state()).into();
+        let (value, failure) = match run.outcome {
+            Some(RunOutcome::Succeeded(value)) => (Some(json_to_value(value)), None),
+            Some(RunOutcome::Failed(failure) | RunOutcome::Cancelled(failure)) => {
+                (None, Some(failure.into()))
+            }
+            None => (None, None),
+        };
+        Self {
+            run_id: run.id.get(),
+            state,
+            value,
+            failure,
+            start_time: Some(run.start_time.into()),
+            end_time: run.end_time.map(Into::into),
+            acting_user: run.acting_user.into_string(),
+        }
+    }
+}
+
+/// A JSON value as a `google.protobuf.Value`.
+pub fn json_to_value(value: serde_json::Value) -> prost_types::Value {
+    use prost_types::value::Kind;
+    let kind = match value {
+        serde_json::Value::Null => Kind::NullValue(prost_types::NullValue::NullValue.into()),
+        serde_json::Value::Bool(b) => Kind::BoolValue(b),
+        serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(f64::NAN)),
+        serde_json::Value::String(s) => Kind::StringValue(s),
+        serde_json::Value::Array(items) => Kind::ListValue(prost_types::ListValue {
+            values: items.into_iter().map(json_to_value).collect(),
+        }),
+        serde_json::Value::Object(fields) => Kind::StructValue(prost_types::Struct {
+            fields: fields
+                .into_iter()
+                .map(|(k, v)| (k, json_to_value(v)))
+                .collect(),
+        }),
+    };
+    prost_types::Value { kind: Some(kind) }
+}
+
+/// A `google.protobuf.Value` as JSON. Numbers that JSON cannot carry (NaN,
+/// infinities) become null, as in the protobuf JSON mapping's spirit.
+pub fn value_to_json(value: prost_types::Value) -> serde_json::Value {
+    use prost_types::value::Kind;
+    match value.kind {
+        None | Some(Kind::NullValue(_)) => serde_json::Value::Null,
+        Some(Kind::BoolValue(b)) => serde_json::Value::Bool(b),
+        Some(Kind::NumberValue(n)) => number_to_json(n),
+        Some(Kind::StringValue(s)) => serde_json::Value::String(s),
+        Some(Kind::ListValue(list)) => {
+            serde_json::Value::Array(list.values.into_iter().map(value_to_json).collect())
+        }
+        Some(Kind::StructValue(fields)) => serde_json::Value::Object(struct_to_json(fields)),
+    }
+}
+
+/// A `google.protobuf.Struct` as a JSON object.
+pub fn struct_to_json(fields: prost_types::Struct) -> serde_json::Map<String, serde_json::Value> {
+    fields
+        .fields
+        .into_iter()
+        .map(|(k, v)| (k, value_to_json(v)))
+        .collect()
+}
+
+/// Integral numbers stay integers in JSON (`5`, not `5.0`).
+fn number_to_json(n: f64) -> serde_json::Value {
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+    if n.fract() == 0.0 && n.abs() < EXACT {
+        #[allow(clippy::cast_possible_truncation)]
+        return serde_json::Value::from(n as i64);
+    }
+    serde_json::Number::from_f64(n).map_or(serde_json::Value::Null, serde_json::Value::Number)
+}
+
+/// How long the caller's own deadline (`grpc-timeout`) leaves, if it set
+/// one.
+pub fn call_deadline(metadata: &tonic::metadata::MetadataMap) -> Option<std::time::Duration> {
+    use std::time::Duration;
+    let header = metadata.get("grpc-timeout")?.to_str().ok()?;
+    let (amount, unit) = header.split_at(header.len().checked_sub(1)?);
+    let amount: u64 = amount.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(amount.saturating_mul(3600)),
+        "M" => Duration::from_secs(amount.saturating_mul(60)),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_round_trips_through_protobuf_values() {
+        let json = serde_json::json!({
+            "answer": 42, "ratio": 0.5, "name": "R41", "ok": true, "none": null,
+            "list": [1, "two", [3]], "nested": {"deep": {"x": -7}}
+        });
+        assert_eq!(value_to_json(json_to_value(json.clone())), json);
+    }
+
+    #[test]
+    fn grpc_timeouts_parse_in_every_unit() {
+        let mut metadata = tonic::metadata::MetadataMap::new();
+        for (header, expected) in [
+            ("5S", std::time::Duration::from_secs(5)),
+            ("250m", std::time::Duration::from_millis(250)),
+            ("2M", std::time::Duration::from_secs(120)),
+            ("1H", std::time::Duration::from_secs(3600)),
+            ("900u", std::time::Duration::from_micros(900)),
+            ("40n", std::time::Duration::from_nanos(40)),
+        ] {
+            metadata.insert("grpc-timeout", header.parse().unwrap());
+            assert_eq!(call_deadline(&metadata), Some(expected), "{header}");
+        }
+        metadata.insert("grpc-timeout", "soon".parse().unwrap());
+        assert_eq!(call_deadline(&metadata), None);
+    }
+}

@@ -4,9 +4,10 @@ use sessiond_proto::v1 as pb;
 use sessiond_proto::v1::session_service_server::SessionService;
 use tonic::{Request, Response, Status};
 
-use super::convert::{kind_filter, state_filter, wait};
+use super::convert::{call_deadline, kind_filter, state_filter, struct_to_json, wait};
 use crate::error::{FieldViolation, Validate};
-use crate::model::{ClientDescription, SessionId, UserId};
+use crate::model::{ClientDescription, ModuleId, SessionId, UserId};
+use crate::modules::runner::Runner;
 use crate::principal;
 use crate::sessions::Sessions;
 use crate::store::SessionQuery;
@@ -16,18 +17,24 @@ const DEFAULT_PAGE_SIZE: u32 = 100;
 /// The most sessions listed per page.
 const MAX_PAGE_SIZE: u32 = 1000;
 
+/// How much sooner than the caller's own deadline `GetReturnValue` answers,
+/// so that the answer arrives before the caller gives up.
+const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// The `SessionService` implementation.
 #[derive(Clone, Debug)]
 pub struct SessionApi {
     /// The session rules.
     sessions: Sessions,
+    /// The module runs.
+    runner: Runner,
 }
 
 impl SessionApi {
-    /// Serves `sessions`.
+    /// Serves `sessions` and the module runs of `runner`.
     #[must_use]
-    pub fn new(sessions: Sessions) -> Self {
-        Self { sessions }
+    pub fn new(sessions: Sessions, runner: Runner) -> Self {
+        Self { sessions, runner }
     }
 }
 
@@ -176,29 +183,67 @@ impl SessionService for SessionApi {
     ) -> Result<Response<pb::CloseClientlessSessionResponse>, Status> {
         let caller = principal::of(&request);
         let pb::CloseClientlessSessionRequest { session_id, grace } = request.into_inner();
-        let (id, _grace) = (
+        let (id, grace) = (
             SessionId::parse("session_id", session_id),
             wait("grace", grace),
         )
             .validate()?;
-        let session = self.sessions.close_clientless(&caller, id).await?;
+        let session = self.sessions.close_clientless(&caller, id, grace).await?;
         Ok(Response::new(pb::CloseClientlessSessionResponse {
             session: Some(session.into()),
         }))
     }
 
+    #[tracing::instrument(skip_all, fields(session_id = request.get_ref().session_id))]
     async fn open_module(
         &self,
-        _request: Request<pb::OpenModuleRequest>,
+        request: Request<pb::OpenModuleRequest>,
     ) -> Result<Response<pb::OpenModuleResponse>, Status> {
-        Err(Status::unimplemented("modules are not implemented yet"))
+        let caller = principal::of(&request);
+        let pb::OpenModuleRequest {
+            session_id,
+            module_id,
+            parameters,
+        } = request.into_inner();
+        let (id, module_id) = (
+            SessionId::parse("session_id", session_id),
+            ModuleId::parse("module_id", module_id),
+        )
+            .validate()?;
+        let parameters = parameters.map(struct_to_json).unwrap_or_default();
+        let run = self.runner.open(&caller, id, module_id, parameters).await?;
+        Ok(Response::new(pb::OpenModuleResponse {
+            run_id: run.id.get(),
+            state: pb::RunState::from(run.state()).into(),
+            start_time: Some(run.start_time.into()),
+            acting_user: run.acting_user.into_string(),
+        }))
     }
 
+    #[tracing::instrument(skip_all, fields(session_id = request.get_ref().session_id))]
     async fn get_return_value(
         &self,
-        _request: Request<pb::GetReturnValueRequest>,
+        request: Request<pb::GetReturnValueRequest>,
     ) -> Result<Response<pb::GetReturnValueResponse>, Status> {
-        Err(Status::unimplemented("modules are not implemented yet"))
+        let caller = principal::of(&request);
+        let deadline = call_deadline(request.metadata());
+        let pb::GetReturnValueRequest {
+            session_id,
+            module_id,
+            timeout,
+        } = request.into_inner();
+        let (id, module_id, timeout) = (
+            SessionId::parse("session_id", session_id),
+            ModuleId::parse("module_id", module_id),
+            wait("timeout", timeout),
+        )
+            .validate()?;
+        let mut timeout = timeout.unwrap_or_default();
+        if let Some(deadline) = deadline {
+            timeout = timeout.min(deadline.saturating_sub(DEADLINE_MARGIN));
+        }
+        let run = self.runner.wait(&caller, id, module_id, timeout).await?;
+        Ok(Response::new(run.into()))
     }
 }
 

@@ -51,6 +51,33 @@ impl From<Error> for Status {
                 metadata.insert("innermost_scope_id".to_owned(), innermost.to_string());
                 (Code::FailedPrecondition, "SCOPE_NOT_INNERMOST")
             }
+            Error::ModuleNotFound { module_id } => {
+                metadata.insert("module_id".to_owned(), module_id.to_string());
+                (Code::NotFound, "MODULE_NOT_FOUND")
+            }
+            Error::ModuleNotOpened {
+                session_id,
+                module_id,
+            } => {
+                metadata.insert("session_id".to_owned(), session_id.to_string());
+                metadata.insert("module_id".to_owned(), module_id.to_string());
+                (Code::NotFound, "MODULE_NOT_OPENED")
+            }
+            Error::ModuleStillRunning {
+                session_id,
+                module_id,
+                run_id,
+            } => {
+                metadata.insert("session_id".to_owned(), session_id.to_string());
+                metadata.insert("module_id".to_owned(), module_id.to_string());
+                metadata.insert("run_id".to_owned(), run_id.to_string());
+                (Code::DeadlineExceeded, "MODULE_STILL_RUNNING")
+            }
+            Error::TooManyRunningModules { scope, limit } => {
+                metadata.insert("scope".to_owned(), (*scope).to_owned());
+                metadata.insert("limit".to_owned(), limit.to_string());
+                (Code::ResourceExhausted, "TOO_MANY_RUNNING_MODULES")
+            }
             Error::TooManySessions { user, limit } => {
                 metadata.insert("user".to_owned(), user.clone());
                 metadata.insert("limit".to_owned(), limit.to_string());

@@ -1,4 +1,5 @@
-//! The domain's values: ids, users, times and the session record.
+//! The domain's values: ids, users, times, the session record and module
+//! runs.
 //!
 //! Constructors that take caller input (`SessionId::parse`, `UserId::parse`,
 //! …) validate it and say what is wrong as a [`FieldViolation`], so that the
@@ -10,6 +11,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use uuid::Uuid;
 
 use crate::error::FieldViolation;
+
+mod run;
+
+pub use run::{FailureKind, ModuleFailure, ModuleId, ModuleRun, RunId, RunOutcome, RunState};
 
 /// The longest user id, module id or client description, in characters.
 pub const MAX_ID_CHARS: usize = 256;
@@ -159,7 +164,11 @@ impl ClientDescription {
 }
 
 /// The shared rules for identifiers and descriptions given by callers.
-fn check_text(field: &str, text: &str, may_be_empty: bool) -> Result<(), FieldViolation> {
+pub(crate) fn check_text(
+    field: &str,
+    text: &str,
+    may_be_empty: bool,
+) -> Result<(), FieldViolation> {
     let problem = if text.is_empty() && !may_be_empty {
         Some("must not be empty")
     } else if text.chars().count() > MAX_ID_CHARS {
@@ -189,6 +198,13 @@ impl Timestamp {
     #[must_use]
     pub fn unix_micros(self) -> i64 {
         self.0
+    }
+
+    /// The time `duration` before this one (saturating).
+    #[must_use]
+    pub fn minus(self, duration: Duration) -> Self {
+        let micros = i64::try_from(duration.as_micros()).unwrap_or(i64::MAX);
+        Self(self.0.saturating_sub(micros))
     }
 
     /// The time `duration` after this one (saturating).

@@ -18,8 +18,8 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::model::{
-    ClientDescription, EndReason, PoppedScope, PushedScope, ScopeId, Session, SessionId,
-    SessionKind, SessionState, Timestamp, UserContext, UserId,
+    ClientDescription, EndReason, ModuleId, ModuleRun, PoppedScope, PushedScope, RunId, RunOutcome,
+    ScopeId, Session, SessionId, SessionKind, SessionState, Timestamp, UserContext, UserId,
 };
 
 pub use sqlite::SqliteStore;
@@ -57,6 +57,34 @@ pub struct SessionQuery {
     pub after: Option<SessionId>,
     /// The most sessions to return.
     pub limit: u32,
+}
+
+/// A new run and the session it runs in, as `start_run` recorded them.
+#[derive(Clone, Debug)]
+pub struct StartedRun {
+    /// The run, running.
+    pub run: ModuleRun,
+    /// Its session at the moment the run started.
+    pub session: Session,
+}
+
+/// What start-up recovery ended.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// Clientless sessions ended.
+    pub sessions: u64,
+    /// Runs recorded as failed (interrupted).
+    pub runs: u64,
+}
+
+/// When an open clientless session has outlived its welcome. A field that is
+/// `None` is a limit that is off.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Expiry {
+    /// Idle: no run running and no activity since before this time.
+    pub idle_before: Option<Timestamp>,
+    /// Too old: started before this time.
+    pub started_before: Option<Timestamp>,
 }
 
 /// The durable store behind sessiond.
@@ -100,14 +128,59 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         now: Timestamp,
     ) -> Result<Session>;
 
-    /// Ends every clientless session owned by `node` that has not ended,
-    /// with `reason` (crash recovery at start-up). Returns how many it ended.
-    async fn end_clientless_sessions_of(
+    /// Crash recovery for `node`: records its sessions' running runs as
+    /// failed (interrupted) and ends its clientless sessions that have not
+    /// ended with `reason`, in one transaction.
+    async fn recover_node(
         &self,
         node: &str,
         reason: EndReason,
         now: Timestamp,
-    ) -> Result<u64>;
+    ) -> Result<Recovered>;
+
+    /// The clientless sessions owned by `node` that have not ended.
+    async fn unended_clientless_sessions(&self, node: &str) -> Result<Vec<SessionId>>;
+
+    /// The open clientless sessions owned by `node` that `expiry` says have
+    /// expired (candidates: [`Store::begin_closing_expired`] decides).
+    async fn expired_sessions(&self, node: &str, expiry: &Expiry) -> Result<Vec<SessionId>>;
+
+    /// Moves an open clientless session to closing if `expiry` says it has
+    /// expired, checked in the same transaction; returns why it expired
+    /// (maximum lifetime before idleness), or `None` when it has not.
+    async fn begin_closing_expired(
+        &self,
+        id: SessionId,
+        expiry: &Expiry,
+    ) -> Result<Option<EndReason>>;
+
+    /// Records a running run of `module` in an open clientless session,
+    /// acting as the session's current user context, and records activity.
+    /// [`Error::SessionNotClientless`], [`Error::SessionClosing`],
+    /// [`Error::SessionEnded`] when the session cannot run modules.
+    async fn start_run(
+        &self,
+        session: SessionId,
+        module: &ModuleId,
+        parameters: &serde_json::Map<String, serde_json::Value>,
+        now: Timestamp,
+    ) -> Result<StartedRun>;
+
+    /// Records how a running run concluded, and activity on its session. A
+    /// run that already concluded is returned unchanged.
+    async fn finish_run(
+        &self,
+        run: RunId,
+        outcome: &RunOutcome,
+        now: Timestamp,
+    ) -> Result<ModuleRun>;
+
+    /// Reads a run.
+    async fn run(&self, run: RunId) -> Result<ModuleRun>;
+
+    /// Reads the latest run of `module` in `session`.
+    /// [`Error::SessionNotFound`], [`Error::ModuleNotOpened`].
+    async fn latest_run(&self, session: SessionId, module: &ModuleId) -> Result<ModuleRun>;
 
     /// Reads a session's user context. Works on ended sessions too.
     async fn user_context(&self, id: SessionId) -> Result<UserContext>;

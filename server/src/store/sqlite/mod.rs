@@ -5,23 +5,26 @@
 //! failing with "database is locked"; reads use a separate pool of
 //! query-only connections that WAL lets run beside the writer.
 
+mod codec;
+
 use std::path::Path;
-use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{Row, SqliteConnection};
-use uuid::Uuid;
 
-use super::{NewSession, SessionQuery, Store};
+use self::codec::{
+    failure_kind_name, kind_name, reason_name, run_from_row, run_state_name, session_from_row,
+    state_name, store_error,
+};
+use super::{Expiry, NewSession, Recovered, SessionQuery, StartedRun, Store};
 use crate::error::{Error, Result};
 use crate::model::{
-    ClientDescription, EndReason, PoppedScope, PushedScope, ScopeId, Session, SessionId,
-    SessionKind, SessionState, Timestamp, UserContext, UserId,
+    EndReason, ModuleId, ModuleRun, PoppedScope, PushedScope, RunId, RunOutcome, ScopeId, Session,
+    SessionId, SessionKind, SessionState, Timestamp, UserContext, UserId,
 };
 
 /// How many read connections run beside the writer.
@@ -35,6 +38,18 @@ macro_rules! select_session {
             "s.end_time, s.last_activity_time, s.end_reason, s.effective_user, s.client, ",
             "(SELECT COUNT(*) FROM user_context_scopes c WHERE c.session_id = s.session_id) ",
             "AS depth FROM sessions s ",
+            $rest
+        )
+    };
+}
+
+/// The columns of a [`ModuleRun`], followed by the rest of a query.
+macro_rules! select_run {
+    ($rest:literal) => {
+        concat!(
+            "SELECT run_id, session_id, module_id, acting_user, state, start_time, end_time, ",
+            "value, failure_kind, failure_message, exit_code, signal, stderr_tail ",
+            "FROM module_runs ",
             $rest
         )
     };
@@ -225,14 +240,27 @@ impl Store for SqliteStore {
         Ok(session)
     }
 
-    async fn end_clientless_sessions_of(
+    async fn recover_node(
         &self,
         node: &str,
         reason: EndReason,
         now: Timestamp,
-    ) -> Result<u64> {
+    ) -> Result<Recovered> {
         let mut tx = self.begin_write().await?;
-        let ended = sqlx::query(
+        let runs = sqlx::query(
+            "UPDATE module_runs SET state = 'failed', end_time = ?1, \
+             failure_kind = 'interrupted', \
+             failure_message = 'the server stopped while the module was running' \
+             WHERE state = 'running' AND session_id IN \
+             (SELECT session_id FROM sessions WHERE owner_node = ?2)",
+        )
+        .bind(now.unix_micros())
+        .bind(node)
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?
+        .rows_affected();
+        let sessions = sqlx::query(
             "UPDATE sessions SET state = 'ended', end_time = ?, end_reason = ? \
              WHERE owner_node = ? AND kind = 'clientless' AND state <> 'ended'",
         )
@@ -244,7 +272,182 @@ impl Store for SqliteStore {
         .map_err(store_error)?
         .rows_affected();
         tx.commit().await.map_err(store_error)?;
-        Ok(ended)
+        Ok(Recovered { sessions, runs })
+    }
+
+    async fn unended_clientless_sessions(&self, node: &str) -> Result<Vec<SessionId>> {
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT session_id FROM sessions \
+             WHERE owner_node = ? AND kind = 'clientless' AND state <> 'ended'",
+        )
+        .bind(node)
+        .fetch_all(&self.readers)
+        .await
+        .map_err(store_error)?;
+        Ok(ids.into_iter().map(SessionId::from_store).collect())
+    }
+
+    async fn expired_sessions(&self, node: &str, expiry: &Expiry) -> Result<Vec<SessionId>> {
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT s.session_id FROM sessions s \
+             WHERE s.owner_node = ?1 AND s.kind = 'clientless' AND s.state = 'open' \
+             AND ((?2 IS NOT NULL AND s.start_time < ?2) \
+               OR (?3 IS NOT NULL AND s.last_activity_time < ?3 AND NOT EXISTS \
+                   (SELECT 1 FROM module_runs r \
+                    WHERE r.session_id = s.session_id AND r.state = 'running')))",
+        )
+        .bind(node)
+        .bind(expiry.started_before.map(Timestamp::unix_micros))
+        .bind(expiry.idle_before.map(Timestamp::unix_micros))
+        .fetch_all(&self.readers)
+        .await
+        .map_err(store_error)?;
+        Ok(ids.into_iter().map(SessionId::from_store).collect())
+    }
+
+    async fn begin_closing_expired(
+        &self,
+        id: SessionId,
+        expiry: &Expiry,
+    ) -> Result<Option<EndReason>> {
+        let mut tx = self.begin_write().await?;
+        let session = fetch_session(&mut tx, id).await?;
+        if session.kind != SessionKind::Clientless || session.state != SessionState::Open {
+            return Ok(None);
+        }
+        let too_old = expiry
+            .started_before
+            .is_some_and(|limit| session.start_time < limit);
+        let idle = match expiry.idle_before {
+            Some(limit) if session.last_activity_time < limit => {
+                let running: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM module_runs WHERE session_id = ? AND state = 'running'",
+                )
+                .bind(id.get())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(store_error)?;
+                running == 0
+            }
+            _ => false,
+        };
+        let reason = if too_old {
+            EndReason::MaxLifetime
+        } else if idle {
+            EndReason::IdleTimeout
+        } else {
+            return Ok(None);
+        };
+        sqlx::query("UPDATE sessions SET state = 'closing' WHERE session_id = ?")
+            .bind(id.get())
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(Some(reason))
+    }
+
+    async fn start_run(
+        &self,
+        session_id: SessionId,
+        module: &ModuleId,
+        parameters: &serde_json::Map<String, serde_json::Value>,
+        now: Timestamp,
+    ) -> Result<StartedRun> {
+        let parameters = serde_json::to_string(parameters)
+            .map_err(|e| Error::Internal(format!("encoding parameters: {e}")))?;
+        let mut tx = self.begin_write().await?;
+        let session = fetch_session(&mut tx, session_id).await?;
+        match (session.kind, session.state) {
+            (SessionKind::Interactive, _) => {
+                return Err(Error::SessionNotClientless { session_id });
+            }
+            (_, SessionState::Closing) => return Err(Error::SessionClosing { session_id }),
+            (_, SessionState::Ended) => return Err(Error::SessionEnded { session_id }),
+            (SessionKind::Clientless, SessionState::Open) => {}
+        }
+        let run_id: i64 = sqlx::query_scalar(
+            "INSERT INTO module_runs (session_id, module_id, acting_user, parameters, state, \
+             start_time) VALUES (?, ?, ?, ?, 'running', ?) RETURNING run_id",
+        )
+        .bind(session_id.get())
+        .bind(module.as_str())
+        .bind(session.effective_user.as_str())
+        .bind(parameters)
+        .bind(now.unix_micros())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        record_activity(&mut tx, session_id, now).await?;
+        let run = fetch_run(&mut tx, RunId::from_store(run_id)).await?;
+        let session = fetch_session(&mut tx, session_id).await?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(StartedRun { run, session })
+    }
+
+    async fn finish_run(
+        &self,
+        run_id: RunId,
+        outcome: &RunOutcome,
+        now: Timestamp,
+    ) -> Result<ModuleRun> {
+        let (value, failure) = match outcome {
+            RunOutcome::Succeeded(value) => (Some(value.to_string()), None),
+            RunOutcome::Failed(failure) | RunOutcome::Cancelled(failure) => (None, Some(failure)),
+        };
+        let mut tx = self.begin_write().await?;
+        let updated = sqlx::query(
+            "UPDATE module_runs SET state = ?, end_time = ?, value = ?, failure_kind = ?, \
+             failure_message = ?, exit_code = ?, signal = ?, stderr_tail = ? \
+             WHERE run_id = ? AND state = 'running'",
+        )
+        .bind(run_state_name(outcome))
+        .bind(now.unix_micros())
+        .bind(value)
+        .bind(failure.map(|f| failure_kind_name(f.kind)))
+        .bind(failure.map(|f| f.message.as_str()))
+        .bind(failure.and_then(|f| f.exit_code))
+        .bind(failure.and_then(|f| f.signal))
+        .bind(failure.map(|f| f.stderr_tail.as_str()))
+        .bind(run_id.get())
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?
+        .rows_affected();
+        let run = fetch_run(&mut tx, run_id).await?;
+        if updated > 0 {
+            record_activity(&mut tx, run.session_id, now).await?;
+        }
+        tx.commit().await.map_err(store_error)?;
+        Ok(run)
+    }
+
+    async fn run(&self, run_id: RunId) -> Result<ModuleRun> {
+        let mut conn = self.readers.acquire().await.map_err(store_error)?;
+        fetch_run(&mut conn, run_id).await
+    }
+
+    async fn latest_run(&self, session_id: SessionId, module: &ModuleId) -> Result<ModuleRun> {
+        let mut conn = self.readers.acquire().await.map_err(store_error)?;
+        let row = sqlx::query(select_run!(
+            "WHERE session_id = ? AND module_id = ? ORDER BY run_id DESC LIMIT 1"
+        ))
+        .bind(session_id.get())
+        .bind(module.as_str())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(store_error)?;
+        match row {
+            Some(row) => run_from_row(&row),
+            None => {
+                // Tell an unknown session from a module never opened in it.
+                fetch_session(&mut conn, session_id).await?;
+                Err(Error::ModuleNotOpened {
+                    session_id,
+                    module_id: module.clone(),
+                })
+            }
+        }
     }
 
     async fn user_context(&self, id: SessionId) -> Result<UserContext> {
@@ -382,6 +585,17 @@ async fn fetch_live_session(conn: &mut SqliteConnection, id: SessionId) -> Resul
     Ok(session)
 }
 
+/// Reads one run on `conn`.
+async fn fetch_run(conn: &mut SqliteConnection, id: RunId) -> Result<ModuleRun> {
+    let row = sqlx::query(select_run!("WHERE run_id = ?"))
+        .bind(id.get())
+        .fetch_optional(conn)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| Error::Internal(format!("run {id} vanished")))?;
+    run_from_row(&row)
+}
+
 async fn record_activity(conn: &mut SqliteConnection, id: SessionId, now: Timestamp) -> Result<()> {
     sqlx::query(
         "UPDATE sessions SET last_activity_time = MAX(last_activity_time, ?) \
@@ -412,113 +626,4 @@ async fn set_effective_user(
     .await
     .map_err(store_error)?;
     Ok(())
-}
-
-fn session_from_row(row: &SqliteRow) -> Result<Session> {
-    let id: i64 = row.try_get("session_id").map_err(store_error)?;
-    let uuid: String = row.try_get("session_uuid").map_err(store_error)?;
-    let kind: String = row.try_get("kind").map_err(store_error)?;
-    let state: String = row.try_get("state").map_err(store_error)?;
-    let end_reason: Option<String> = row.try_get("end_reason").map_err(store_error)?;
-    let depth: i64 = row.try_get("depth").map_err(store_error)?;
-    Ok(Session {
-        id: SessionId::from_store(id),
-        uuid: Uuid::from_str(&uuid).map_err(|e| corrupt("session_uuid", e))?,
-        user: UserId::from_store(row.try_get("user_id").map_err(store_error)?),
-        kind: parse_kind(&kind)?,
-        state: parse_state(&state)?,
-        start_time: timestamp(row, "start_time")?,
-        end_time: row
-            .try_get::<Option<i64>, _>("end_time")
-            .map_err(store_error)?
-            .map(Timestamp::from_unix_micros),
-        last_activity_time: timestamp(row, "last_activity_time")?,
-        end_reason: end_reason.as_deref().map(parse_reason).transpose()?,
-        effective_user: UserId::from_store(row.try_get("effective_user").map_err(store_error)?),
-        client: ClientDescription::from_store(row.try_get("client").map_err(store_error)?),
-        user_context_depth: u32::try_from(depth).map_err(|e| corrupt("depth", e))?,
-    })
-}
-
-fn timestamp(row: &SqliteRow, column: &str) -> Result<Timestamp> {
-    Ok(Timestamp::from_unix_micros(
-        row.try_get(column).map_err(store_error)?,
-    ))
-}
-
-fn kind_name(kind: SessionKind) -> &'static str {
-    match kind {
-        SessionKind::Interactive => "interactive",
-        SessionKind::Clientless => "clientless",
-    }
-}
-
-fn parse_kind(name: &str) -> Result<SessionKind> {
-    match name {
-        "interactive" => Ok(SessionKind::Interactive),
-        "clientless" => Ok(SessionKind::Clientless),
-        other => Err(corrupt("kind", other)),
-    }
-}
-
-fn state_name(state: SessionState) -> &'static str {
-    match state {
-        SessionState::Open => "open",
-        SessionState::Closing => "closing",
-        SessionState::Ended => "ended",
-    }
-}
-
-fn parse_state(name: &str) -> Result<SessionState> {
-    match name {
-        "open" => Ok(SessionState::Open),
-        "closing" => Ok(SessionState::Closing),
-        "ended" => Ok(SessionState::Ended),
-        other => Err(corrupt("state", other)),
-    }
-}
-
-fn reason_name(reason: EndReason) -> &'static str {
-    match reason {
-        EndReason::ClosedByClient => "closed_by_client",
-        EndReason::IdleTimeout => "idle_timeout",
-        EndReason::MaxLifetime => "max_lifetime",
-        EndReason::ServerShutdown => "server_shutdown",
-        EndReason::ServerRestart => "server_restart",
-    }
-}
-
-fn parse_reason(name: &str) -> Result<EndReason> {
-    match name {
-        "closed_by_client" => Ok(EndReason::ClosedByClient),
-        "idle_timeout" => Ok(EndReason::IdleTimeout),
-        "max_lifetime" => Ok(EndReason::MaxLifetime),
-        "server_shutdown" => Ok(EndReason::ServerShutdown),
-        "server_restart" => Ok(EndReason::ServerRestart),
-        other => Err(corrupt("end_reason", other)),
-    }
-}
-
-/// A value in the database that no version of sessiond writes.
-fn corrupt(column: &str, value: impl std::fmt::Display) -> Error {
-    Error::Internal(format!(
-        "unexpected {column} in the sessions table: {value}"
-    ))
-}
-
-/// Classifies a database error: trouble reaching or writing the database
-/// is [`Error::StoreUnavailable`] (the caller may retry); anything else
-/// means the schema and the code disagree, a bug.
-fn store_error(error: sqlx::Error) -> Error {
-    match error {
-        sqlx::Error::Io(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed
-        | sqlx::Error::Database(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::Protocol(_)
-        | sqlx::Error::Configuration(_) => Error::StoreUnavailable(Box::new(error)),
-        other => Error::Internal(other.to_string()),
-    }
 }

@@ -1,0 +1,188 @@
+//! Module runs: one `OpenModule` of a module in a clientless session, its
+//! state and its outcome.
+
+use std::fmt;
+
+use super::{SessionId, Timestamp, UserId, check_text};
+use crate::error::FieldViolation;
+
+/// A module run's id: assigned by the store, > 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RunId(i64);
+
+impl RunId {
+    /// Wraps an id read from the store.
+    #[must_use]
+    pub fn from_store(id: i64) -> Self {
+        Self(id)
+    }
+
+    /// The raw id, as the contract carries it.
+    #[must_use]
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+impl fmt::Display for RunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A module's id (e.g. `"100000"`): 1–256 characters, not blank, no control
+/// characters.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ModuleId(String);
+
+impl ModuleId {
+    /// Validates caller input (or a manifest's key).
+    ///
+    /// # Errors
+    /// A violation of `field` saying which rule `id` breaks.
+    pub fn parse(field: &str, id: String) -> Result<Self, FieldViolation> {
+        check_text(field, &id, false)?;
+        Ok(Self(id))
+    }
+
+    /// Wraps an id read from the store.
+    #[must_use]
+    pub fn from_store(id: String) -> Self {
+        Self(id)
+    }
+
+    /// The id as text.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ModuleId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where a run is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RunState {
+    /// Started, not concluded.
+    Running,
+    /// Concluded with a value.
+    Succeeded,
+    /// Concluded with a failure.
+    Failed,
+    /// Stopped before it concluded.
+    Cancelled,
+}
+
+/// The kinds of module failure (the contract's `ModuleFailureKind`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FailureKind {
+    /// An in-process module returned an error.
+    Error,
+    /// The process exited with a non-zero status.
+    ExitStatus,
+    /// The process was ended by a signal.
+    Signal,
+    /// The output was not one JSON document.
+    InvalidOutput,
+    /// The output exceeded the cap.
+    OutputTooLarge,
+    /// The run exceeded its timeout.
+    Timeout,
+    /// The run was cancelled (its session closed and the grace ran out).
+    Cancelled,
+    /// The server stopped while the run was running.
+    Interrupted,
+    /// The module could not be started.
+    SpawnFailed,
+}
+
+/// Why a run did not succeed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModuleFailure {
+    /// The kind of failure.
+    pub kind: FailureKind,
+    /// A human-readable description.
+    pub message: String,
+    /// The process's exit code, when it exited.
+    pub exit_code: Option<i32>,
+    /// The signal that ended the process, when one did.
+    pub signal: Option<i32>,
+    /// The end of the process's standard error.
+    pub stderr_tail: String,
+}
+
+impl ModuleFailure {
+    /// A failure of `kind` with a message and no process details.
+    #[must_use]
+    pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            exit_code: None,
+            signal: None,
+            stderr_tail: String::new(),
+        }
+    }
+
+    /// The error an in-process module reports.
+    #[must_use]
+    pub fn error(message: impl Into<String>) -> Self {
+        Self::new(FailureKind::Error, message)
+    }
+}
+
+/// How a run concluded.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RunOutcome {
+    /// With this return value.
+    Succeeded(serde_json::Value),
+    /// With this failure.
+    Failed(ModuleFailure),
+    /// Cancelled, for this reason.
+    Cancelled(ModuleFailure),
+}
+
+impl RunOutcome {
+    /// The state a run with this outcome is in.
+    #[must_use]
+    pub fn state(&self) -> RunState {
+        match self {
+            Self::Succeeded(_) => RunState::Succeeded,
+            Self::Failed(_) => RunState::Failed,
+            Self::Cancelled(_) => RunState::Cancelled,
+        }
+    }
+}
+
+/// The durable record of one module run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModuleRun {
+    /// The store-assigned id.
+    pub id: RunId,
+    /// The session it runs in.
+    pub session_id: SessionId,
+    /// The module.
+    pub module_id: ModuleId,
+    /// The session's user context when the module was opened.
+    pub acting_user: UserId,
+    /// When it started.
+    pub start_time: Timestamp,
+    /// When it concluded; `None` while running.
+    pub end_time: Option<Timestamp>,
+    /// How it concluded; `None` while running.
+    pub outcome: Option<RunOutcome>,
+}
+
+impl ModuleRun {
+    /// The run's state.
+    #[must_use]
+    pub fn state(&self) -> RunState {
+        self.outcome
+            .as_ref()
+            .map_or(RunState::Running, RunOutcome::state)
+    }
+}
