@@ -36,7 +36,7 @@ pub struct FieldViolation {
 #[non_exhaustive]
 pub enum Error {
     /// `INVALID_ARGUMENT`: the request has invalid fields; nothing was done.
-    #[error("invalid argument: {message}")]
+    #[error("{}", describe_invalid_argument(message))]
     InvalidArgument {
         /// The server's (or the client's) description.
         message: String,
@@ -414,6 +414,16 @@ impl<'a> ErrorContext<'a> {
             user: Some(user),
             ..Self::default()
         }
+    }
+}
+
+/// The message, prefixed with "invalid argument" unless it says so already
+/// (the server's messages do).
+fn describe_invalid_argument(message: &str) -> String {
+    if message.starts_with("invalid argument") {
+        message.to_owned()
+    } else {
+        format!("invalid argument: {message}")
     }
 }
 

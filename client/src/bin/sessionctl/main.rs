@@ -1,0 +1,70 @@
+//! `sessionctl`: the operators' command-line tool for sessiond, built on
+//! `sessiond-client`.
+//!
+//! # Layout
+//! - `args.rs`: the command line (clap).
+//! - `commands.rs`: what each subcommand does.
+//! - `output.rs`: JSON lines or tables.
+#![forbid(unsafe_code)]
+
+mod args;
+mod commands;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use sessiond_client::Client;
+
+use crate::args::Cli;
+use crate::commands::Outcome;
+
+/// Exit status of a failed operation.
+const FAILED: u8 = 1;
+/// Exit status after Ctrl-C / SIGTERM (128 + SIGINT, as shells report it).
+const INTERRUPTED: u8 = 130;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let mut builder = Client::builder().timeout(cli.call_timeout);
+    if let Some(token) = &cli.token {
+        builder = builder.bearer_token(token);
+    }
+    let result = match builder.connect(&cli.endpoint).await {
+        Ok(client) => commands::run(&client, cli.command, cli.output).await,
+        Err(error) => Err(error.into()),
+    };
+    match result {
+        Ok(Outcome::Done) => ExitCode::SUCCESS,
+        Ok(Outcome::Interrupted) => ExitCode::from(INTERRUPTED),
+        Err(error) => {
+            eprintln!("sessionctl: {}", one_line(&*error));
+            ExitCode::from(FAILED)
+        }
+    }
+}
+
+/// An error and its causes in one line, skipping causes the text already
+/// says.
+fn one_line(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        cause = c.source();
+    }
+    line.replace('\n', " ")
+}

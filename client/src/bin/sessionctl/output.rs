@@ -1,0 +1,182 @@
+//! Printing results: one JSON object per line, or a table.
+//!
+//! A [`Record`] keeps its fields in the contract's order and under the
+//! contract's names; JSON output writes them as they are, tables show
+//! strings bare, `null` as `-` and other values as compact JSON.
+
+use std::io::{self, Write};
+use std::time::SystemTime;
+
+use serde_json::{Value, json};
+use sessiond_client::{SessionInfo, UserContext};
+
+use crate::args::OutputFormat;
+
+/// One result: named fields, in order.
+pub type Record = Vec<(&'static str, Value)>;
+
+/// Prints one record: a JSON line, or a two-column "field value" table.
+pub fn one(format: OutputFormat, record: &Record) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    match format {
+        OutputFormat::Json => writeln!(out, "{}", json_line(record)),
+        OutputFormat::Table => {
+            let width = record.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+            for (key, value) in record {
+                writeln!(out, "{key:<width$}  {}", cell(value))?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Prints many records: JSON lines, or a table with a header row showing
+/// the `columns` (field names) given.
+pub fn many(format: OutputFormat, records: &[Record], columns: &[&'static str]) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    match format {
+        OutputFormat::Json => {
+            for record in records {
+                writeln!(out, "{}", json_line(record))?;
+            }
+            Ok(())
+        }
+        OutputFormat::Table => {
+            let rows: Vec<Vec<String>> = records
+                .iter()
+                .map(|record| {
+                    columns
+                        .iter()
+                        .map(|column| {
+                            record
+                                .iter()
+                                .find(|(k, _)| k == column)
+                                .map_or_else(|| "-".to_owned(), |(_, v)| cell(v))
+                        })
+                        .collect()
+                })
+                .collect();
+            let header: Vec<String> = columns.iter().map(|c| c.to_uppercase()).collect();
+            let widths: Vec<usize> = (0..columns.len())
+                .map(|i| {
+                    rows.iter()
+                        .map(|row| row[i].chars().count())
+                        .chain([header[i].len()])
+                        .max()
+                        .unwrap_or(0)
+                })
+                .collect();
+            for row in std::iter::once(&header).chain(&rows) {
+                let line: Vec<String> = row
+                    .iter()
+                    .zip(&widths)
+                    .map(|(text, width)| format!("{text:<width$}"))
+                    .collect();
+                writeln!(out, "{}", line.join("  ").trim_end())?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// A record as one JSON object, fields in order.
+fn json_line(record: &Record) -> String {
+    let fields: Vec<String> = record
+        .iter()
+        .map(|(key, value)| format!("{}:{value}", Value::from(*key)))
+        .collect();
+    format!("{{{}}}", fields.join(","))
+}
+
+/// A value as a table shows it.
+fn cell(value: &Value) -> String {
+    match value {
+        Value::Null => "-".to_owned(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A time as RFC 3339 (UTC), as protobuf's JSON mapping writes timestamps.
+pub fn time(t: SystemTime) -> Value {
+    Value::String(humantime::format_rfc3339_micros(t).to_string())
+}
+
+/// A session's record, under the contract's field names. Enum values are
+/// the contract's names in JSON (`SESSION_STATE_OPEN`) and short names in
+/// tables (`open`).
+pub fn session(format: OutputFormat, info: &SessionInfo) -> Record {
+    let json = format == OutputFormat::Json;
+    let name =
+        |contract: &'static str, short: &'static str| json!(if json { contract } else { short });
+    vec![
+        ("session_id", json!(info.session_id.get())),
+        ("session_uuid", json!(info.session_uuid.to_string())),
+        ("user", json!(info.user)),
+        ("kind", name(info.kind.contract_name(), info.kind.name())),
+        ("state", name(info.state.contract_name(), info.state.name())),
+        ("start_time", time(info.start_time)),
+        ("end_time", info.end_time.map_or(Value::Null, time)),
+        ("last_activity_time", time(info.last_activity_time)),
+        (
+            "end_reason",
+            match info.end_reason {
+                Some(reason) => name(reason.contract_name(), reason.name()),
+                None if json => json!("END_REASON_UNSPECIFIED"),
+                None => Value::Null,
+            },
+        ),
+        ("effective_user", json!(info.effective_user)),
+        ("client", json!(info.client)),
+        ("user_context_depth", json!(info.user_context_depth)),
+    ]
+}
+
+/// The columns of a session listing's table.
+pub const SESSION_COLUMNS: &[&str] = &[
+    "session_id",
+    "user",
+    "kind",
+    "state",
+    "start_time",
+    "end_time",
+    "end_reason",
+    "effective_user",
+];
+
+/// A session's user context, under the contract's field names.
+pub fn user_context(session_id: i64, context: &UserContext) -> Record {
+    vec![
+        ("session_id", json!(session_id)),
+        ("user", json!(context.user)),
+        ("session_user", json!(context.session_user)),
+        ("depth", json!(context.depth)),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_lines_keep_field_order_and_escape_properly() {
+        let record: Record = vec![
+            ("session_id", json!(7)),
+            ("user", json!("R\"41")),
+            ("end_time", Value::Null),
+        ];
+        assert_eq!(
+            json_line(&record),
+            r#"{"session_id":7,"user":"R\"41","end_time":null}"#
+        );
+        let parsed: Value = serde_json::from_str(&json_line(&record)).unwrap();
+        assert_eq!(parsed["user"], "R\"41");
+    }
+
+    #[test]
+    fn cells_show_strings_bare_and_null_as_a_dash() {
+        assert_eq!(cell(&json!("R41")), "R41");
+        assert_eq!(cell(&Value::Null), "-");
+        assert_eq!(cell(&json!({"a": 1})), r#"{"a":1}"#);
+    }
+}
