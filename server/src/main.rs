@@ -1,6 +1,7 @@
 //! The `sessiond` binary: load configuration, set up logging, open the
 //! store, bind, serve until SIGINT or SIGTERM.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -15,6 +16,7 @@ async fn main() -> ExitCode {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     match run(Args::parse()).await {
         Ok(()) => ExitCode::SUCCESS,
