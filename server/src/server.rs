@@ -216,10 +216,9 @@ impl Sessiond {
                 .max_decoding_message_size(max_request)
                 .max_encoding_message_size(MAX_RESPONSE_BYTES);
 
-        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let incoming = incoming(listener);
         let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = Server::builder()
-            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        let server = transport()
             .add_service(InterceptedService::new(
                 session_service,
                 principal::identify,
@@ -273,6 +272,19 @@ impl Sessiond {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The gRPC transport settings sessiond serves with (exposed so that a
+/// benchmark's baseline server can use exactly the same).
+#[must_use]
+pub fn transport() -> Server {
+    Server::builder().http2_keepalive_interval(Some(Duration::from_secs(30)))
+}
+
+/// The TCP settings of accepted connections (exposed like [`transport`]).
+#[must_use]
+pub fn incoming(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener).with_nodelay(Some(true))
 }
 
 /// Ends expired clientless sessions every `interval` until `stop`.
