@@ -350,6 +350,21 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "tls")]
+    #[test]
+    fn with_the_feature_tls_settings_make_https_endpoints() {
+        let (name, _) = ClientBuilder::new()
+            .tls(TlsSettings::new().domain_name("sessiond.internal"))
+            .endpoint("10.0.0.7:443")
+            .unwrap();
+        assert_eq!(name, "https://10.0.0.7:443");
+        assert!(
+            ClientBuilder::new()
+                .endpoint("https://sessiond.internal:443")
+                .is_ok()
+        );
+    }
+
     #[test]
     fn debug_output_redacts_secrets() {
         let builder = ClientBuilder::new()
