@@ -1,11 +1,14 @@
 //! The embedded SQLite store: one file in WAL mode, `synchronous = FULL`.
 //!
-//! Writes go through a pool of exactly one connection and each runs in a
-//! `BEGIN IMMEDIATE` transaction, so concurrent writers queue instead of
+//! Writes go through one connection owned by a writer task that commits
+//! concurrent writes together ([`writer`]: group commit, one fsync per
+//! batch, each write acknowledged only after its batch committed), in
+//! `BEGIN IMMEDIATE` transactions, so concurrent writers queue instead of
 //! failing with "database is locked"; reads use a separate pool of
 //! query-only connections that WAL lets run beside the writer.
 
 mod codec;
+mod writer;
 
 use std::path::Path;
 use std::time::Duration;
@@ -14,7 +17,9 @@ use async_trait::async_trait;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Row, SqliteConnection};
+use sqlx::{Connection, Row, SqliteConnection};
+
+use self::writer::Writer;
 
 use self::codec::{
     failure_kind_name, kind_name, reason_name, run_from_row, run_state_name, session_from_row,
@@ -58,9 +63,10 @@ macro_rules! select_run {
 /// The SQLite implementation of [`Store`].
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    /// The single write connection: SQLite allows one writer at a time, and
-    /// queueing here beats retrying on SQLITE_BUSY.
-    writer: SqlitePool,
+    /// The single writer, committing concurrent writes together: SQLite
+    /// allows one writer at a time, and queueing beats retrying on
+    /// SQLITE_BUSY.
+    writer: Writer,
     /// Query-only connections for reads, which WAL runs concurrently.
     readers: SqlitePool,
 }
@@ -79,16 +85,14 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .connect_with(options.clone())
+        let mut connection = SqliteConnection::connect_with(&options)
             .await
             .map_err(store_error)?;
         sqlx::migrate!("./migrations/sqlite")
-            .run(&writer)
+            .run(&mut connection)
             .await
             .map_err(|e| Error::StoreUnavailable(Box::new(e)))?;
+        let writer = Writer::start(connection);
         let readers = SqlitePoolOptions::new()
             .max_connections(READERS)
             .connect_with(options.pragma("query_only", "ON"))
@@ -96,54 +100,50 @@ impl SqliteStore {
             .map_err(store_error)?;
         Ok(Self { writer, readers })
     }
-
-    /// Starts a write transaction that holds the write lock from its start.
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        self.writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(store_error)
-    }
 }
 
 #[async_trait]
 impl Store for SqliteStore {
     async fn create_session(&self, new: NewSession) -> Result<Session> {
-        let mut tx = self.begin_write().await?;
-        if let Some(limit) = new.max_open_per_user {
-            let open: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM sessions WHERE user_id = ? AND state <> 'ended'",
-            )
-            .bind(new.user.as_str())
-            .fetch_one(&mut *tx)
+        self.writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    if let Some(limit) = new.max_open_per_user {
+                        let open: i64 = sqlx::query_scalar(
+                            "SELECT COUNT(*) FROM sessions WHERE user_id = ? AND state <> 'ended'",
+                        )
+                        .bind(new.user.as_str())
+                        .fetch_one(&mut *conn)
+                        .await
+                        .map_err(store_error)?;
+                        if open >= i64::from(limit) {
+                            return Err(Error::TooManySessions {
+                                user: new.user.into_string(),
+                                limit,
+                            });
+                        }
+                    }
+                    let id: i64 = sqlx::query_scalar(
+                        "INSERT INTO sessions (session_uuid, user_id, kind, state, start_time, \
+                     last_activity_time, effective_user, client, owner_node) \
+                     VALUES (?, ?, ?, 'open', ?, ?, ?, ?, ?) RETURNING session_id",
+                    )
+                    .bind(new.uuid.to_string())
+                    .bind(new.user.as_str())
+                    .bind(kind_name(new.kind))
+                    .bind(new.now.unix_micros())
+                    .bind(new.now.unix_micros())
+                    .bind(new.user.as_str())
+                    .bind(new.client.as_str())
+                    .bind(&new.owner_node)
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(store_error)?;
+                    let session = fetch_session(&mut *conn, SessionId::from_store(id)).await?;
+                    Ok(session)
+                })
+            })
             .await
-            .map_err(store_error)?;
-            if open >= i64::from(limit) {
-                return Err(Error::TooManySessions {
-                    user: new.user.into_string(),
-                    limit,
-                });
-            }
-        }
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO sessions (session_uuid, user_id, kind, state, start_time, \
-             last_activity_time, effective_user, client, owner_node) \
-             VALUES (?, ?, ?, 'open', ?, ?, ?, ?, ?) RETURNING session_id",
-        )
-        .bind(new.uuid.to_string())
-        .bind(new.user.as_str())
-        .bind(kind_name(new.kind))
-        .bind(new.now.unix_micros())
-        .bind(new.now.unix_micros())
-        .bind(new.user.as_str())
-        .bind(new.client.as_str())
-        .bind(&new.owner_node)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(store_error)?;
-        let session = fetch_session(&mut tx, SessionId::from_store(id)).await?;
-        tx.commit().await.map_err(store_error)?;
-        Ok(session)
     }
 
     async fn session(&self, id: SessionId) -> Result<Session> {
@@ -180,38 +180,46 @@ impl Store for SqliteStore {
     }
 
     async fn touch_session(&self, id: SessionId, now: Timestamp) -> Result<Session> {
-        let mut tx = self.begin_write().await?;
-        let session = fetch_session(&mut tx, id).await?;
-        if session.state == SessionState::Ended {
-            return Err(Error::SessionEnded { session_id: id });
-        }
-        record_activity(&mut tx, id, now).await?;
-        let session = fetch_session(&mut tx, id).await?;
-        tx.commit().await.map_err(store_error)?;
-        Ok(session)
+        self.writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    let session = fetch_session(&mut *conn, id).await?;
+                    if session.state == SessionState::Ended {
+                        return Err(Error::SessionEnded { session_id: id });
+                    }
+                    record_activity(&mut *conn, id, now).await?;
+                    let session = fetch_session(&mut *conn, id).await?;
+                    Ok(session)
+                })
+            })
+            .await
     }
 
     async fn begin_closing(&self, id: SessionId, now: Timestamp) -> Result<Session> {
-        let mut tx = self.begin_write().await?;
-        let session = fetch_session(&mut tx, id).await?;
-        if session.kind != SessionKind::Clientless {
-            return Err(Error::SessionNotClientless { session_id: id });
-        }
-        if session.state != SessionState::Open {
-            return Ok(session);
-        }
-        sqlx::query(
-            "UPDATE sessions SET state = 'closing', \
-             last_activity_time = MAX(last_activity_time, ?) WHERE session_id = ?",
-        )
-        .bind(now.unix_micros())
-        .bind(id.get())
-        .execute(&mut *tx)
-        .await
-        .map_err(store_error)?;
-        let session = fetch_session(&mut tx, id).await?;
-        tx.commit().await.map_err(store_error)?;
-        Ok(session)
+        self.writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    let session = fetch_session(&mut *conn, id).await?;
+                    if session.kind != SessionKind::Clientless {
+                        return Err(Error::SessionNotClientless { session_id: id });
+                    }
+                    if session.state != SessionState::Open {
+                        return Ok(session);
+                    }
+                    sqlx::query(
+                        "UPDATE sessions SET state = 'closing', \
+                     last_activity_time = MAX(last_activity_time, ?) WHERE session_id = ?",
+                    )
+                    .bind(now.unix_micros())
+                    .bind(id.get())
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(store_error)?;
+                    let session = fetch_session(&mut *conn, id).await?;
+                    Ok(session)
+                })
+            })
+            .await
     }
 
     async fn end_session(
@@ -220,24 +228,28 @@ impl Store for SqliteStore {
         reason: EndReason,
         now: Timestamp,
     ) -> Result<Session> {
-        let mut tx = self.begin_write().await?;
-        let session = fetch_session(&mut tx, id).await?;
-        if session.state == SessionState::Ended {
-            return Ok(session);
-        }
-        sqlx::query(
-            "UPDATE sessions SET state = 'ended', end_time = ?, end_reason = ? \
-             WHERE session_id = ?",
-        )
-        .bind(now.unix_micros())
-        .bind(reason_name(reason))
-        .bind(id.get())
-        .execute(&mut *tx)
-        .await
-        .map_err(store_error)?;
-        let session = fetch_session(&mut tx, id).await?;
-        tx.commit().await.map_err(store_error)?;
-        Ok(session)
+        self.writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    let session = fetch_session(&mut *conn, id).await?;
+                    if session.state == SessionState::Ended {
+                        return Ok(session);
+                    }
+                    sqlx::query(
+                        "UPDATE sessions SET state = 'ended', end_time = ?, end_reason = ? \
+                     WHERE session_id = ?",
+                    )
+                    .bind(now.unix_micros())
+                    .bind(reason_name(reason))
+                    .bind(id.get())
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(store_error)?;
+                    let session = fetch_session(&mut *conn, id).await?;
+                    Ok(session)
+                })
+            })
+            .await
     }
 
     async fn recover_node(
@@ -246,33 +258,38 @@ impl Store for SqliteStore {
         reason: EndReason,
         now: Timestamp,
     ) -> Result<Recovered> {
-        let mut tx = self.begin_write().await?;
-        let runs = sqlx::query(
-            "UPDATE module_runs SET state = 'failed', end_time = ?1, \
-             failure_kind = 'interrupted', \
-             failure_message = 'the server stopped while the module was running' \
-             WHERE state = 'running' AND session_id IN \
-             (SELECT session_id FROM sessions WHERE owner_node = ?2)",
-        )
-        .bind(now.unix_micros())
-        .bind(node)
-        .execute(&mut *tx)
-        .await
-        .map_err(store_error)?
-        .rows_affected();
-        let sessions = sqlx::query(
-            "UPDATE sessions SET state = 'ended', end_time = ?, end_reason = ? \
-             WHERE owner_node = ? AND kind = 'clientless' AND state <> 'ended'",
-        )
-        .bind(now.unix_micros())
-        .bind(reason_name(reason))
-        .bind(node)
-        .execute(&mut *tx)
-        .await
-        .map_err(store_error)?
-        .rows_affected();
-        tx.commit().await.map_err(store_error)?;
-        Ok(Recovered { sessions, runs })
+        let node = node.to_owned();
+        self.writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    let runs = sqlx::query(
+                        "UPDATE module_runs SET state = 'failed', end_time = ?1, \
+                     failure_kind = 'interrupted', \
+                     failure_message = 'the server stopped while the module was running' \
+                     WHERE state = 'running' AND session_id IN \
+                     (SELECT session_id FROM sessions WHERE owner_node = ?2)",
+                    )
+                    .bind(now.unix_micros())
+                    .bind(node.clone())
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(store_error)?
+                    .rows_affected();
+                    let sessions = sqlx::query(
+                        "UPDATE sessions SET state = 'ended', end_time = ?, end_reason = ? \
+                     WHERE owner_node = ? AND kind = 'clientless' AND state <> 'ended'",
+                    )
+                    .bind(now.unix_micros())
+                    .bind(reason_name(reason))
+                    .bind(node)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(store_error)?
+                    .rows_affected();
+                    Ok(Recovered { sessions, runs })
+                })
+            })
+            .await
     }
 
     async fn unended_clientless_sessions(&self, node: &str) -> Result<Vec<SessionId>> {
@@ -310,41 +327,46 @@ impl Store for SqliteStore {
         id: SessionId,
         expiry: &Expiry,
     ) -> Result<Option<EndReason>> {
-        let mut tx = self.begin_write().await?;
-        let session = fetch_session(&mut tx, id).await?;
-        if session.kind != SessionKind::Clientless || session.state != SessionState::Open {
-            return Ok(None);
-        }
-        let too_old = expiry
-            .started_before
-            .is_some_and(|limit| session.start_time < limit);
-        let idle = match expiry.idle_before {
-            Some(limit) if session.last_activity_time < limit => {
-                let running: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM module_runs WHERE session_id = ? AND state = 'running'",
-                )
-                .bind(id.get())
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(store_error)?;
-                running == 0
-            }
-            _ => false,
-        };
-        let reason = if too_old {
-            EndReason::MaxLifetime
-        } else if idle {
-            EndReason::IdleTimeout
-        } else {
-            return Ok(None);
-        };
-        sqlx::query("UPDATE sessions SET state = 'closing' WHERE session_id = ?")
-            .bind(id.get())
-            .execute(&mut *tx)
+        let expiry = *expiry;
+        self.writer
+            .write(move |conn| {
+                Box::pin(async move {
+                let session = fetch_session(&mut *conn, id).await?;
+                if session.kind != SessionKind::Clientless || session.state != SessionState::Open {
+                    return Ok(None);
+                }
+                let too_old = expiry
+                    .started_before
+                    .is_some_and(|limit| session.start_time < limit);
+                let idle = match expiry.idle_before {
+                    Some(limit) if session.last_activity_time < limit => {
+                        let running: i64 = sqlx::query_scalar(
+                            "SELECT COUNT(*) FROM module_runs WHERE session_id = ? AND state = 'running'",
+                        )
+                        .bind(id.get())
+                        .fetch_one(&mut *conn)
+                        .await
+                        .map_err(store_error)?;
+                        running == 0
+                    }
+                    _ => false,
+                };
+                let reason = if too_old {
+                    EndReason::MaxLifetime
+                } else if idle {
+                    EndReason::IdleTimeout
+                } else {
+                    return Ok(None);
+                };
+                sqlx::query("UPDATE sessions SET state = 'closing' WHERE session_id = ?")
+                    .bind(id.get())
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(store_error)?;
+                Ok(Some(reason))
+                })
+            })
             .await
-            .map_err(store_error)?;
-        tx.commit().await.map_err(store_error)?;
-        Ok(Some(reason))
     }
 
     async fn start_run(
@@ -356,33 +378,38 @@ impl Store for SqliteStore {
     ) -> Result<StartedRun> {
         let parameters = serde_json::to_string(parameters)
             .map_err(|e| Error::Internal(format!("encoding parameters: {e}")))?;
-        let mut tx = self.begin_write().await?;
-        let session = fetch_session(&mut tx, session_id).await?;
-        match (session.kind, session.state) {
-            (SessionKind::Interactive, _) => {
-                return Err(Error::SessionNotClientless { session_id });
-            }
-            (_, SessionState::Closing) => return Err(Error::SessionClosing { session_id }),
-            (_, SessionState::Ended) => return Err(Error::SessionEnded { session_id }),
-            (SessionKind::Clientless, SessionState::Open) => {}
-        }
-        let run_id: i64 = sqlx::query_scalar(
-            "INSERT INTO module_runs (session_id, module_id, acting_user, parameters, state, \
-             start_time) VALUES (?, ?, ?, ?, 'running', ?) RETURNING run_id",
-        )
-        .bind(session_id.get())
-        .bind(module.as_str())
-        .bind(session.effective_user.as_str())
-        .bind(parameters)
-        .bind(now.unix_micros())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(store_error)?;
-        record_activity(&mut tx, session_id, now).await?;
-        let run = fetch_run(&mut tx, RunId::from_store(run_id)).await?;
-        let session = fetch_session(&mut tx, session_id).await?;
-        tx.commit().await.map_err(store_error)?;
-        Ok(StartedRun { run, session })
+        let module = module.clone();
+        self.writer
+            .write(move |conn| {
+                Box::pin(async move {
+                let session = fetch_session(&mut *conn, session_id).await?;
+                match (session.kind, session.state) {
+                    (SessionKind::Interactive, _) => {
+                        return Err(Error::SessionNotClientless { session_id });
+                    }
+                    (_, SessionState::Closing) => return Err(Error::SessionClosing { session_id }),
+                    (_, SessionState::Ended) => return Err(Error::SessionEnded { session_id }),
+                    (SessionKind::Clientless, SessionState::Open) => {}
+                }
+                let run_id: i64 = sqlx::query_scalar(
+                    "INSERT INTO module_runs (session_id, module_id, acting_user, parameters, state, \
+                     start_time) VALUES (?, ?, ?, ?, 'running', ?) RETURNING run_id",
+                )
+                .bind(session_id.get())
+                .bind(module.as_str())
+                .bind(session.effective_user.as_str())
+                .bind(parameters)
+                .bind(now.unix_micros())
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(store_error)?;
+                record_activity(&mut *conn, session_id, now).await?;
+                let run = fetch_run(&mut *conn, RunId::from_store(run_id)).await?;
+                let session = fetch_session(&mut *conn, session_id).await?;
+                Ok(StartedRun { run, session })
+                })
+            })
+            .await
     }
 
     async fn finish_run(
@@ -391,35 +418,42 @@ impl Store for SqliteStore {
         outcome: &RunOutcome,
         now: Timestamp,
     ) -> Result<ModuleRun> {
+        let state = run_state_name(outcome);
         let (value, failure) = match outcome {
             RunOutcome::Succeeded(value) => (Some(value.to_string()), None),
-            RunOutcome::Failed(failure) | RunOutcome::Cancelled(failure) => (None, Some(failure)),
+            RunOutcome::Failed(failure) | RunOutcome::Cancelled(failure) => {
+                (None, Some(failure.clone()))
+            }
         };
-        let mut tx = self.begin_write().await?;
-        let updated = sqlx::query(
-            "UPDATE module_runs SET state = ?, end_time = ?, value = ?, failure_kind = ?, \
-             failure_message = ?, exit_code = ?, signal = ?, stderr_tail = ? \
-             WHERE run_id = ? AND state = 'running'",
-        )
-        .bind(run_state_name(outcome))
-        .bind(now.unix_micros())
-        .bind(value)
-        .bind(failure.map(|f| failure_kind_name(f.kind)))
-        .bind(failure.map(|f| f.message.as_str()))
-        .bind(failure.and_then(|f| f.exit_code))
-        .bind(failure.and_then(|f| f.signal))
-        .bind(failure.map(|f| f.stderr_tail.as_str()))
-        .bind(run_id.get())
-        .execute(&mut *tx)
-        .await
-        .map_err(store_error)?
-        .rows_affected();
-        let run = fetch_run(&mut tx, run_id).await?;
-        if updated > 0 {
-            record_activity(&mut tx, run.session_id, now).await?;
-        }
-        tx.commit().await.map_err(store_error)?;
-        Ok(run)
+        self.writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    let updated = sqlx::query(
+                    "UPDATE module_runs SET state = ?, end_time = ?, value = ?, failure_kind = ?, \
+                     failure_message = ?, exit_code = ?, signal = ?, stderr_tail = ? \
+                     WHERE run_id = ? AND state = 'running'",
+                )
+                .bind(state)
+                .bind(now.unix_micros())
+                .bind(value)
+                .bind(failure.as_ref().map(|f| failure_kind_name(f.kind)))
+                .bind(failure.as_ref().map(|f| f.message.clone()))
+                .bind(failure.as_ref().and_then(|f| f.exit_code))
+                .bind(failure.as_ref().and_then(|f| f.signal))
+                .bind(failure.as_ref().map(|f| f.stderr_tail.clone()))
+                .bind(run_id.get())
+                .execute(&mut *conn)
+                .await
+                .map_err(store_error)?
+                .rows_affected();
+                    let run = fetch_run(&mut *conn, run_id).await?;
+                    if updated > 0 {
+                        record_activity(&mut *conn, run.session_id, now).await?;
+                    }
+                    Ok(run)
+                })
+            })
+            .await
     }
 
     async fn run(&self, run_id: RunId) -> Result<ModuleRun> {
@@ -469,11 +503,15 @@ impl Store for SqliteStore {
         user: UserId,
         now: Timestamp,
     ) -> Result<UserId> {
-        let mut tx = self.begin_write().await?;
-        let session = fetch_live_session(&mut tx, id).await?;
-        set_effective_user(&mut tx, id, &user, now).await?;
-        tx.commit().await.map_err(store_error)?;
-        Ok(session.effective_user)
+        self.writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    let session = fetch_live_session(&mut *conn, id).await?;
+                    set_effective_user(&mut *conn, id, &user, now).await?;
+                    Ok(session.effective_user)
+                })
+            })
+            .await
     }
 
     async fn push_user_context(
@@ -482,28 +520,32 @@ impl Store for SqliteStore {
         user: UserId,
         now: Timestamp,
     ) -> Result<PushedScope> {
-        let mut tx = self.begin_write().await?;
-        let session = fetch_live_session(&mut tx, id).await?;
-        let depth = session.user_context_depth + 1;
-        let scope_id: i64 = sqlx::query_scalar(
-            "INSERT INTO user_context_scopes (session_id, depth, user_id, previous_user, \
-             pushed_at) VALUES (?, ?, ?, ?, ?) RETURNING scope_id",
-        )
-        .bind(id.get())
-        .bind(i64::from(depth))
-        .bind(user.as_str())
-        .bind(session.effective_user.as_str())
-        .bind(now.unix_micros())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(store_error)?;
-        set_effective_user(&mut tx, id, &user, now).await?;
-        tx.commit().await.map_err(store_error)?;
-        Ok(PushedScope {
-            scope_id: ScopeId::from_store(scope_id),
-            previous_user: session.effective_user,
-            depth,
-        })
+        self.writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    let session = fetch_live_session(&mut *conn, id).await?;
+                    let depth = session.user_context_depth + 1;
+                    let scope_id: i64 = sqlx::query_scalar(
+                    "INSERT INTO user_context_scopes (session_id, depth, user_id, previous_user, \
+                     pushed_at) VALUES (?, ?, ?, ?, ?) RETURNING scope_id",
+                )
+                .bind(id.get())
+                .bind(i64::from(depth))
+                .bind(user.as_str())
+                .bind(session.effective_user.as_str())
+                .bind(now.unix_micros())
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(store_error)?;
+                    set_effective_user(&mut *conn, id, &user, now).await?;
+                    Ok(PushedScope {
+                        scope_id: ScopeId::from_store(scope_id),
+                        previous_user: session.effective_user,
+                        depth,
+                    })
+                })
+            })
+            .await
     }
 
     async fn pop_user_context(
@@ -512,56 +554,60 @@ impl Store for SqliteStore {
         scope: ScopeId,
         now: Timestamp,
     ) -> Result<PoppedScope> {
-        let mut tx = self.begin_write().await?;
-        let session = fetch_live_session(&mut tx, id).await?;
-        let innermost = sqlx::query(
-            "SELECT scope_id, previous_user FROM user_context_scopes \
-             WHERE session_id = ? ORDER BY depth DESC LIMIT 1",
-        )
-        .bind(id.get())
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(store_error)?;
-        let Some(innermost) = innermost else {
-            return Err(Error::ScopeNotFound {
-                session_id: id,
-                scope_id: scope,
-            });
-        };
-        let innermost_id = ScopeId::from_store(innermost.try_get("scope_id").map_err(store_error)?);
-        if innermost_id != scope {
-            let open: Option<i64> = sqlx::query_scalar(
-                "SELECT scope_id FROM user_context_scopes WHERE session_id = ? AND scope_id = ?",
-            )
-            .bind(id.get())
-            .bind(scope.get())
-            .fetch_optional(&mut *tx)
+        self.writer
+            .write(move |conn| {
+                Box::pin(async move {
+                let session = fetch_live_session(&mut *conn, id).await?;
+                let innermost = sqlx::query(
+                    "SELECT scope_id, previous_user FROM user_context_scopes \
+                     WHERE session_id = ? ORDER BY depth DESC LIMIT 1",
+                )
+                .bind(id.get())
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(store_error)?;
+                let Some(innermost) = innermost else {
+                    return Err(Error::ScopeNotFound {
+                        session_id: id,
+                        scope_id: scope,
+                    });
+                };
+                let innermost_id = ScopeId::from_store(innermost.try_get("scope_id").map_err(store_error)?);
+                if innermost_id != scope {
+                    let open: Option<i64> = sqlx::query_scalar(
+                        "SELECT scope_id FROM user_context_scopes WHERE session_id = ? AND scope_id = ?",
+                    )
+                    .bind(id.get())
+                    .bind(scope.get())
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(store_error)?;
+                    return Err(match open {
+                        Some(_) => Error::ScopeNotInnermost {
+                            session_id: id,
+                            scope_id: scope,
+                            innermost: innermost_id,
+                        },
+                        None => Error::ScopeNotFound {
+                            session_id: id,
+                            scope_id: scope,
+                        },
+                    });
+                }
+                let restored = UserId::from_store(innermost.try_get("previous_user").map_err(store_error)?);
+                sqlx::query("DELETE FROM user_context_scopes WHERE scope_id = ?")
+                    .bind(scope.get())
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(store_error)?;
+                set_effective_user(&mut *conn, id, &restored, now).await?;
+                Ok(PoppedScope {
+                    user: restored,
+                    depth: session.user_context_depth - 1,
+                })
+                })
+            })
             .await
-            .map_err(store_error)?;
-            return Err(match open {
-                Some(_) => Error::ScopeNotInnermost {
-                    session_id: id,
-                    scope_id: scope,
-                    innermost: innermost_id,
-                },
-                None => Error::ScopeNotFound {
-                    session_id: id,
-                    scope_id: scope,
-                },
-            });
-        }
-        let restored = UserId::from_store(innermost.try_get("previous_user").map_err(store_error)?);
-        sqlx::query("DELETE FROM user_context_scopes WHERE scope_id = ?")
-            .bind(scope.get())
-            .execute(&mut *tx)
-            .await
-            .map_err(store_error)?;
-        set_effective_user(&mut tx, id, &restored, now).await?;
-        tx.commit().await.map_err(store_error)?;
-        Ok(PoppedScope {
-            user: restored,
-            depth: session.user_context_depth - 1,
-        })
     }
 }
 
