@@ -18,6 +18,7 @@
 //! - [`store`]: the [`store::Store`] trait and its SQLite implementation,
 //!   with migrations under `migrations/`.
 //! - [`model`]: the domain's values; [`error`]: the one error type.
+//! - [`session_users`]: "whose session is this?" from memory.
 //! - [`principal`]: who is calling; [`clock`]: where "now" comes from;
 //!   [`task`]: running writes to completion.
 //! - [`config`]: flags, environment and TOML; [`server`]: assembling and
@@ -43,6 +44,7 @@ pub mod model;
 pub mod modules;
 pub mod principal;
 pub mod server;
+pub mod session_users;
 pub mod sessions;
 pub mod store;
 pub mod task;

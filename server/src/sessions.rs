@@ -16,6 +16,7 @@ use crate::model::{
 };
 use crate::modules::runner::Runner;
 use crate::principal::Principal;
+use crate::session_users::SessionUsers;
 use crate::store::{Expiry, NewSession, Recovered, SessionQuery, Store};
 use crate::task::run_to_completion;
 
@@ -48,7 +49,12 @@ pub struct Sessions {
     policy: SessionPolicy,
     /// This server's node id: the owner recorded on the sessions it opens.
     node_id: Arc<str>,
+    /// Whose session is which, from memory (the hot path).
+    users: Arc<SessionUsers>,
 }
+
+/// How many sessions' users are kept in memory.
+const REMEMBERED_USERS: usize = 1 << 20;
 
 impl Sessions {
     /// Session operations over `store`.
@@ -66,6 +72,7 @@ impl Sessions {
             runner,
             policy,
             node_id: Arc::from(node_id),
+            users: Arc::new(SessionUsers::new(REMEMBERED_USERS)),
         }
     }
 
@@ -97,7 +104,12 @@ impl Sessions {
     /// # Errors
     /// [`Error::SessionNotFound`], [`Error::StoreUnavailable`].
     pub async fn user(&self, _caller: &Principal, id: SessionId) -> Result<UserId> {
-        self.store.session_user(id).await
+        if let Some(user) = self.users.get(id) {
+            return Ok(user);
+        }
+        let user = self.store.session_user(id).await?;
+        self.users.insert(id, &user);
+        Ok(user)
     }
 
     /// A session's record.
@@ -162,7 +174,8 @@ impl Sessions {
         };
         let store = Arc::clone(&self.store);
         let session = run_to_completion(async move { store.create_session(new).await }).await?;
-        tracing::info!(
+        self.users.insert(session.id, &session.user);
+        tracing::debug!(
             session_id = %session.id, user = %session.user, kind = ?session.kind,
             caller = %caller, "session opened"
         );
@@ -196,7 +209,7 @@ impl Sessions {
                 let session =
                     run_to_completion(async move { store.end_session(id, reason, now).await })
                         .await?;
-                tracing::info!(session_id = %id, caller = %caller, "session ended");
+                tracing::debug!(session_id = %id, caller = %caller, "session ended");
                 Ok(session)
             }
             SessionKind::Clientless => self.close_clientless(caller, id, None).await,
@@ -226,7 +239,7 @@ impl Sessions {
                 async move { this.close(id, grace, EndReason::ClosedByClient).await },
             )
             .await?;
-        tracing::info!(session_id = %id, caller = %caller, reason = ?session.end_reason, "clientless session closed");
+        tracing::debug!(session_id = %id, caller = %caller, reason = ?session.end_reason, "clientless session closed");
         Ok(session)
     }
 

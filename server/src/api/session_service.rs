@@ -40,7 +40,7 @@ impl SessionApi {
 
 #[tonic::async_trait]
 impl SessionService for SessionApi {
-    #[tracing::instrument(skip_all, fields(session_id = request.get_ref().session_id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(session_id = request.get_ref().session_id))]
     async fn get_session_user(
         &self,
         request: Request<pb::GetSessionUserRequest>,
@@ -53,7 +53,7 @@ impl SessionService for SessionApi {
         }))
     }
 
-    #[tracing::instrument(skip_all, fields(session_id = request.get_ref().session_id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(session_id = request.get_ref().session_id))]
     async fn get_session_info(
         &self,
         request: Request<pb::GetSessionInfoRequest>,
@@ -66,7 +66,7 @@ impl SessionService for SessionApi {
         }))
     }
 
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_sessions(
         &self,
         request: Request<pb::ListSessionsRequest>,
@@ -115,7 +115,7 @@ impl SessionService for SessionApi {
         }))
     }
 
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn start_session(
         &self,
         request: Request<pb::StartSessionRequest>,
@@ -135,7 +135,7 @@ impl SessionService for SessionApi {
         }))
     }
 
-    #[tracing::instrument(skip_all, fields(session_id = request.get_ref().session_id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(session_id = request.get_ref().session_id))]
     async fn touch_session(
         &self,
         request: Request<pb::TouchSessionRequest>,
@@ -148,7 +148,7 @@ impl SessionService for SessionApi {
         }))
     }
 
-    #[tracing::instrument(skip_all, fields(session_id = request.get_ref().session_id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(session_id = request.get_ref().session_id))]
     async fn end_session(
         &self,
         request: Request<pb::EndSessionRequest>,
@@ -161,7 +161,7 @@ impl SessionService for SessionApi {
         }))
     }
 
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn open_clientless_session(
         &self,
         request: Request<pb::OpenClientlessSessionRequest>,
@@ -176,7 +176,7 @@ impl SessionService for SessionApi {
         }))
     }
 
-    #[tracing::instrument(skip_all, fields(session_id = request.get_ref().session_id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(session_id = request.get_ref().session_id))]
     async fn close_clientless_session(
         &self,
         request: Request<pb::CloseClientlessSessionRequest>,
@@ -194,7 +194,7 @@ impl SessionService for SessionApi {
         }))
     }
 
-    #[tracing::instrument(skip_all, fields(session_id = request.get_ref().session_id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(session_id = request.get_ref().session_id))]
     async fn open_module(
         &self,
         request: Request<pb::OpenModuleRequest>,
@@ -220,7 +220,7 @@ impl SessionService for SessionApi {
         }))
     }
 
-    #[tracing::instrument(skip_all, fields(session_id = request.get_ref().session_id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(session_id = request.get_ref().session_id))]
     async fn get_return_value(
         &self,
         request: Request<pb::GetReturnValueRequest>,

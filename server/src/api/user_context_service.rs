@@ -26,7 +26,7 @@ impl UserContextApi {
 
 #[tonic::async_trait]
 impl UserContextService for UserContextApi {
-    #[tracing::instrument(skip_all, fields(session_id = request.get_ref().session_id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(session_id = request.get_ref().session_id))]
     async fn get_user_context(
         &self,
         request: Request<pb::GetUserContextRequest>,
@@ -41,7 +41,7 @@ impl UserContextService for UserContextApi {
         }))
     }
 
-    #[tracing::instrument(skip_all, fields(session_id = request.get_ref().session_id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(session_id = request.get_ref().session_id))]
     async fn set_user_context(
         &self,
         request: Request<pb::SetUserContextRequest>,
@@ -59,7 +59,7 @@ impl UserContextService for UserContextApi {
         }))
     }
 
-    #[tracing::instrument(skip_all, fields(session_id = request.get_ref().session_id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(session_id = request.get_ref().session_id))]
     async fn push_user_context(
         &self,
         request: Request<pb::PushUserContextRequest>,
@@ -79,7 +79,7 @@ impl UserContextService for UserContextApi {
         }))
     }
 
-    #[tracing::instrument(skip_all, fields(session_id = request.get_ref().session_id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(session_id = request.get_ref().session_id))]
     async fn pop_user_context(
         &self,
         request: Request<pb::PopUserContextRequest>,

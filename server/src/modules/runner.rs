@@ -157,7 +157,7 @@ impl Runner {
         let run =
             run_to_completion(async move { this.start(session_id, module_id, parameters).await })
                 .await?;
-        tracing::info!(
+        tracing::debug!(
             session_id = %session_id, run_id = %run.id, module_id = %run.module_id,
             acting_user = %run.acting_user, caller = %caller, "module opened"
         );
@@ -256,7 +256,7 @@ impl Runner {
                 .await
             {
                 Ok(run) => {
-                    tracing::info!(run_id = %run_id, state = ?run.state(), "module concluded");
+                    tracing::debug!(run_id = %run_id, state = ?run.state(), "module concluded");
                     return;
                 }
                 Err(error) => {

@@ -9,6 +9,7 @@
 //! preconditions and applies its change atomically: a write returns only
 //! once it is durable, and a failed write changes nothing.
 
+mod postgres;
 mod sqlite;
 
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use crate::model::{
     ScopeId, Session, SessionId, SessionKind, SessionState, Timestamp, UserContext, UserId,
 };
 
+pub use postgres::{PostgresSettings, PostgresStore};
 pub use sqlite::SqliteStore;
 
 /// The fields of a session about to be created.
@@ -212,7 +214,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 }
 
 /// Opens the store a database URL names, creating and migrating it as
-/// needed: `sqlite://PATH` (or `sqlite:PATH`).
+/// needed: `sqlite://PATH` (or `sqlite:PATH`), or `postgres://…` /
+/// `postgresql://…` (libpq's URL syntax; the database must exist, its
+/// tables are created).
 ///
 /// # Errors
 /// [`Error::StoreUnavailable`] when the database cannot be opened or
@@ -224,10 +228,13 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
     {
         return Ok(Arc::new(SqliteStore::open(path).await?));
     }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Arc::new(PostgresStore::open(url).await?));
+    }
     Err(Error::InvalidArgument(vec![
         crate::error::FieldViolation::new(
             "database",
-            "unsupported database URL; expected sqlite://PATH",
+            "unsupported database URL; expected sqlite://PATH or postgres://…",
         ),
     ]))
 }
