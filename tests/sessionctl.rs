@@ -1,8 +1,6 @@
 //! `sessionctl` end to end: the real binary as a child process against a
 //! real server — each command's output as JSON lines and as a table, and
 //! its exit codes.
-//!
-//! `sessionctl run` is tested once the server implements modules.
 
 mod common;
 
@@ -21,7 +19,6 @@ fn sessionctl_binary() -> &'static Path {
         escargot::CargoBuild::new()
             .package("sessiond-client")
             .bin("sessionctl")
-            .current_target()
             .run()
             .expect("building the sessionctl binary")
             .path()
@@ -520,4 +517,64 @@ async fn the_endpoint_flag_overrides_the_environment() {
     )
     .await;
     assert_eq!(run.json()["user"], "R41");
+}
+
+/// A server running the example modules of `examples/modules.toml`.
+async fn server_with_example_modules() -> TestServer {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/modules.toml");
+    TestServer::start_with(|config| config.modules = Some(examples)).await
+}
+
+#[tokio::test]
+async fn run_prints_the_modules_value_and_closes_the_session() {
+    let server = server_with_example_modules().await;
+    let run = sessionctl(
+        &server,
+        &[
+            "--output",
+            "json",
+            "run",
+            "R41",
+            "100000",
+            "--param",
+            "title=Open projects",
+            "--timeout",
+            "30s",
+        ],
+    )
+    .await;
+    let line = run.json();
+    assert_eq!(line["module_id"], "100000");
+    let value = &line["value"];
+    assert_eq!(value["module"], "100000");
+    assert_eq!(value["user"], "R41");
+    assert_eq!(value["title"], "Open projects");
+    assert_eq!(value["session_id"], line["session_id"]);
+
+    let client = client_for(&server).await;
+    let sessions = client
+        .list_sessions(&sessiond_client::SessionFilter::new().user("R41"))
+        .await
+        .unwrap();
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(
+        sessions[0].state,
+        SessionState::Ended,
+        "run closed its session"
+    );
+}
+
+#[tokio::test]
+async fn run_of_an_unknown_module_fails_with_one_line_and_still_closes() {
+    let server = server_with_example_modules().await;
+    let run = sessionctl(&server, &["run", "R41", "no-such-module"]).await;
+    let line = run.failure(1);
+    assert!(line.contains("no-such-module"), "{line}");
+    let client = client_for(&server).await;
+    let sessions = client
+        .list_sessions(&sessiond_client::SessionFilter::new().user("R41"))
+        .await
+        .unwrap();
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(sessions[0].state, SessionState::Ended);
 }
