@@ -1,0 +1,528 @@
+//! The results: one [`Measurement`] per scenario and number in flight (the
+//! medians over its kept pairs), the memory and raw-store figures, printed
+//! as a readable table followed by one `BENCH` line per measurement.
+
+use std::fmt::Write as _;
+
+/// One side of one pair.
+#[derive(Clone, Debug)]
+pub struct SideResult {
+    /// What was measured ("baseline", "sessiond", "spawn", …).
+    pub label: String,
+    /// Operations per second.
+    pub rps: f64,
+    /// Median latency, µs.
+    pub p50_us: f64,
+    /// 99th-percentile latency, µs.
+    pub p99_us: f64,
+    /// The server's (or spawn loop's) CPU time per operation, µs.
+    pub cpu_us_per_op: f64,
+    /// The server's CPU use, in cores.
+    pub server_cores: f64,
+    /// The load generator's CPU use, in cores.
+    pub generator_cores: f64,
+    /// Everything else on the machine, in cores.
+    pub other_cores: f64,
+}
+
+/// One pair: the sides in their canonical order (baseline first).
+#[derive(Clone, Debug)]
+pub struct Pair {
+    /// The sides.
+    pub sides: Vec<SideResult>,
+    /// Whether it passed the load rule.
+    pub kept: bool,
+}
+
+impl Pair {
+    /// The highest other load of its sides, in cores.
+    pub fn other_cores(&self) -> f64 {
+        self.sides.iter().map(|s| s.other_cores).fold(0.0, f64::max)
+    }
+}
+
+/// A figure that a ratio is stated in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Figure {
+    /// Subject throughput ÷ baseline throughput.
+    Throughput,
+    /// Subject p50 ÷ baseline p50.
+    P50,
+    /// Subject p99 ÷ baseline p99.
+    P99,
+    /// Subject p50 ÷ the reference side's p50 (side 3).
+    P50OverReference,
+}
+
+impl Figure {
+    /// The figure of one pair.
+    pub fn of(self, pair: &Pair) -> f64 {
+        let base = &pair.sides[0];
+        let subject = &pair.sides[1];
+        match self {
+            Self::Throughput => subject.rps / base.rps,
+            Self::P50 => subject.p50_us / base.p50_us,
+            Self::P99 => subject.p99_us / base.p99_us,
+            Self::P50OverReference => subject.p50_us / pair.sides[2].p50_us,
+        }
+    }
+
+    /// How the figure reads in the table.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Throughput => "throughput",
+            Self::P50 => "p50",
+            Self::P99 => "p99",
+            Self::P50OverReference => "p50/ref p50",
+        }
+    }
+}
+
+/// A bound on a figure.
+#[derive(Clone, Copy, Debug)]
+pub enum Bound {
+    /// The figure must be at least this.
+    AtLeast(f64),
+    /// The figure must be at most this.
+    AtMost(f64),
+}
+
+impl Bound {
+    /// Whether `value` is within the bound.
+    pub fn met(self, value: f64) -> bool {
+        match self {
+            Self::AtLeast(limit) => value >= limit,
+            Self::AtMost(limit) => value <= limit,
+        }
+    }
+}
+
+impl std::fmt::Display for Bound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::AtLeast(limit) => write!(f, ">={limit:.2}"),
+            Self::AtMost(limit) => write!(f, "<={limit:.2}"),
+        }
+    }
+}
+
+/// What a measurement's ratio is and what it should be.
+#[derive(Clone, Debug)]
+pub struct Spec {
+    /// The figure of the `ratio=` field.
+    pub headline: Figure,
+    /// The targets: each a figure and its bound (the first is the
+    /// headline's, when there is one).
+    pub targets: Vec<(Figure, Bound)>,
+}
+
+/// The medians of one side over the kept pairs.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    /// Operations per second.
+    pub rps: f64,
+    /// p50, µs.
+    pub p50_us: f64,
+    /// p99, µs.
+    pub p99_us: f64,
+    /// CPU µs per operation.
+    pub cpu_us_per_op: f64,
+}
+
+/// The median of `values` (0 when empty).
+pub fn median(mut values: Vec<f64>) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        f64::midpoint(values[mid - 1], values[mid])
+    }
+}
+
+/// One scenario at one number in flight, summarised over its pairs.
+#[derive(Clone, Debug)]
+pub struct Measurement {
+    /// The scenario's name.
+    pub scenario: String,
+    /// Requests in flight.
+    pub inflight: usize,
+    /// What the ratio means and its targets.
+    pub spec: Spec,
+    /// Every pair run, kept or not.
+    pub pairs: Vec<Pair>,
+    /// Whether no pair passed the load rule (then all were used).
+    pub noisy: bool,
+    /// Extra `key=value` fields of the `BENCH` line.
+    pub extra: Vec<(String, String)>,
+}
+
+impl Measurement {
+    /// The pairs the medians are taken over.
+    pub fn used(&self) -> Vec<&Pair> {
+        self.pairs.iter().filter(|p| p.kept || self.noisy).collect()
+    }
+
+    /// The median per-pair value of `figure`.
+    pub fn figure(&self, figure: Figure) -> f64 {
+        median(self.used().iter().map(|p| figure.of(p)).collect())
+    }
+
+    /// The headline ratio.
+    pub fn ratio(&self) -> f64 {
+        self.figure(self.spec.headline)
+    }
+
+    /// The medians of side `index`.
+    pub fn side(&self, index: usize) -> Stats {
+        let used = self.used();
+        let values =
+            |f: fn(&SideResult) -> f64| median(used.iter().map(|p| f(&p.sides[index])).collect());
+        Stats {
+            rps: values(|s| s.rps),
+            p50_us: values(|s| s.p50_us),
+            p99_us: values(|s| s.p99_us),
+            cpu_us_per_op: values(|s| s.cpu_us_per_op),
+        }
+    }
+
+    /// Each target with its value and whether it is met.
+    pub fn checks(&self) -> Vec<(Figure, Bound, f64, bool)> {
+        self.spec
+            .targets
+            .iter()
+            .map(|&(figure, bound)| {
+                let value = self.figure(figure);
+                (figure, bound, value, bound.met(value))
+            })
+            .collect()
+    }
+
+    /// "yes", "no", or "-" when there is no target.
+    pub fn met(&self) -> &'static str {
+        let checks = self.checks();
+        if checks.is_empty() {
+            "-"
+        } else if checks.iter().all(|c| c.3) {
+            "yes"
+        } else {
+            "no"
+        }
+    }
+
+    fn kept(&self) -> String {
+        let kept = self.pairs.iter().filter(|p| p.kept).count();
+        format!(
+            "{kept}/{}{}",
+            self.pairs.len(),
+            if self.noisy { " (noisy)" } else { "" }
+        )
+    }
+
+    fn targets_text(&self) -> String {
+        if self.spec.targets.is_empty() {
+            return "-".to_owned();
+        }
+        self.spec
+            .targets
+            .iter()
+            .map(|(figure, bound)| format!("{} {bound}", figure.describe()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// The memory scenario's result.
+#[derive(Clone, Debug)]
+pub struct Memory {
+    /// Idle clientless sessions opened.
+    pub sessions: u64,
+    /// The server's RSS before, KiB.
+    pub rss_before_kib: u64,
+    /// The server's RSS with them open, KiB.
+    pub rss_after_kib: u64,
+    /// How fast they were opened (64 in flight), per second.
+    pub open_rate: f64,
+}
+
+impl Memory {
+    /// The target: at most this many KiB per session.
+    pub const TARGET_KIB: f64 = 4.0;
+
+    /// RSS growth per session, KiB.
+    pub fn kib_per_session(&self) -> f64 {
+        self.rss_after_kib.saturating_sub(self.rss_before_kib) as f64 / self.sessions as f64
+    }
+}
+
+/// Everything a run found.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// The measurements, in the order run.
+    pub measurements: Vec<Measurement>,
+    /// The memory scenario's result, if it ran.
+    pub memory: Option<Memory>,
+    /// The raw store rate (transactions per second), if measured.
+    pub raw_store_tps: Option<f64>,
+}
+
+fn render(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let line = |out: &mut String, cells: Vec<&str>| {
+        let mut text = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            let pad = widths[i] - cell.chars().count();
+            if i < 2 {
+                let _ = write!(text, "{cell}{}  ", " ".repeat(pad));
+            } else {
+                let _ = write!(text, "{}{cell}  ", " ".repeat(pad));
+            }
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    };
+    line(&mut out, header.to_vec());
+    let total: usize = widths.iter().sum::<usize>() + 2 * (widths.len() - 1);
+    out.push_str(&"-".repeat(total));
+    out.push('\n');
+    for row in rows {
+        line(&mut out, row.iter().map(String::as_str).collect());
+    }
+    out
+}
+
+fn int(value: f64) -> String {
+    format!("{value:.0}")
+}
+
+fn us(value: f64) -> String {
+    format!("{value:.1}")
+}
+
+fn ratio(value: f64) -> String {
+    format!("{value:.3}")
+}
+
+impl Report {
+    /// The table of measurements, the memory and store figures.
+    pub fn table(&self) -> String {
+        let header = [
+            "scenario",
+            "inflight",
+            "rps",
+            "base rps",
+            "thr x",
+            "p50 us",
+            "base p50",
+            "p50 x",
+            "p99 us",
+            "base p99",
+            "p99 x",
+            "cpu us/op",
+            "base cpu",
+            "pairs",
+            "ratio",
+            "target",
+            "met",
+        ];
+        let rows: Vec<Vec<String>> = self
+            .measurements
+            .iter()
+            .map(|m| {
+                let base = m.side(0);
+                let subject = m.side(1);
+                vec![
+                    m.scenario.clone(),
+                    m.inflight.to_string(),
+                    int(subject.rps),
+                    int(base.rps),
+                    ratio(m.figure(Figure::Throughput)),
+                    us(subject.p50_us),
+                    us(base.p50_us),
+                    ratio(m.figure(Figure::P50)),
+                    us(subject.p99_us),
+                    us(base.p99_us),
+                    ratio(m.figure(Figure::P99)),
+                    us(subject.cpu_us_per_op),
+                    us(base.cpu_us_per_op),
+                    m.kept(),
+                    ratio(m.ratio()),
+                    m.targets_text(),
+                    m.met().to_owned(),
+                ]
+            })
+            .collect();
+        let mut out = render(&header, &rows);
+        if let Some(memory) = &self.memory {
+            let _ = writeln!(
+                out,
+                "\nmemory: {} idle clientless sessions: RSS {} KiB -> {} KiB = {:.2} KiB per \
+                 session (target <= {:.0}: {}); opened at {:.0}/s",
+                memory.sessions,
+                memory.rss_before_kib,
+                memory.rss_after_kib,
+                memory.kib_per_session(),
+                Memory::TARGET_KIB,
+                if memory.kib_per_session() <= Memory::TARGET_KIB {
+                    "met"
+                } else {
+                    "NOT met"
+                },
+                memory.open_rate,
+            );
+        }
+        if let Some(tps) = self.raw_store_tps {
+            let _ = writeln!(
+                out,
+                "\nraw SQLite: {tps:.0} durable transactions/s (one insert + one update by key \
+                 per transaction, WAL, synchronous=FULL, one connection)"
+            );
+            for m in self
+                .measurements
+                .iter()
+                .filter(|m| m.scenario == "open_close")
+            {
+                let _ = writeln!(
+                    out,
+                    "open_close at {} in flight: {:.0} open+close/s = {:.2} x the raw rate",
+                    m.inflight,
+                    m.side(1).rps,
+                    m.side(1).rps / tps
+                );
+            }
+        }
+        let discarded: Vec<String> = self
+            .measurements
+            .iter()
+            .flat_map(|m| {
+                m.pairs
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| !p.kept)
+                    .map(|(i, p)| {
+                        format!(
+                            "  {} inflight={} pair {}: other load {:.2} cores",
+                            m.scenario,
+                            m.inflight,
+                            i + 1,
+                            p.other_cores()
+                        )
+                    })
+            })
+            .collect();
+        if discarded.is_empty() {
+            out.push_str("\nno pair was discarded for other load\n");
+        } else {
+            let _ = writeln!(
+                out,
+                "\ndiscarded pairs (other load above the limit; a measurement marked \
+                 \"noisy\" kept none and uses them all):"
+            );
+            for line in discarded {
+                out.push_str(&line);
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    /// One `BENCH` line per measurement.
+    pub fn bench_lines(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for m in &self.measurements {
+            let base = m.side(0);
+            let subject = m.side(1);
+            let mut line = if m.scenario == "lookup_scale" {
+                format!(
+                    "BENCH scenario={} inflight={} ratio={} p99_small_us={} p99_large_us={} \
+                     p50_small_us={} p50_large_us={} rps_small={} rps_large={}",
+                    m.scenario,
+                    m.inflight,
+                    ratio(m.ratio()),
+                    us(base.p99_us),
+                    us(subject.p99_us),
+                    us(base.p50_us),
+                    us(subject.p50_us),
+                    int(base.rps),
+                    int(subject.rps),
+                )
+            } else {
+                format!(
+                    "BENCH scenario={} inflight={} ratio={} rps={} baseline_rps={} p50_us={} \
+                     p99_us={} baseline_p50_us={} baseline_p99_us={} cpu_us={} \
+                     baseline_cpu_us={}",
+                    m.scenario,
+                    m.inflight,
+                    ratio(m.ratio()),
+                    int(subject.rps),
+                    int(base.rps),
+                    us(subject.p50_us),
+                    us(subject.p99_us),
+                    us(base.p50_us),
+                    us(base.p99_us),
+                    us(subject.cpu_us_per_op),
+                    us(base.cpu_us_per_op),
+                )
+            };
+            for (key, value) in &m.extra {
+                let _ = write!(line, " {key}={value}");
+            }
+            let _ = write!(
+                line,
+                " throughput_ratio={} p50_ratio={} p99_ratio={} ratio_of={} pairs={}",
+                ratio(m.figure(Figure::Throughput)),
+                ratio(m.figure(Figure::P50)),
+                ratio(m.figure(Figure::P99)),
+                key(m.spec.headline),
+                m.kept().replace(' ', "")
+            );
+            for (figure, bound, value, met) in m.checks() {
+                let _ = write!(
+                    line,
+                    " target_{}={bound} value_{}={} met_{}={}",
+                    key(figure),
+                    key(figure),
+                    ratio(value),
+                    key(figure),
+                    if met { "yes" } else { "no" }
+                );
+            }
+            lines.push(line);
+        }
+        if let Some(memory) = &self.memory {
+            lines.push(format!(
+                "BENCH scenario=memory sessions={} kib_per_session={:.3} rss_before_kib={} \
+                 rss_after_kib={} target=<={:.0} met={}",
+                memory.sessions,
+                memory.kib_per_session(),
+                memory.rss_before_kib,
+                memory.rss_after_kib,
+                Memory::TARGET_KIB,
+                if memory.kib_per_session() <= Memory::TARGET_KIB {
+                    "yes"
+                } else {
+                    "no"
+                }
+            ));
+        }
+        lines
+    }
+}
+
+fn key(figure: Figure) -> &'static str {
+    match figure {
+        Figure::Throughput => "throughput",
+        Figure::P50 => "p50",
+        Figure::P99 => "p99",
+        Figure::P50OverReference => "p50_ref",
+    }
+}

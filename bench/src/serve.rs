@@ -1,0 +1,193 @@
+//! The hidden child modes: the benchmark re-executes itself, pinned to the
+//! server core, as the baseline server, as sessiond (the library, embedded,
+//! with an in-process no-op module), or as the direct spawn loop that the
+//! exec-module scenario is compared with.
+//!
+//! The servers print `LISTEN <addr>` on stdout once bound and stop at
+//! SIGTERM or when their stdin closes (so they never outlive the benchmark).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use sessiond::model::ModuleFailure;
+use sessiond::modules::{Module, ModuleContext, async_trait};
+use sessiond_proto::v1::session_service_server::SessionServiceServer;
+use sessiond_proto::v1::user_context_service_server::UserContextServiceServer;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpListener;
+
+use crate::Result;
+use crate::baseline::Baseline;
+use crate::load::{self, SpawnOp};
+use crate::machine;
+
+/// The id of the in-process module that returns `null` at once.
+pub const NOOP_MODULE: &str = "noop";
+/// The id of the exec module that runs `true`.
+pub const EXEC_MODULE: &str = "exec-true";
+
+/// sessiond's largest response message (`server::MAX_RESPONSE_BYTES`), so
+/// that the baseline's limits are the same.
+const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+
+/// The in-process module of the `module_inproc` scenario: returns `null`.
+#[derive(Debug)]
+struct Noop;
+
+#[async_trait]
+impl Module for Noop {
+    async fn run(&self, _ctx: ModuleContext) -> Result<serde_json::Value, ModuleFailure> {
+        Ok(serde_json::Value::Null)
+    }
+}
+
+/// Runs `main` on the runtime every child uses: tokio's default
+/// multi-threaded runtime, which under `taskset -c 0` starts one worker, as
+/// sessiond would. The runtime is then shut down without waiting for its
+/// blocking threads (one is parked reading stdin).
+fn run<F: Future<Output = Result<()>>>(main: F) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(main);
+    runtime.shutdown_background();
+    result
+}
+
+/// Logs to stderr at `warn` unless `RUST_LOG` says otherwise.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
+}
+
+/// Completes at SIGTERM, at SIGINT, or when stdin reaches its end.
+async fn shutdown_signal() {
+    let stdin_closed = async {
+        let mut stdin = tokio::io::stdin();
+        let mut buffer = [0_u8; 256];
+        while let Ok(n) = stdin.read(&mut buffer).await {
+            if n == 0 {
+                break;
+            }
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = stdin_closed => {}
+        () = terminate => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// Binds `listen` and announces the bound address on stdout.
+async fn bind(listen: SocketAddr) -> Result<TcpListener> {
+    let listener = TcpListener::bind(listen).await?;
+    println!("LISTEN {}", listener.local_addr()?);
+    Ok(listener)
+}
+
+/// Serves the baseline with sessiond's transport and TCP settings
+/// ([`sessiond::server::transport`], [`sessiond::server::incoming`]) and
+/// sessiond's default message-size limits.
+///
+/// # Errors
+/// When the address cannot be bound or the transport fails.
+pub fn baseline(listen: SocketAddr) -> Result<()> {
+    init_logging();
+    run(async {
+        let listener = bind(listen).await?;
+        let max_request = sessiond::Config::default().max_message_bytes;
+        let sessions = SessionServiceServer::new(Baseline::default())
+            .max_decoding_message_size(max_request)
+            .max_encoding_message_size(MAX_RESPONSE_BYTES);
+        let user_contexts = UserContextServiceServer::new(Baseline::default())
+            .max_decoding_message_size(max_request)
+            .max_encoding_message_size(MAX_RESPONSE_BYTES);
+        sessiond::server::transport()
+            .add_service(sessions)
+            .add_service(user_contexts)
+            .serve_with_incoming_shutdown(sessiond::server::incoming(listener), shutdown_signal())
+            .await?;
+        Ok(())
+    })
+}
+
+/// Serves sessiond on `database` with the exec modules of `modules`, the
+/// in-process [`NOOP_MODULE`], and no limit of open sessions per user.
+///
+/// # Errors
+/// When the server cannot start or the transport fails.
+pub fn sessiond(listen: SocketAddr, database: String, modules: Option<PathBuf>) -> Result<()> {
+    init_logging();
+    run(async {
+        let config = sessiond::Config {
+            listen,
+            database,
+            modules,
+            max_open_sessions_per_user: None,
+            drain_timeout: Duration::from_secs(2),
+            shutdown_grace: Duration::from_secs(1),
+            ..sessiond::Config::default()
+        };
+        let server = sessiond::Sessiond::builder(config)
+            .module(NOOP_MODULE, Noop)
+            .open()
+            .await?;
+        let listener = bind(listen).await?;
+        server.serve(listener, shutdown_signal()).await?;
+        Ok(())
+    })
+}
+
+/// Spawns `program` in a closed loop with `inflight` spawns at once, and
+/// prints the measured window as one JSON object on stdout: `ops`,
+/// `elapsed_s`, `p50_us`, `p99_us` and `cpu_us` (this process and its
+/// children).
+///
+/// # Errors
+/// When a spawn fails.
+pub fn spawn_loop(
+    program: &str,
+    inflight: usize,
+    warmup: Duration,
+    duration: Duration,
+) -> Result<()> {
+    let ops = (0..inflight.max(1))
+        .map(|_| SpawnOp::new(program))
+        .collect();
+    let mut outcome = None;
+    run(async {
+        outcome = Some(
+            load::run(ops, warmup, duration, || {
+                machine::process_cpu_ticks("self").unwrap_or(0)
+            })
+            .await?,
+        );
+        Ok(())
+    })?;
+    let outcome = outcome.ok_or("the spawn loop did not run")?;
+    let cpu_us = machine::ticks_to_us(outcome.end_sample.saturating_sub(outcome.start_sample));
+    let json = serde_json::json!({
+        "ops": outcome.ops,
+        "elapsed_s": outcome.elapsed.as_secs_f64(),
+        "p50_us": outcome.percentile_us(50.0),
+        "p99_us": outcome.percentile_us(99.0),
+        "cpu_us": cpu_us,
+    });
+    println!("{json}");
+    Ok(())
+}
