@@ -13,7 +13,10 @@
 //!   and only then reads (each later statement sees everything the previous
 //!   lock holder committed) and writes;
 //! - **no deadlock**: a transaction locks at most sessions (in ascending id
-//!   order), and only then their scopes and runs.
+//!   order), and only then their scopes and runs;
+//! - **no endless wait**: a statement waits at most 30 s for a lock
+//!   (`lock_timeout`), and a connection stalled inside a transaction loses it
+//!   after 60 s (`idle_in_transaction_session_timeout`), releasing its locks.
 //!
 //! Ids come from identity columns, unique across replicas. The schema is
 //! migrated (`migrations/postgres`) when the store opens; sqlx's migrator
@@ -45,6 +48,14 @@ use crate::model::{
 /// user (the second is `hashtext(user)`), so they cannot collide with other
 /// applications' advisory locks on the same database ("SESS").
 const PER_USER_LOCK_CLASS: i32 = 0x5345_5353;
+
+/// How long a statement waits for a lock (PostgreSQL's `lock_timeout`).
+const LOCK_TIMEOUT: &str = "30s";
+
+/// How long a connection may sit idle inside a transaction before the
+/// server ends it (`idle_in_transaction_session_timeout`); sessiond's own
+/// transactions never pause between statements.
+const IDLE_IN_TRANSACTION_TIMEOUT: &str = "60s";
 
 /// The columns of a [`Session`], followed by the rest of a query.
 macro_rules! select_session {
@@ -113,7 +124,17 @@ impl PostgresStore {
                 format!("not a PostgreSQL URL: {e}"),
             )])
         })?;
-        let options = options.application_name("sessiond");
+        let options = options.application_name("sessiond").options([
+            // A write that waits this long for a row another replica holds
+            // fails as unavailable instead of hanging its caller.
+            ("lock_timeout", LOCK_TIMEOUT),
+            // A replica that stalls inside a transaction (stopped, cut off
+            // with its TCP connection still up) releases its locks.
+            (
+                "idle_in_transaction_session_timeout",
+                IDLE_IN_TRANSACTION_TIMEOUT,
+            ),
+        ]);
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)

@@ -12,7 +12,7 @@ pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
 
 /// How long a request waits for a free pooled connection (or a new one)
 /// before it fails with [`crate::Error::StoreUnavailable`].
-pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The settings of a [`super::PostgresStore`].
 #[derive(Clone, PartialEq, Eq)]
