@@ -3,6 +3,8 @@
 //! real binary), real gRPC clients, and readers for the error details.
 #![allow(dead_code)]
 
+pub mod postgres;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
