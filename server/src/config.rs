@@ -42,10 +42,20 @@ pub struct Settings {
     /// The exec-module manifest (TOML) [default: none].
     #[arg(long, env = "SESSIOND_MODULES")]
     pub modules: Option<PathBuf>,
-    /// This server's node id, recorded as the owner of the sessions it opens
-    /// [default: local].
+    /// This server's node id, recorded as the owner of the sessions it opens;
+    /// replicas sharing a database need distinct ids [default: HOSTNAME-HASH,
+    /// stable per host and working directory].
     #[arg(long, env = "SESSIOND_NODE_ID")]
     pub node_id: Option<String>,
+    /// Where other replicas reach this one, e.g. http://10.0.0.7:50051
+    /// [default: http:// and the bound address].
+    #[arg(long, env = "SESSIOND_ADVERTISE")]
+    pub advertise: Option<String>,
+    /// How long this node's lease lasts without renewal; a replica whose
+    /// lease expired is lost and its clientless sessions end [default: 15s].
+    #[arg(long, env = "SESSIOND_LEASE_TTL", value_parser = humantime::parse_duration)]
+    #[serde(default, deserialize_with = "duration")]
+    pub lease_ttl: Option<Duration>,
     /// How long in-flight calls may take to finish at shutdown [default: 10s].
     #[arg(long, env = "SESSIOND_DRAIN_TIMEOUT", value_parser = humantime::parse_duration)]
     #[serde(default, deserialize_with = "duration")]
@@ -103,6 +113,8 @@ impl Settings {
             database: self.database.or(fallback.database),
             modules: self.modules.or(fallback.modules),
             node_id: self.node_id.or(fallback.node_id),
+            advertise: self.advertise.or(fallback.advertise),
+            lease_ttl: self.lease_ttl.or(fallback.lease_ttl),
             drain_timeout: self.drain_timeout.or(fallback.drain_timeout),
             close_grace: self.close_grace.or(fallback.close_grace),
             shutdown_grace: self.shutdown_grace.or(fallback.shutdown_grace),
@@ -132,6 +144,11 @@ pub struct Config {
     pub modules: Option<PathBuf>,
     /// This server's node id.
     pub node_id: String,
+    /// Where other replicas reach this one; `None`: `http://` and the bound
+    /// address.
+    pub advertise: Option<String>,
+    /// How long this node's lease lasts without renewal.
+    pub lease_ttl: Duration,
     /// How long in-flight calls may take to finish at shutdown.
     pub drain_timeout: Duration,
     /// The default grace of a clientless session's close.
@@ -161,7 +178,9 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             database: "sqlite://sessiond.db".to_owned(),
             modules: None,
-            node_id: "local".to_owned(),
+            node_id: default_node_id(),
+            advertise: None,
+            lease_ttl: Duration::from_secs(15),
             drain_timeout: Duration::from_secs(10),
             close_grace: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
@@ -216,6 +235,8 @@ impl Config {
             database: settings.database.unwrap_or(defaults.database),
             modules: settings.modules,
             node_id: settings.node_id.unwrap_or(defaults.node_id),
+            advertise: settings.advertise,
+            lease_ttl: settings.lease_ttl.unwrap_or(defaults.lease_ttl),
             drain_timeout: settings.drain_timeout.unwrap_or(defaults.drain_timeout),
             close_grace: settings.close_grace.unwrap_or(defaults.close_grace),
             shutdown_grace: settings.shutdown_grace.unwrap_or(defaults.shutdown_grace),
@@ -238,6 +259,25 @@ impl Config {
                 .unwrap_or(defaults.max_message_bytes),
         })
     }
+}
+
+/// `HOSTNAME-XXXXXXXX`: the host's name and a hash of the working
+/// directory, so that a restarted server is the same node (and recovers its
+/// own sessions) while two servers on one host in different directories are
+/// not.
+fn default_node_id() -> String {
+    use std::hash::{Hash, Hasher};
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|name| name.into_string().ok())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned());
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    std::env::current_dir()
+        .and_then(std::fs::canonicalize)
+        .unwrap_or_default()
+        .hash(&mut hasher);
+    format!("{host}-{:08x}", hasher.finish() & 0xffff_ffff)
 }
 
 fn read_file(path: &Path) -> Result<Settings, ConfigError> {
@@ -289,6 +329,13 @@ mod tests {
         assert_eq!(config.idle_timeout, None, "0s turns the idle timeout off");
         assert_eq!(config.modules, Some(dir.path().join("modules.toml")));
         assert_eq!(config.database, "sqlite://sessiond.db");
+    }
+
+    #[test]
+    fn the_default_node_id_is_stable() {
+        let id = default_node_id();
+        assert_eq!(id, default_node_id());
+        assert!(id.len() > 9, "{id}");
     }
 
     #[test]
