@@ -77,6 +77,25 @@ pub fn rss_kib(pid: u32) -> Result<u64> {
         .parse()?)
 }
 
+/// The context switches (voluntary and not) of the live threads of process
+/// `pid`.
+pub fn context_switches(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("status")).ok())
+        .flat_map(|status| {
+            status
+                .lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .collect::<Vec<_>>()
+        })
+        .sum()
+}
+
 /// The machine's busy time over all cores, in clock ticks.
 ///
 /// # Errors
@@ -107,6 +126,8 @@ pub struct Sample {
     pub generator: u64,
     /// The measured server's CPU ticks.
     pub server: u64,
+    /// The measured server's context switches ([`context_switches`]).
+    pub server_switches: u64,
 }
 
 impl Sample {
@@ -118,6 +139,7 @@ impl Sample {
             server: server
                 .and_then(|pid| process_cpu_ticks(&pid.to_string()).ok())
                 .unwrap_or(0),
+            server_switches: server.map_or(0, context_switches),
         }
     }
 }
@@ -133,6 +155,8 @@ pub struct CpuUse {
     pub other: f64,
     /// The server's CPU time, in microseconds.
     pub server_us: f64,
+    /// The server's context switches.
+    pub server_switches: u64,
 }
 
 impl CpuUse {
@@ -147,6 +171,7 @@ impl CpuUse {
             generator: generator / ticks,
             other: ((machine - generator - server) / ticks).max(0.0),
             server_us: ticks_to_us(after.server.saturating_sub(before.server)),
+            server_switches: after.server_switches.saturating_sub(before.server_switches),
         }
     }
 }

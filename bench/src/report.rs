@@ -17,6 +17,9 @@ pub struct SideResult {
     pub p99_us: f64,
     /// The server's (or spawn loop's) CPU time per operation, µs.
     pub cpu_us_per_op: f64,
+    /// The server's context switches per operation (all its threads; not
+    /// measured for the spawn loop).
+    pub switches_per_op: f64,
     /// The server's CPU use, in cores.
     pub server_cores: f64,
     /// The load generator's CPU use, in cores.
@@ -127,6 +130,8 @@ pub struct Stats {
     pub p99_us: f64,
     /// CPU µs per operation.
     pub cpu_us_per_op: f64,
+    /// Context switches per operation.
+    pub switches_per_op: f64,
 }
 
 /// The median of `values` (0 when empty).
@@ -186,6 +191,7 @@ impl Measurement {
             p50_us: values(|s| s.p50_us),
             p99_us: values(|s| s.p99_us),
             cpu_us_per_op: values(|s| s.cpu_us_per_op),
+            switches_per_op: values(|s| s.switches_per_op),
         }
     }
 
@@ -329,6 +335,7 @@ impl Report {
             "p99 x",
             "cpu us/op",
             "base cpu",
+            "sw/op",
             "pairs",
             "ratio",
             "target",
@@ -354,6 +361,7 @@ impl Report {
                     ratio(m.figure(Figure::P99)),
                     us(subject.cpu_us_per_op),
                     us(base.cpu_us_per_op),
+                    us(subject.switches_per_op),
                     m.kept(),
                     ratio(m.ratio()),
                     m.targets_text(),
@@ -459,7 +467,7 @@ impl Report {
                 format!(
                     "BENCH scenario={} inflight={} ratio={} rps={} baseline_rps={} p50_us={} \
                      p99_us={} baseline_p50_us={} baseline_p99_us={} cpu_us={} \
-                     baseline_cpu_us={}",
+                     baseline_cpu_us={} switches={:.1} baseline_switches={:.1}",
                     m.scenario,
                     m.inflight,
                     ratio(m.ratio()),
@@ -471,6 +479,8 @@ impl Report {
                     us(base.p99_us),
                     us(subject.cpu_us_per_op),
                     us(base.cpu_us_per_op),
+                    subject.switches_per_op,
+                    base.switches_per_op,
                 )
             };
             for (key, value) in &m.extra {

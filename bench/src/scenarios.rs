@@ -232,7 +232,8 @@ impl Bench {
         );
         println!(
             "  an operation is one RPC, or the pair open+close, push+pop, open+value; cpu us/op \
-             is the server's CPU time per operation (with its child processes)"
+             is the server's CPU time per operation (with its child processes), sw/op its \
+             threads' context switches per operation"
         );
         println!("  load average at start: {}", machine::load_average());
     }
@@ -292,6 +293,7 @@ impl Bench {
                     p50_us: outcome.percentile_us(50.0),
                     p99_us: outcome.percentile_us(99.0),
                     cpu_us_per_op: cpu.server_us / outcome.ops.max(1) as f64,
+                    switches_per_op: cpu.server_switches as f64 / outcome.ops.max(1) as f64,
                     server_cores: cpu.server,
                     generator_cores: cpu.generator,
                     other_cores: cpu.other,
@@ -330,6 +332,7 @@ impl Bench {
                     p50_us: number("p50_us")?,
                     p99_us: number("p99_us")?,
                     cpu_us_per_op: cpu_us / ops.max(1.0),
+                    switches_per_op: 0.0,
                     server_cores: cpu_us / 1e6 / elapsed,
                     // The child's CPU is in this process's (waited-for
                     // children), so `whole.other` excludes it.
@@ -749,12 +752,14 @@ fn print_pair(inflight: usize, number: usize, pair: &Pair, spec: &Spec) {
         .iter()
         .map(|s| {
             format!(
-                "{} {:.0}/s p50 {:.1} p99 {:.1} us, cpu {:.1} us/op ({:.2} cores, generator {:.2})",
+                "{} {:.0}/s p50 {:.1} p99 {:.1} us, cpu {:.1} us/op, {:.1} switches/op ({:.2} \
+                 cores, generator {:.2})",
                 s.label,
                 s.rps,
                 s.p50_us,
                 s.p99_us,
                 s.cpu_us_per_op,
+                s.switches_per_op,
                 s.server_cores,
                 s.generator_cores
             )
