@@ -199,3 +199,33 @@ pub fn load_average() -> String {
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_this_process() {
+        assert!(process_cpu_ticks("self").is_ok());
+        assert!(rss_kib(std::process::id()).unwrap() > 0);
+        assert!(machine_busy_ticks().unwrap() > 0);
+        assert!(context_switches(std::process::id()) > 0);
+    }
+
+    #[test]
+    fn other_load_excludes_the_measured_processes() {
+        let ticks = clock_ticks_per_second();
+        let before = Sample::default();
+        let after = Sample {
+            machine: ticks * 3 / 2,
+            generator: ticks / 2,
+            server: ticks,
+            server_switches: 10,
+        };
+        let cpu = CpuUse::between(before, after, Duration::from_secs(1));
+        assert!((cpu.server - 1.0).abs() < 1e-9);
+        assert!((cpu.generator - 0.5).abs() < 1e-9);
+        assert!(cpu.other.abs() < 1e-9);
+        assert_eq!(cpu.server_switches, 10);
+    }
+}

@@ -536,3 +536,87 @@ fn key(figure: Figure) -> &'static str {
         Figure::P50OverReference => "p50_ref",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn side(label: &str, rps: f64, p50_us: f64, p99_us: f64) -> SideResult {
+        SideResult {
+            label: label.to_owned(),
+            rps,
+            p50_us,
+            p99_us,
+            cpu_us_per_op: 10.0,
+            switches_per_op: 1.0,
+            server_cores: 1.0,
+            generator_cores: 1.0,
+            other_cores: 0.0,
+        }
+    }
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert!((median(vec![3.0, 1.0, 2.0]) - 2.0).abs() < 1e-9);
+        assert!((median(vec![4.0, 1.0, 2.0, 3.0]) - 2.5).abs() < 1e-9);
+        assert!(median(Vec::new()).abs() < 1e-9);
+    }
+
+    #[test]
+    fn ratios_are_medians_of_kept_pairs_only() {
+        let pair = |base: f64, subject: f64, kept: bool| Pair {
+            sides: vec![
+                side("baseline", base, 100.0, 200.0),
+                side("sessiond", subject, 110.0, 260.0),
+            ],
+            kept,
+        };
+        let measurement = Measurement {
+            scenario: "get_session_user".to_owned(),
+            inflight: 64,
+            spec: Spec {
+                headline: Figure::Throughput,
+                targets: vec![
+                    (Figure::Throughput, Bound::AtLeast(0.90)),
+                    (Figure::P99, Bound::AtMost(1.2)),
+                ],
+            },
+            pairs: vec![
+                pair(100.0, 95.0, true),
+                pair(100.0, 10.0, false),
+                pair(100.0, 91.0, true),
+                pair(100.0, 93.0, true),
+            ],
+            noisy: false,
+            extra: Vec::new(),
+        };
+        assert!((measurement.ratio() - 0.93).abs() < 1e-9);
+        assert!((measurement.figure(Figure::P99) - 1.3).abs() < 1e-9);
+        assert_eq!(measurement.met(), "no", "p99 1.3 > 1.2");
+        let lines = Report {
+            measurements: vec![measurement],
+            ..Report::default()
+        }
+        .bench_lines();
+        assert!(
+            lines[0].starts_with(
+                "BENCH scenario=get_session_user inflight=64 ratio=0.930 rps=93 baseline_rps=100 \
+                 p50_us=110.0 p99_us=260.0 "
+            ),
+            "{}",
+            lines[0]
+        );
+        assert!(lines[0].contains(" pairs=3/4"), "{}", lines[0]);
+    }
+
+    #[test]
+    fn memory_per_session() {
+        let memory = Memory {
+            sessions: 1000,
+            rss_before_kib: 10_000,
+            rss_after_kib: 12_000,
+            open_rate: 1.0,
+        };
+        assert!((memory.kib_per_session() - 2.0).abs() < 1e-9);
+    }
+}
