@@ -27,6 +27,9 @@ use crate::machine;
 pub const NOOP_MODULE: &str = "noop";
 /// The id of the exec module that runs `true`.
 pub const EXEC_MODULE: &str = "exec-true";
+/// The node id the benchmark's sessiond runs as (and that bulk-inserted
+/// sessions are owned by).
+pub const NODE_ID: &str = "sessiond-bench";
 
 /// sessiond's largest response message (`server::MAX_RESPONSE_BYTES`), so
 /// that the baseline's limits are the same.
@@ -138,6 +141,7 @@ pub fn sessiond(listen: SocketAddr, database: String, modules: Option<PathBuf>) 
             listen,
             database,
             modules,
+            node_id: NODE_ID.to_owned(),
             max_open_sessions_per_user: None,
             drain_timeout: Duration::from_secs(2),
             shutdown_grace: Duration::from_secs(1),

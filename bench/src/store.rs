@@ -11,6 +11,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection};
 
 use crate::Result;
+use crate::serve::NODE_ID;
 
 /// Rows inserted per transaction when seeding.
 const SEED_BATCH: i64 = 100_000;
@@ -32,8 +33,8 @@ fn now_micros() -> i64 {
 
 /// Creates the sessiond database at `path` with sessiond's own SQLite
 /// migrations (so that sessiond finds them applied) and inserts `count` open
-/// interactive sessions, ids `1..=count`, in transactions of
-/// [`SEED_BATCH`] rows. Returns the highest id.
+/// interactive sessions owned by [`NODE_ID`], ids `1..=count`, in
+/// transactions of [`SEED_BATCH`] rows. Returns the highest id.
 ///
 /// # Errors
 /// When the database cannot be created or written.
@@ -54,12 +55,13 @@ pub async fn seed_sessions(path: &Path, count: u64) -> Result<i64> {
                  last_activity_time, effective_user, client, owner_node) \
              SELECT printf('00000000-0000-4000-8000-%012x', i), 'user-' || (i % 1000), \
                  'interactive', 'open', ?3 + i, ?3 + i, 'user-' || (i % 1000), \
-                 'sessiond-bench', 'local' \
+                 'sessiond-bench', ?4 \
              FROM n",
         )
         .bind(first)
         .bind(last)
         .bind(start)
+        .bind(NODE_ID)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
