@@ -82,6 +82,10 @@ conformance!(
     concurrent_sets_each_replace_a_different_user_context,
     concurrent_ends_agree_on_the_first_reason,
     closing_while_runs_start_never_leaves_a_run_behind,
+    session_facts_name_the_user_and_the_owner,
+    node_leases_are_renewed_and_expire,
+    lost_nodes_are_taken_over_once_and_never_the_taker,
+    concurrent_takeovers_take_each_lost_node_once,
 );
 
 /// A database and a store on it.
@@ -261,7 +265,10 @@ async fn create_session_records_every_field(f: Fixture) {
     assert_eq!(created.user_context_depth, 0);
 
     assert_eq!(store.session(created.id).await.unwrap(), created);
-    assert_eq!(store.session_user(created.id).await.unwrap(), user("R41"));
+    assert_eq!(
+        store.session_facts(created.id).await.unwrap().user,
+        user("R41")
+    );
 
     let second = store
         .create_session(new_session("R42", SessionKind::Clientless))
@@ -270,7 +277,10 @@ async fn create_session_records_every_field(f: Fixture) {
     assert!(second.id > created.id, "ids ascend");
     assert_eq!(second.kind, SessionKind::Clientless);
     assert_eq!(second.client.as_str(), "");
-    assert_eq!(store.session_user(second.id).await.unwrap(), user("R42"));
+    assert_eq!(
+        store.session_facts(second.id).await.unwrap().user,
+        user("R42")
+    );
 }
 
 async fn unknown_sessions_are_not_found(f: Fixture) {
@@ -278,7 +288,7 @@ async fn unknown_sessions_are_not_found(f: Fixture) {
     let id = missing();
     let m = module("100000");
     assert_not_found(store.session(id).await);
-    assert_not_found(store.session_user(id).await);
+    assert_not_found(store.session_facts(id).await);
     assert_not_found(store.touch_session(id, at(1)).await);
     assert_not_found(store.begin_closing(id, at(1)).await);
     assert_not_found(
@@ -909,7 +919,7 @@ async fn user_context_set_push_pop_restore_exactly(f: Fixture) {
     assert_eq!(session.user_context_depth, 2);
     assert_eq!(session.user, user("R41"), "a session's user never changes");
     assert_eq!(session.last_activity_time, at(3));
-    assert_eq!(store.session_user(id).await.unwrap(), user("R41"));
+    assert_eq!(store.session_facts(id).await.unwrap().user, user("R41"));
 
     // A set inside a scope is undone by the scope's pop.
     assert_eq!(
@@ -1036,7 +1046,7 @@ async fn an_ended_session_has_no_user_context(f: Fixture) {
         "refused changes record no activity"
     );
     // The session's own user stays readable.
-    assert_eq!(store.session_user(id).await.unwrap(), user("R41"));
+    assert_eq!(store.session_facts(id).await.unwrap().user, user("R41"));
 }
 
 async fn start_run_needs_an_open_clientless_session(f: Fixture) {
@@ -1346,7 +1356,10 @@ async fn a_second_store_on_the_same_database_sees_every_write(f: Fixture) {
     assert_eq!(store.user_context(id).await.unwrap().depth, 0);
     let created = clientless(&*replica, "R42").await;
     assert!(created > id);
-    assert_eq!(store.session_user(created).await.unwrap(), user("R42"));
+    assert_eq!(
+        store.session_facts(created).await.unwrap().user,
+        user("R42")
+    );
 }
 
 async fn concurrent_creates_get_distinct_ids(f: Fixture) {
@@ -1658,4 +1671,161 @@ async fn closing_while_runs_start_never_leaves_a_run_behind(f: Fixture) {
             }
         }
     }
+}
+
+// ------------------------------------------------------------ nodes
+
+async fn session_facts_name_the_user_and_the_owner(f: Fixture) {
+    let store = &*f.store;
+    let id = clientless_at(store, "R41", at(0), "node-b").await;
+    let facts = store.session_facts(id).await.unwrap();
+    assert_eq!(facts.user, user("R41"));
+    assert_eq!(facts.owner_node, "node-b");
+    assert_eq!(store.session(id).await.unwrap().owner_node, "node-b");
+    assert_not_found(store.session_facts(missing()).await);
+}
+
+async fn node_leases_are_renewed_and_expire(f: Fixture) {
+    let store = &*f.store;
+    assert_eq!(store.node_endpoint("node-a", at(0)).await.unwrap(), None);
+    store
+        .renew_node("node-a", "http://127.0.0.1:1", at(1_000))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .node_endpoint("node-a", at(999))
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("http://127.0.0.1:1")
+    );
+    assert_eq!(
+        store.node_endpoint("node-a", at(1_000)).await.unwrap(),
+        None,
+        "expired"
+    );
+    store
+        .renew_node("node-a", "http://127.0.0.1:2", at(5_000))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .node_endpoint("node-a", at(1_000))
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("http://127.0.0.1:2"),
+        "a renewal moves the lease and the endpoint"
+    );
+    store.remove_node("node-a").await.unwrap();
+    assert_eq!(store.node_endpoint("node-a", at(0)).await.unwrap(), None);
+}
+
+async fn lost_nodes_are_taken_over_once_and_never_the_taker(f: Fixture) {
+    let store = &*f.store;
+    store
+        .renew_node("node-a", "http://a", at(100))
+        .await
+        .unwrap();
+    store
+        .renew_node("node-b", "http://b", at(100))
+        .await
+        .unwrap();
+    store
+        .renew_node("node-c", "http://c", at(10_000))
+        .await
+        .unwrap();
+    let lost = clientless_at(store, "R41", at(0), "node-b").await;
+    let run = store
+        .start_run(lost, &module("m"), &no_parameters(), at(1))
+        .await
+        .unwrap()
+        .run;
+    let interactive_b = {
+        let mut new = new_session("R42", SessionKind::Interactive);
+        "node-b".clone_into(&mut new.owner_node);
+        store.create_session(new).await.unwrap().id
+    };
+    let alive = clientless_at(store, "R43", at(0), "node-c").await;
+    let own = clientless_at(store, "R44", at(0), "node-a").await;
+
+    // node-a's own lease expired too, but a node never takes itself over.
+    let taken = store
+        .take_over_lost_nodes("node-a", at(200), EndReason::NodeLost)
+        .await
+        .unwrap();
+    assert_eq!(
+        taken,
+        vec![(
+            "node-b".to_owned(),
+            Recovered {
+                sessions: 1,
+                runs: 1
+            }
+        )]
+    );
+    let ended = store.session(lost).await.unwrap();
+    assert_eq!(ended.state, SessionState::Ended);
+    assert_eq!(ended.end_reason, Some(EndReason::NodeLost));
+    let interrupted = store.run(run.id).await.unwrap();
+    assert_eq!(interrupted.state(), RunState::Failed);
+    assert_eq!(
+        store.session(interactive_b).await.unwrap().state,
+        SessionState::Open,
+        "interactive sessions outlive their node"
+    );
+    assert_eq!(
+        store.session(alive).await.unwrap().state,
+        SessionState::Open
+    );
+    assert_eq!(store.session(own).await.unwrap().state, SessionState::Open);
+    assert_eq!(
+        store.node_endpoint("node-b", at(0)).await.unwrap(),
+        None,
+        "forgotten"
+    );
+    let again = store
+        .take_over_lost_nodes("node-a", at(200), EndReason::NodeLost)
+        .await
+        .unwrap();
+    assert!(again.is_empty(), "{again:?}");
+}
+
+async fn concurrent_takeovers_take_each_lost_node_once(f: Fixture) {
+    let lost_nodes: Vec<String> = (0..6).map(|n| format!("lost-{n}")).collect();
+    for node in &lost_nodes {
+        f.store.renew_node(node, "http://x", at(10)).await.unwrap();
+        clientless_at(&*f.store, "R41", at(0), node).await;
+    }
+    let mut stores = vec![Arc::clone(&f.store)];
+    for _ in 0..3 {
+        stores.push(f.replica().await);
+    }
+    let barrier = Arc::new(Barrier::new(stores.len()));
+    let takers: Vec<_> = stores
+        .into_iter()
+        .enumerate()
+        .map(|(n, store)| {
+            let barrier = Arc::clone(&barrier);
+            tokio::spawn(async move {
+                barrier.wait().await;
+                store
+                    .take_over_lost_nodes(&format!("taker-{n}"), at(100), EndReason::NodeLost)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut taken: Vec<String> = Vec::new();
+    let mut sessions = 0;
+    for taker in takers {
+        for (node, recovered) in taker.await.unwrap() {
+            taken.push(node);
+            sessions += recovered.sessions;
+        }
+    }
+    taken.sort();
+    assert_eq!(taken, lost_nodes, "each lost node taken over exactly once");
+    assert_eq!(sessions, 6);
 }

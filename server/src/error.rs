@@ -122,6 +122,15 @@ pub enum Error {
         /// The configured limit.
         limit: u32,
     },
+    /// The session's owner node has no live lease or cannot be reached; its
+    /// sessions are ended by another node once its lease expires.
+    #[error("node {node}, which owns session {session_id}, is unavailable")]
+    OwnerUnavailable {
+        /// The session.
+        session_id: SessionId,
+        /// Its owner.
+        node: String,
+    },
     /// The store cannot be reached, is full, or is busy past its timeout.
     #[error("store unavailable: {0}")]
     StoreUnavailable(#[source] BoxError),

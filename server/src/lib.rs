@@ -18,7 +18,9 @@
 //! - [`store`]: the [`store::Store`] trait and its SQLite implementation,
 //!   with migrations under `migrations/`.
 //! - [`model`]: the domain's values; [`error`]: the one error type.
-//! - [`session_users`]: "whose session is this?" from memory.
+//! - [`known_sessions`]: "whose session is this?" from memory.
+//! - [`cluster`]: replicas on one database: leases, lost nodes, routing to
+//!   a session's owner.
 //! - [`principal`]: who is calling; [`clock`]: where "now" comes from;
 //!   [`task`]: running writes to completion.
 //! - [`config`]: flags, environment and TOML; [`server`]: assembling and
@@ -38,13 +40,14 @@
 
 pub mod api;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod error;
+pub mod known_sessions;
 pub mod model;
 pub mod modules;
 pub mod principal;
 pub mod server;
-pub mod session_users;
 pub mod sessions;
 pub mod store;
 pub mod task;

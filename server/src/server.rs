@@ -19,8 +19,9 @@ use tonic_health::server::HealthReporter;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{SessionApi, UserContextApi};
+use crate::api::{Router, SessionApi, UserContextApi};
 use crate::clock::{Clock, SystemClock};
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::error::Error;
 use crate::model::{EndReason, ModuleId};
@@ -53,6 +54,8 @@ pub struct Sessiond {
     user_contexts: UserContexts,
     /// The module runs.
     runner: Runner,
+    /// This node among the replicas.
+    cluster: Cluster,
 }
 
 /// Why a server could not start.
@@ -148,12 +151,19 @@ impl SessiondBuilder {
             &config.node_id,
         );
         sessions.recover().await?;
+        let cluster = Cluster::new(
+            Arc::clone(&store),
+            Arc::clone(&clock),
+            &config.node_id,
+            config.lease_ttl,
+        );
         let user_contexts = UserContexts::new(store, clock);
         Ok(Sessiond {
             config,
             sessions,
             user_contexts,
             runner,
+            cluster,
         })
     }
 }
@@ -191,7 +201,12 @@ impl Sessiond {
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), tonic::transport::Error> {
         if let Ok(addr) = listener.local_addr() {
-            self.runner.set_endpoint(endpoint_of(addr));
+            let local = endpoint_of(addr);
+            self.runner.set_endpoint(local.clone());
+            let advertised = self.config.advertise.clone().unwrap_or(local);
+            if let Err(error) = self.cluster.join(advertised).await {
+                tracing::warn!(error = %error, "could not announce this node; retrying with its lease");
+            }
         }
         let (health, health_service) = tonic_health::server::health_reporter();
         set_health(&health, ServingStatus::Serving).await;
@@ -207,10 +222,13 @@ impl Sessiond {
             .expect("the embedded descriptor sets are valid");
 
         let max_request = self.config.max_message_bytes;
-        let session_service =
-            SessionServiceServer::new(SessionApi::new(self.sessions.clone(), self.runner))
-                .max_decoding_message_size(max_request)
-                .max_encoding_message_size(MAX_RESPONSE_BYTES);
+        let session_service = SessionServiceServer::new(SessionApi::new(
+            self.sessions.clone(),
+            self.runner,
+            Router::new(self.sessions.clone(), self.cluster.clone()),
+        ))
+        .max_decoding_message_size(max_request)
+        .max_encoding_message_size(MAX_RESPONSE_BYTES);
         let user_context_service =
             UserContextServiceServer::new(UserContextApi::new(self.user_contexts))
                 .max_decoding_message_size(max_request)
@@ -240,10 +258,13 @@ impl Sessiond {
             self.config.reaper_interval,
             stop_reaper.clone(),
         ));
+        let stop_membership = CancellationToken::new();
+        let membership = tokio::spawn(self.cluster.clone().maintain(stop_membership.clone()));
 
         tokio::select! {
             result = &mut server => {
                 stop_reaper.cancel();
+                stop_membership.cancel();
                 return result;
             }
             () = shutdown => {}
@@ -261,6 +282,11 @@ impl Sessiond {
         match ended {
             Ok(count) => tracing::info!(sessions = count, "clientless sessions ended"),
             Err(error) => tracing::error!(error = %error, "could not end the clientless sessions"),
+        }
+        stop_membership.cancel();
+        let _ = membership.await;
+        if let Err(error) = self.cluster.leave().await {
+            tracing::warn!(error = %error, "could not leave the cluster; the lease will expire");
         }
         match drained {
             Ok(result) => result?,

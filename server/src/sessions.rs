@@ -11,12 +11,13 @@ use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::error::{Error, Result};
+use crate::known_sessions::KnownSessions;
 use crate::model::{
-    ClientDescription, EndReason, Session, SessionId, SessionKind, SessionState, UserId,
+    ClientDescription, EndReason, Session, SessionFacts, SessionId, SessionKind, SessionState,
+    UserId,
 };
 use crate::modules::runner::Runner;
 use crate::principal::Principal;
-use crate::session_users::SessionUsers;
 use crate::store::{Expiry, NewSession, Recovered, SessionQuery, Store};
 use crate::task::run_to_completion;
 
@@ -49,12 +50,12 @@ pub struct Sessions {
     policy: SessionPolicy,
     /// This server's node id: the owner recorded on the sessions it opens.
     node_id: Arc<str>,
-    /// Whose session is which, from memory (the hot path).
-    users: Arc<SessionUsers>,
+    /// Whose session is which and who owns it, from memory (the hot path).
+    known: Arc<KnownSessions>,
 }
 
-/// How many sessions' users are kept in memory.
-const REMEMBERED_USERS: usize = 1 << 20;
+/// How many sessions' facts are kept in memory.
+const REMEMBERED_SESSIONS: usize = 1 << 20;
 
 impl Sessions {
     /// Session operations over `store`.
@@ -72,7 +73,7 @@ impl Sessions {
             runner,
             policy,
             node_id: Arc::from(node_id),
-            users: Arc::new(SessionUsers::new(REMEMBERED_USERS)),
+            known: Arc::new(KnownSessions::new(REMEMBERED_SESSIONS)),
         }
     }
 
@@ -104,12 +105,24 @@ impl Sessions {
     /// # Errors
     /// [`Error::SessionNotFound`], [`Error::StoreUnavailable`].
     pub async fn user(&self, _caller: &Principal, id: SessionId) -> Result<UserId> {
-        if let Some(user) = self.users.get(id) {
-            return Ok(user);
+        Ok(self.facts(id).await?.user)
+    }
+
+    /// The node that owns a session (runs its modules).
+    ///
+    /// # Errors
+    /// [`Error::SessionNotFound`], [`Error::StoreUnavailable`].
+    pub async fn owner(&self, _caller: &Principal, id: SessionId) -> Result<String> {
+        Ok(self.facts(id).await?.owner_node)
+    }
+
+    async fn facts(&self, id: SessionId) -> Result<SessionFacts> {
+        if let Some(facts) = self.known.get(id) {
+            return Ok(facts);
         }
-        let user = self.store.session_user(id).await?;
-        self.users.insert(id, &user);
-        Ok(user)
+        let facts = self.store.session_facts(id).await?;
+        self.known.insert(id, facts.clone());
+        Ok(facts)
     }
 
     /// A session's record.
@@ -174,7 +187,13 @@ impl Sessions {
         };
         let store = Arc::clone(&self.store);
         let session = run_to_completion(async move { store.create_session(new).await }).await?;
-        self.users.insert(session.id, &session.user);
+        self.known.insert(
+            session.id,
+            SessionFacts {
+                user: session.user.clone(),
+                owner_node: session.owner_node.clone(),
+            },
+        );
         tracing::debug!(
             session_id = %session.id, user = %session.user, kind = ?session.kind,
             caller = %caller, "session opened"

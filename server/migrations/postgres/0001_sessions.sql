@@ -15,7 +15,8 @@ CREATE TABLE sessions (
     end_time           BIGINT,
     last_activity_time BIGINT NOT NULL,
     end_reason         TEXT CHECK (end_reason IN ('closed_by_client', 'idle_timeout',
-                           'max_lifetime', 'server_shutdown', 'server_restart')),
+                           'max_lifetime', 'server_shutdown', 'server_restart',
+                           'node_lost')),
     effective_user     TEXT   NOT NULL,
     client             TEXT   NOT NULL DEFAULT '',
     -- The server node that owns the session (runs its modules).

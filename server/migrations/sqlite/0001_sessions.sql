@@ -11,7 +11,8 @@ CREATE TABLE sessions (
     end_time           INTEGER,
     last_activity_time INTEGER NOT NULL,
     end_reason         TEXT CHECK (end_reason IN ('closed_by_client', 'idle_timeout',
-                           'max_lifetime', 'server_shutdown', 'server_restart')),
+                           'max_lifetime', 'server_shutdown', 'server_restart',
+                           'node_lost')),
     effective_user     TEXT    NOT NULL,
     client             TEXT    NOT NULL DEFAULT '',
     -- The server node that owns the session (runs its modules).

@@ -23,6 +23,7 @@ impl From<Session> for pb::SessionInfo {
             effective_user: session.effective_user.into_string(),
             client: session.client.as_str().to_owned(),
             user_context_depth: session.user_context_depth,
+            owner_node: session.owner_node,
         }
     }
 }
@@ -54,6 +55,7 @@ impl From<EndReason> for pb::EndReason {
             EndReason::MaxLifetime => Self::MaxLifetime,
             EndReason::ServerShutdown => Self::ServerShutdown,
             EndReason::ServerRestart => Self::ServerRestart,
+            EndReason::NodeLost => Self::NodeLost,
         }
     }
 }

@@ -3,9 +3,11 @@
 //! contract. Nothing else happens here.
 
 mod convert;
+mod forward;
 mod session_service;
 mod status;
 mod user_context_service;
 
+pub use forward::{FORWARDED_BY, Router};
 pub use session_service::SessionApi;
 pub use user_context_service::UserContextApi;

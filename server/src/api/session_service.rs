@@ -5,8 +5,9 @@ use sessiond_proto::v1::session_service_server::SessionService;
 use tonic::{Request, Response, Status};
 
 use super::convert::{call_deadline, kind_filter, state_filter, struct_to_json, wait};
+use super::forward::{Router, relay};
 use crate::error::{FieldViolation, Validate};
-use crate::model::{ClientDescription, ModuleId, SessionId, UserId};
+use crate::model::{ClientDescription, ModuleId, SessionId, SessionKind, UserId};
 use crate::modules::runner::Runner;
 use crate::principal;
 use crate::sessions::Sessions;
@@ -28,13 +29,20 @@ pub struct SessionApi {
     sessions: Sessions,
     /// The module runs.
     runner: Runner,
+    /// Where requests about another node's sessions go.
+    router: Router,
 }
 
 impl SessionApi {
-    /// Serves `sessions` and the module runs of `runner`.
+    /// Serves `sessions` and the module runs of `runner`, forwarding what
+    /// belongs to other nodes through `router`.
     #[must_use]
-    pub fn new(sessions: Sessions, runner: Runner) -> Self {
-        Self { sessions, runner }
+    pub fn new(sessions: Sessions, runner: Runner, router: Router) -> Self {
+        Self {
+            sessions,
+            runner,
+            router,
+        }
     }
 }
 
@@ -155,6 +163,12 @@ impl SessionService for SessionApi {
     ) -> Result<Response<pb::EndSessionResponse>, Status> {
         let caller = principal::of(&request);
         let id = SessionId::parse("session_id", request.get_ref().session_id).validate()?;
+        // A clientless session's close drains its modules: its owner's job.
+        if self.sessions.info(&caller, id).await?.kind == SessionKind::Clientless {
+            if let Some(mut owner) = self.router.remote_owner(&caller, id, &request).await? {
+                return relay(id, owner.end_session(self.router.forwarded(request)).await);
+            }
+        }
         let session = self.sessions.end(&caller, id).await?;
         Ok(Response::new(pb::EndSessionResponse {
             session: Some(session.into()),
@@ -182,12 +196,16 @@ impl SessionService for SessionApi {
         request: Request<pb::CloseClientlessSessionRequest>,
     ) -> Result<Response<pb::CloseClientlessSessionResponse>, Status> {
         let caller = principal::of(&request);
-        let pb::CloseClientlessSessionRequest { session_id, grace } = request.into_inner();
+        let pb::CloseClientlessSessionRequest { session_id, grace } = request.get_ref();
         let (id, grace) = (
-            SessionId::parse("session_id", session_id),
-            wait("grace", grace),
+            SessionId::parse("session_id", *session_id),
+            wait("grace", *grace),
         )
             .validate()?;
+        if let Some(mut owner) = self.router.remote_owner(&caller, id, &request).await? {
+            let forwarded = self.router.forwarded(request);
+            return relay(id, owner.close_clientless_session(forwarded).await);
+        }
         let session = self.sessions.close_clientless(&caller, id, grace).await?;
         Ok(Response::new(pb::CloseClientlessSessionResponse {
             session: Some(session.into()),
@@ -200,16 +218,20 @@ impl SessionService for SessionApi {
         request: Request<pb::OpenModuleRequest>,
     ) -> Result<Response<pb::OpenModuleResponse>, Status> {
         let caller = principal::of(&request);
-        let pb::OpenModuleRequest {
-            session_id,
-            module_id,
-            parameters,
-        } = request.into_inner();
-        let (id, module_id) = (
-            SessionId::parse("session_id", session_id),
-            ModuleId::parse("module_id", module_id),
+        let (id, _) = (
+            SessionId::parse("session_id", request.get_ref().session_id),
+            ModuleId::parse("module_id", request.get_ref().module_id.clone()),
         )
             .validate()?;
+        if let Some(mut owner) = self.router.remote_owner(&caller, id, &request).await? {
+            return relay(id, owner.open_module(self.router.forwarded(request)).await);
+        }
+        let pb::OpenModuleRequest {
+            module_id,
+            parameters,
+            ..
+        } = request.into_inner();
+        let module_id = ModuleId::parse("module_id", module_id).validate()?;
         let parameters = parameters.map(struct_to_json).unwrap_or_default();
         let run = self.runner.open(&caller, id, module_id, parameters).await?;
         Ok(Response::new(pb::OpenModuleResponse {
@@ -227,17 +249,18 @@ impl SessionService for SessionApi {
     ) -> Result<Response<pb::GetReturnValueResponse>, Status> {
         let caller = principal::of(&request);
         let deadline = call_deadline(request.metadata());
-        let pb::GetReturnValueRequest {
-            session_id,
-            module_id,
-            timeout,
-        } = request.into_inner();
         let (id, module_id, timeout) = (
-            SessionId::parse("session_id", session_id),
-            ModuleId::parse("module_id", module_id),
-            wait("timeout", timeout),
+            SessionId::parse("session_id", request.get_ref().session_id),
+            ModuleId::parse("module_id", request.get_ref().module_id.clone()),
+            wait("timeout", request.get_ref().timeout),
         )
             .validate()?;
+        if let Some(mut owner) = self.router.remote_owner(&caller, id, &request).await? {
+            return relay(
+                id,
+                owner.get_return_value(self.router.forwarded(request)).await,
+            );
+        }
         let mut timeout = timeout.unwrap_or_default();
         if let Some(deadline) = deadline {
             timeout = timeout.min(deadline.saturating_sub(DEADLINE_MARGIN));

@@ -83,6 +83,11 @@ impl From<Error> for Status {
                 metadata.insert("limit".to_owned(), limit.to_string());
                 (Code::ResourceExhausted, "TOO_MANY_SESSIONS")
             }
+            Error::OwnerUnavailable { session_id, node } => {
+                metadata.insert("session_id".to_owned(), session_id.to_string());
+                metadata.insert("node".to_owned(), node.clone());
+                (Code::Unavailable, "OWNER_UNAVAILABLE")
+            }
             Error::StoreUnavailable(source) => {
                 tracing::error!(error = %source, "store unavailable");
                 (Code::Unavailable, "STORE_UNAVAILABLE")

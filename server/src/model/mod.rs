@@ -268,6 +268,8 @@ pub enum EndReason {
     ServerShutdown,
     /// Its server died without ending it; ended at the next start.
     ServerRestart,
+    /// Its replica stopped renewing its lease; another replica ended it.
+    NodeLost,
 }
 
 /// The record of one session (a row of the sessions table).
@@ -297,6 +299,17 @@ pub struct Session {
     pub client: ClientDescription,
     /// How many user-context scopes are open.
     pub user_context_depth: u32,
+    /// The node that owns the session (opened it; runs its modules).
+    pub owner_node: String,
+}
+
+/// What never changes about a session: whose it is and which node owns it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionFacts {
+    /// The session's user.
+    pub user: UserId,
+    /// The node that owns it.
+    pub owner_node: String,
 }
 
 /// A session's user context as `GetUserContext` reports it.

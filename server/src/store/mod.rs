@@ -20,7 +20,8 @@ use uuid::Uuid;
 use crate::error::{Error, Result};
 use crate::model::{
     ClientDescription, EndReason, ModuleId, ModuleRun, PoppedScope, PushedScope, RunId, RunOutcome,
-    ScopeId, Session, SessionId, SessionKind, SessionState, Timestamp, UserContext, UserId,
+    ScopeId, Session, SessionFacts, SessionId, SessionKind, SessionState, Timestamp, UserContext,
+    UserId,
 };
 
 pub use postgres::{PostgresSettings, PostgresStore};
@@ -104,9 +105,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Reads a session. [`Error::SessionNotFound`] when there is none.
     async fn session(&self, id: SessionId) -> Result<Session>;
 
-    /// Reads the user a session belongs to (the hot path).
-    /// [`Error::SessionNotFound`] when there is none.
-    async fn session_user(&self, id: SessionId) -> Result<UserId>;
+    /// Reads what never changes about a session: its user and its owner
+    /// (the hot path). [`Error::SessionNotFound`] when there is none.
+    async fn session_facts(&self, id: SessionId) -> Result<SessionFacts>;
 
     /// Lists sessions matching `query`, in ascending id order.
     async fn list_sessions(&self, query: &SessionQuery) -> Result<Vec<Session>>;
@@ -179,6 +180,28 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Reads a run.
     async fn run(&self, run: RunId) -> Result<ModuleRun>;
+
+    /// Records that `node` is alive until `expires` and reachable at
+    /// `endpoint` (registering it if new).
+    async fn renew_node(&self, node: &str, endpoint: &str, expires: Timestamp) -> Result<()>;
+
+    /// The endpoint of `node` if its lease has not expired at `now`.
+    async fn node_endpoint(&self, node: &str, now: Timestamp) -> Result<Option<String>>;
+
+    /// Takes over every node but `taker` whose lease expired before `now`:
+    /// for each, in one transaction, what [`Store::recover_node`] does with
+    /// `reason`, and the node is forgotten. Concurrent callers never take
+    /// over the same node twice. Returns each node taken over and what was
+    /// ended.
+    async fn take_over_lost_nodes(
+        &self,
+        taker: &str,
+        now: Timestamp,
+        reason: EndReason,
+    ) -> Result<Vec<(String, Recovered)>>;
+
+    /// Forgets `node` (it left cleanly).
+    async fn remove_node(&self, node: &str) -> Result<()>;
 
     /// Reads the latest run of `module` in `session`.
     /// [`Error::SessionNotFound`], [`Error::ModuleNotOpened`].

@@ -41,7 +41,7 @@ use super::{Expiry, NewSession, Recovered, SessionQuery, StartedRun, Store};
 use crate::error::{Error, Result};
 use crate::model::{
     EndReason, ModuleId, ModuleRun, PoppedScope, PushedScope, RunId, RunOutcome, ScopeId, Session,
-    SessionId, SessionKind, SessionState, Timestamp, UserContext, UserId,
+    SessionFacts, SessionId, SessionKind, SessionState, Timestamp, UserContext, UserId,
 };
 
 /// The first key of the advisory locks that serialize session creation per
@@ -63,7 +63,7 @@ macro_rules! select_session {
         concat!(
             "SELECT s.session_id, s.session_uuid::text AS session_uuid, s.user_id, s.kind, ",
             "s.state, s.start_time, s.end_time, s.last_activity_time, s.end_reason, ",
-            "s.effective_user, s.client, ",
+            "s.effective_user, s.client, s.owner_node, ",
             "(SELECT COUNT(*) FROM user_context_scopes c WHERE c.session_id = s.session_id) ",
             "AS depth FROM sessions s ",
             $rest
@@ -221,15 +221,18 @@ impl Store for PostgresStore {
         fetch_session(&mut conn, id).await
     }
 
-    async fn session_user(&self, id: SessionId) -> Result<UserId> {
-        let user: Option<String> =
-            sqlx::query_scalar("SELECT user_id FROM sessions WHERE session_id = $1")
+    async fn session_facts(&self, id: SessionId) -> Result<SessionFacts> {
+        let facts: Option<(String, String)> =
+            sqlx::query_as("SELECT user_id, owner_node FROM sessions WHERE session_id = $1")
                 .bind(id.get())
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(store_error)?;
-        user.map(UserId::from_store)
-            .ok_or(Error::SessionNotFound { session_id: id })
+        let (user, owner_node) = facts.ok_or(Error::SessionNotFound { session_id: id })?;
+        Ok(SessionFacts {
+            user: UserId::from_store(user),
+            owner_node,
+        })
     }
 
     async fn list_sessions(&self, query: &SessionQuery) -> Result<Vec<Session>> {
@@ -317,42 +320,76 @@ impl Store for PostgresStore {
         now: Timestamp,
     ) -> Result<Recovered> {
         let mut tx = self.begin().await?;
-        // Lock the node's live sessions first, in id order like every other
-        // writer, so that no start_run or finish_run interleaves.
+        let recovered = recover(&mut tx, node, reason, now).await?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(recovered)
+    }
+
+    async fn renew_node(&self, node: &str, endpoint: &str, expires: Timestamp) -> Result<()> {
         sqlx::query(
-            "SELECT session_id FROM sessions WHERE owner_node = $1 AND state <> 'ended' \
-             ORDER BY session_id FOR UPDATE",
+            "INSERT INTO nodes (node_id, endpoint, lease_expires) VALUES ($1, $2, $3) \
+             ON CONFLICT (node_id) DO UPDATE SET endpoint = EXCLUDED.endpoint, \
+             lease_expires = EXCLUDED.lease_expires",
         )
-        .bind(node)
-        .execute(&mut *tx)
+        .bind(text(node))
+        .bind(text(endpoint))
+        .bind(expires.unix_micros())
+        .execute(&self.pool)
         .await
         .map_err(store_error)?;
-        let runs = sqlx::query(
-            "UPDATE module_runs SET state = 'failed', end_time = $1, \
-             failure_kind = 'interrupted', \
-             failure_message = 'the server stopped while the module was running' \
-             WHERE state = 'running' AND session_id IN \
-             (SELECT session_id FROM sessions WHERE owner_node = $2)",
-        )
-        .bind(now.unix_micros())
-        .bind(node)
-        .execute(&mut *tx)
-        .await
-        .map_err(store_error)?
-        .rows_affected();
-        let sessions = sqlx::query(
-            "UPDATE sessions SET state = 'ended', end_time = $1, end_reason = $2 \
-             WHERE owner_node = $3 AND kind = 'clientless' AND state <> 'ended'",
-        )
-        .bind(now.unix_micros())
-        .bind(reason_name(reason))
-        .bind(node)
-        .execute(&mut *tx)
-        .await
-        .map_err(store_error)?
-        .rows_affected();
-        tx.commit().await.map_err(store_error)?;
-        Ok(Recovered { sessions, runs })
+        Ok(())
+    }
+
+    async fn node_endpoint(&self, node: &str, now: Timestamp) -> Result<Option<String>> {
+        sqlx::query_scalar("SELECT endpoint FROM nodes WHERE node_id = $1 AND lease_expires > $2")
+            .bind(text(node))
+            .bind(now.unix_micros())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)
+    }
+
+    async fn take_over_lost_nodes(
+        &self,
+        taker: &str,
+        now: Timestamp,
+        reason: EndReason,
+    ) -> Result<Vec<(String, Recovered)>> {
+        let mut taken = Vec::new();
+        loop {
+            // One node per transaction; SKIP LOCKED lets replicas looking at
+            // the same time take over different nodes, never one twice.
+            let mut tx = self.begin().await?;
+            let lost: Option<String> = sqlx::query_scalar(
+                "SELECT node_id FROM nodes WHERE lease_expires <= $1 AND node_id <> $2 \
+                 ORDER BY node_id LIMIT 1 FOR UPDATE SKIP LOCKED",
+            )
+            .bind(now.unix_micros())
+            .bind(text(taker))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(store_error)?;
+            let Some(node) = lost else {
+                return Ok(taken);
+            };
+            let recovered = recover(&mut tx, &node, reason, now).await?;
+            sqlx::query("DELETE FROM nodes WHERE node_id = $1")
+                .bind(&node)
+                .execute(&mut *tx)
+                .await
+                .map_err(store_error)?;
+            tx.commit().await.map_err(store_error)?;
+            taken.push((node, recovered));
+        }
+    }
+
+    async fn remove_node(&self, node: &str) -> Result<()> {
+        sqlx::query("DELETE FROM nodes WHERE node_id = $1")
+            .bind(text(node))
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(())
     }
 
     async fn unended_clientless_sessions(&self, node: &str) -> Result<Vec<SessionId>> {
@@ -657,6 +694,52 @@ impl Store for PostgresStore {
             depth: session.user_context_depth - 1,
         })
     }
+}
+
+/// Crash recovery of `node` inside a transaction: its running runs fail
+/// (interrupted) and its clientless sessions that have not ended end with
+/// `reason`.
+async fn recover(
+    conn: &mut PgConnection,
+    node: &str,
+    reason: EndReason,
+    now: Timestamp,
+) -> Result<Recovered> {
+    // Lock the node's live sessions first, in id order like every other
+    // writer, so that no start_run or finish_run interleaves.
+    sqlx::query(
+        "SELECT session_id FROM sessions WHERE owner_node = $1 AND state <> 'ended' \
+         ORDER BY session_id FOR UPDATE",
+    )
+    .bind(node)
+    .execute(&mut *conn)
+    .await
+    .map_err(store_error)?;
+    let runs = sqlx::query(
+        "UPDATE module_runs SET state = 'failed', end_time = $1, \
+         failure_kind = 'interrupted', \
+         failure_message = 'the server stopped while the module was running' \
+         WHERE state = 'running' AND session_id IN \
+         (SELECT session_id FROM sessions WHERE owner_node = $2)",
+    )
+    .bind(now.unix_micros())
+    .bind(node)
+    .execute(&mut *conn)
+    .await
+    .map_err(store_error)?
+    .rows_affected();
+    let sessions = sqlx::query(
+        "UPDATE sessions SET state = 'ended', end_time = $1, end_reason = $2 \
+         WHERE owner_node = $3 AND kind = 'clientless' AND state <> 'ended'",
+    )
+    .bind(now.unix_micros())
+    .bind(reason_name(reason))
+    .bind(node)
+    .execute(&mut *conn)
+    .await
+    .map_err(store_error)?
+    .rows_affected();
+    Ok(Recovered { sessions, runs })
 }
 
 /// Reads one session on `conn`.

@@ -36,6 +36,7 @@ pub(super) fn session_from_row(row: &SqliteRow) -> Result<Session> {
         effective_user: UserId::from_store(row.try_get("effective_user").map_err(store_error)?),
         client: ClientDescription::from_store(row.try_get("client").map_err(store_error)?),
         user_context_depth: u32::try_from(depth).map_err(|e| corrupt("depth", e))?,
+        owner_node: row.try_get("owner_node").map_err(store_error)?,
     })
 }
 
@@ -84,6 +85,7 @@ pub(super) fn reason_name(reason: EndReason) -> &'static str {
         EndReason::MaxLifetime => "max_lifetime",
         EndReason::ServerShutdown => "server_shutdown",
         EndReason::ServerRestart => "server_restart",
+        EndReason::NodeLost => "node_lost",
     }
 }
 
@@ -94,6 +96,7 @@ pub(super) fn parse_reason(name: &str) -> Result<EndReason> {
         "max_lifetime" => Ok(EndReason::MaxLifetime),
         "server_shutdown" => Ok(EndReason::ServerShutdown),
         "server_restart" => Ok(EndReason::ServerRestart),
+        "node_lost" => Ok(EndReason::NodeLost),
         other => Err(corrupt("end_reason", other)),
     }
 }

@@ -29,7 +29,7 @@ use super::{Expiry, NewSession, Recovered, SessionQuery, StartedRun, Store};
 use crate::error::{Error, Result};
 use crate::model::{
     EndReason, ModuleId, ModuleRun, PoppedScope, PushedScope, RunId, RunOutcome, ScopeId, Session,
-    SessionId, SessionKind, SessionState, Timestamp, UserContext, UserId,
+    SessionFacts, SessionId, SessionKind, SessionState, Timestamp, UserContext, UserId,
 };
 
 /// How many read connections run beside the writer.
@@ -40,7 +40,7 @@ macro_rules! select_session {
     ($rest:literal) => {
         concat!(
             "SELECT s.session_id, s.session_uuid, s.user_id, s.kind, s.state, s.start_time, ",
-            "s.end_time, s.last_activity_time, s.end_reason, s.effective_user, s.client, ",
+            "s.end_time, s.last_activity_time, s.end_reason, s.effective_user, s.client, s.owner_node, ",
             "(SELECT COUNT(*) FROM user_context_scopes c WHERE c.session_id = s.session_id) ",
             "AS depth FROM sessions s ",
             $rest
@@ -151,15 +151,18 @@ impl Store for SqliteStore {
         fetch_session(&mut conn, id).await
     }
 
-    async fn session_user(&self, id: SessionId) -> Result<UserId> {
-        let user: Option<String> =
-            sqlx::query_scalar("SELECT user_id FROM sessions WHERE session_id = ?")
+    async fn session_facts(&self, id: SessionId) -> Result<SessionFacts> {
+        let facts: Option<(String, String)> =
+            sqlx::query_as("SELECT user_id, owner_node FROM sessions WHERE session_id = ?")
                 .bind(id.get())
                 .fetch_optional(&self.readers)
                 .await
                 .map_err(store_error)?;
-        user.map(UserId::from_store)
-            .ok_or(Error::SessionNotFound { session_id: id })
+        let (user, owner_node) = facts.ok_or(Error::SessionNotFound { session_id: id })?;
+        Ok(SessionFacts {
+            user: UserId::from_store(user),
+            owner_node,
+        })
     }
 
     async fn list_sessions(&self, query: &SessionQuery) -> Result<Vec<Session>> {
@@ -260,35 +263,75 @@ impl Store for SqliteStore {
     ) -> Result<Recovered> {
         let node = node.to_owned();
         self.writer
+            .write(move |conn| Box::pin(async move { recover(conn, &node, reason, now).await }))
+            .await
+    }
+
+    async fn renew_node(&self, node: &str, endpoint: &str, expires: Timestamp) -> Result<()> {
+        let (node, endpoint) = (node.to_owned(), endpoint.to_owned());
+        self.writer
             .write(move |conn| {
                 Box::pin(async move {
-                    let runs = sqlx::query(
-                        "UPDATE module_runs SET state = 'failed', end_time = ?1, \
-                     failure_kind = 'interrupted', \
-                     failure_message = 'the server stopped while the module was running' \
-                     WHERE state = 'running' AND session_id IN \
-                     (SELECT session_id FROM sessions WHERE owner_node = ?2)",
+                    sqlx::query(
+                        "INSERT INTO nodes (node_id, endpoint, lease_expires) VALUES (?, ?, ?) \
+                         ON CONFLICT (node_id) DO UPDATE SET endpoint = excluded.endpoint, \
+                         lease_expires = excluded.lease_expires",
                     )
-                    .bind(now.unix_micros())
-                    .bind(node.clone())
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(store_error)?
-                    .rows_affected();
-                    let sessions = sqlx::query(
-                        "UPDATE sessions SET state = 'ended', end_time = ?, end_reason = ? \
-                     WHERE owner_node = ? AND kind = 'clientless' AND state <> 'ended'",
-                    )
-                    .bind(now.unix_micros())
-                    .bind(reason_name(reason))
                     .bind(node)
+                    .bind(endpoint)
+                    .bind(expires.unix_micros())
                     .execute(&mut *conn)
                     .await
-                    .map_err(store_error)?
-                    .rows_affected();
-                    Ok(Recovered { sessions, runs })
+                    .map_err(store_error)?;
+                    Ok(())
                 })
             })
+            .await
+    }
+
+    async fn node_endpoint(&self, node: &str, now: Timestamp) -> Result<Option<String>> {
+        sqlx::query_scalar("SELECT endpoint FROM nodes WHERE node_id = ? AND lease_expires > ?")
+            .bind(node)
+            .bind(now.unix_micros())
+            .fetch_optional(&self.readers)
+            .await
+            .map_err(store_error)
+    }
+
+    async fn take_over_lost_nodes(
+        &self,
+        taker: &str,
+        now: Timestamp,
+        reason: EndReason,
+    ) -> Result<Vec<(String, Recovered)>> {
+        let taker = taker.to_owned();
+        self.writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    let lost: Vec<String> = sqlx::query_scalar(
+                        "SELECT node_id FROM nodes WHERE lease_expires <= ? AND node_id <> ?",
+                    )
+                    .bind(now.unix_micros())
+                    .bind(taker)
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map_err(store_error)?;
+                    let mut taken = Vec::with_capacity(lost.len());
+                    for node in lost {
+                        let recovered = recover(conn, &node, reason, now).await?;
+                        forget_node(conn, &node).await?;
+                        taken.push((node, recovered));
+                    }
+                    Ok(taken)
+                })
+            })
+            .await
+    }
+
+    async fn remove_node(&self, node: &str) -> Result<()> {
+        let node = node.to_owned();
+        self.writer
+            .write(move |conn| Box::pin(async move { forget_node(conn, &node).await }))
             .await
     }
 
@@ -629,6 +672,49 @@ async fn fetch_live_session(conn: &mut SqliteConnection, id: SessionId) -> Resul
         return Err(Error::SessionEnded { session_id: id });
     }
     Ok(session)
+}
+
+/// Crash recovery of `node` on `conn`: its running runs fail (interrupted)
+/// and its clientless sessions that have not ended end with `reason`.
+async fn recover(
+    conn: &mut SqliteConnection,
+    node: &str,
+    reason: EndReason,
+    now: Timestamp,
+) -> Result<Recovered> {
+    let runs = sqlx::query(
+        "UPDATE module_runs SET state = 'failed', end_time = ?1, failure_kind = 'interrupted', \
+         failure_message = 'the server stopped while the module was running' \
+         WHERE state = 'running' AND session_id IN \
+         (SELECT session_id FROM sessions WHERE owner_node = ?2)",
+    )
+    .bind(now.unix_micros())
+    .bind(node)
+    .execute(&mut *conn)
+    .await
+    .map_err(store_error)?
+    .rows_affected();
+    let sessions = sqlx::query(
+        "UPDATE sessions SET state = 'ended', end_time = ?, end_reason = ? \
+         WHERE owner_node = ? AND kind = 'clientless' AND state <> 'ended'",
+    )
+    .bind(now.unix_micros())
+    .bind(reason_name(reason))
+    .bind(node)
+    .execute(&mut *conn)
+    .await
+    .map_err(store_error)?
+    .rows_affected();
+    Ok(Recovered { sessions, runs })
+}
+
+async fn forget_node(conn: &mut SqliteConnection, node: &str) -> Result<()> {
+    sqlx::query("DELETE FROM nodes WHERE node_id = ?")
+        .bind(node)
+        .execute(&mut *conn)
+        .await
+        .map_err(store_error)?;
+    Ok(())
 }
 
 /// Reads one run on `conn`.

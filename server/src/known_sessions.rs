@@ -1,8 +1,9 @@
 //! "Whose session is this?" answered from memory.
 //!
-//! A session's user never changes, so a remembered answer can never be
-//! wrong: the hot-path lookup `GetSessionUser` is served from here and only
-//! goes to the store for sessions it has not seen. The map is sharded so
+//! A session's user and its owner node never change, so a remembered answer
+//! can never be wrong: the hot-path lookup `GetSessionUser`, and the routing
+//! of module requests to the owner, are served from here and only go to the
+//! store for sessions not seen yet. The map is sharded so
 //! that concurrent lookups do not serialise on one lock, and bounded: a
 //! shard that reaches its share of the capacity is emptied (its sessions are
 //! read from the store again on their next lookup).
@@ -10,21 +11,21 @@
 use std::collections::HashMap;
 use std::sync::RwLock;
 
-use crate::model::{SessionId, UserId};
+use crate::model::{SessionFacts, SessionId};
 
 /// How many shards the map is split into.
 const SHARDS: usize = 16;
 
-/// The session → user map.
+/// The session → facts map.
 #[derive(Debug)]
-pub struct SessionUsers {
-    /// Each session's user, by the session id's shard.
-    shards: Box<[RwLock<HashMap<SessionId, UserId>>]>,
+pub struct KnownSessions {
+    /// Each session's facts, by the session id's shard.
+    shards: Box<[RwLock<HashMap<SessionId, SessionFacts>>]>,
     /// The most sessions one shard holds.
     per_shard: usize,
 }
 
-impl SessionUsers {
+impl KnownSessions {
     /// A map of at most about `capacity` sessions.
     #[must_use]
     pub fn new(capacity: usize) -> Self {
@@ -34,9 +35,9 @@ impl SessionUsers {
         }
     }
 
-    /// The user of session `id`, if known here.
+    /// The facts of session `id`, if known here.
     #[must_use]
-    pub fn get(&self, id: SessionId) -> Option<UserId> {
+    pub fn get(&self, id: SessionId) -> Option<SessionFacts> {
         self.shard(id)
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -44,8 +45,8 @@ impl SessionUsers {
             .cloned()
     }
 
-    /// Remembers that session `id` belongs to `user`.
-    pub fn insert(&self, id: SessionId, user: &UserId) {
+    /// Remembers the facts of session `id`.
+    pub fn insert(&self, id: SessionId, facts: SessionFacts) {
         let mut shard = self
             .shard(id)
             .write()
@@ -53,10 +54,10 @@ impl SessionUsers {
         if shard.len() >= self.per_shard {
             shard.clear();
         }
-        shard.insert(id, user.clone());
+        shard.insert(id, facts);
     }
 
-    fn shard(&self, id: SessionId) -> &RwLock<HashMap<SessionId, UserId>> {
+    fn shard(&self, id: SessionId) -> &RwLock<HashMap<SessionId, SessionFacts>> {
         // Ids are assigned in sequence, so the low bits spread evenly.
         let index = usize::try_from(id.get().rem_euclid(SHARDS as i64)).unwrap_or(0);
         &self.shards[index]
@@ -68,17 +69,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn remembers_users_and_stays_within_its_capacity() {
-        let users = SessionUsers::new(32);
-        let user = UserId::from_store("R41".to_owned());
+    fn remembers_facts_and_stays_within_its_capacity() {
+        let known = KnownSessions::new(32);
+        let facts = SessionFacts {
+            user: crate::model::UserId::from_store("R41".to_owned()),
+            owner_node: "a".to_owned(),
+        };
         for id in 1..=1000 {
-            users.insert(SessionId::from_store(id), &user);
+            known.insert(SessionId::from_store(id), facts.clone());
         }
         let remembered = (1..=1000)
-            .filter(|&id| users.get(SessionId::from_store(id)).is_some())
+            .filter(|&id| known.get(SessionId::from_store(id)).is_some())
             .count();
         assert!(remembered <= 32, "{remembered} sessions remembered");
-        assert_eq!(users.get(SessionId::from_store(1000)), Some(user));
-        assert_eq!(users.get(SessionId::from_store(5000)), None);
+        assert_eq!(known.get(SessionId::from_store(1000)), Some(facts));
+        assert_eq!(known.get(SessionId::from_store(5000)), None);
     }
 }
