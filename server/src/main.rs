@@ -30,7 +30,7 @@ async fn main() -> ExitCode {
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::load(args)?;
     let listen = config.listen;
-    let database = config.database.clone();
+    let database = sessiond::store::redact_password(&config.database);
     let server = Sessiond::open(config).await?;
     let listener = tokio::net::TcpListener::bind(listen).await?;
     tracing::info!(address = %listener.local_addr()?, database = %database, "sessiond listening");

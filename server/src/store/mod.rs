@@ -9,6 +9,7 @@
 //! preconditions and applies its change atomically: a write returns only
 //! once it is durable, and a failed write changes nothing.
 
+mod names;
 mod postgres;
 mod sqlite;
 
@@ -24,7 +25,7 @@ use crate::model::{
     UserId,
 };
 
-pub use postgres::{PostgresSettings, PostgresStore};
+pub use postgres::{PostgresSettings, PostgresStore, redact_password};
 pub use sqlite::SqliteStore;
 
 /// The fields of a session about to be created.
@@ -121,9 +122,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// already closing or ended is returned unchanged.
     async fn begin_closing(&self, id: SessionId, now: Timestamp) -> Result<Session>;
 
-    /// Ends a session with `reason` at `now` and drops its user-context
-    /// scopes. A session that already ended is returned unchanged (its first
-    /// reason stays).
+    /// Ends a session with `reason` at `now`. Its user-context scopes stay
+    /// as they were (the ended record shows the depth it ended with). A
+    /// session that already ended is returned unchanged (its first reason
+    /// stays).
     async fn end_session(
         &self,
         id: SessionId,
@@ -207,7 +209,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// [`Error::SessionNotFound`], [`Error::ModuleNotOpened`].
     async fn latest_run(&self, session: SessionId, module: &ModuleId) -> Result<ModuleRun>;
 
-    /// Reads a session's user context. Works on ended sessions too.
+    /// Reads a session's user context. [`Error::SessionEnded`] when the
+    /// session has ended.
     async fn user_context(&self, id: SessionId) -> Result<UserContext>;
 
     /// Replaces the user context of a session that has not ended; returns

@@ -31,7 +31,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{PgConnection, Postgres, Row, Transaction};
 
-pub use self::settings::PostgresSettings;
+pub use self::settings::{PostgresSettings, redact_password};
 
 use self::codec::{
     failure_kind_name, kind_name, reason_name, run_from_row, run_state_name, session_from_row,

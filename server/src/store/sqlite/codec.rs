@@ -9,8 +9,13 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::model::{
-    ClientDescription, EndReason, FailureKind, ModuleFailure, ModuleId, ModuleRun, RunId,
-    RunOutcome, Session, SessionId, SessionKind, SessionState, Timestamp, UserId,
+    ClientDescription, ModuleFailure, ModuleId, ModuleRun, RunId, RunOutcome, Session, SessionId,
+    Timestamp, UserId,
+};
+
+use crate::store::names::{corrupt, parse_failure_kind, parse_kind, parse_reason, parse_state};
+pub(super) use crate::store::names::{
+    failure_kind_name, kind_name, reason_name, run_state_name, state_name,
 };
 
 pub(super) fn session_from_row(row: &SqliteRow) -> Result<Session> {
@@ -43,68 +48,6 @@ pub(super) fn session_from_row(row: &SqliteRow) -> Result<Session> {
 pub(super) fn timestamp(row: &SqliteRow, column: &str) -> Result<Timestamp> {
     Ok(Timestamp::from_unix_micros(
         row.try_get(column).map_err(store_error)?,
-    ))
-}
-
-pub(super) fn kind_name(kind: SessionKind) -> &'static str {
-    match kind {
-        SessionKind::Interactive => "interactive",
-        SessionKind::Clientless => "clientless",
-    }
-}
-
-pub(super) fn parse_kind(name: &str) -> Result<SessionKind> {
-    match name {
-        "interactive" => Ok(SessionKind::Interactive),
-        "clientless" => Ok(SessionKind::Clientless),
-        other => Err(corrupt("kind", other)),
-    }
-}
-
-pub(super) fn state_name(state: SessionState) -> &'static str {
-    match state {
-        SessionState::Open => "open",
-        SessionState::Closing => "closing",
-        SessionState::Ended => "ended",
-    }
-}
-
-pub(super) fn parse_state(name: &str) -> Result<SessionState> {
-    match name {
-        "open" => Ok(SessionState::Open),
-        "closing" => Ok(SessionState::Closing),
-        "ended" => Ok(SessionState::Ended),
-        other => Err(corrupt("state", other)),
-    }
-}
-
-pub(super) fn reason_name(reason: EndReason) -> &'static str {
-    match reason {
-        EndReason::ClosedByClient => "closed_by_client",
-        EndReason::IdleTimeout => "idle_timeout",
-        EndReason::MaxLifetime => "max_lifetime",
-        EndReason::ServerShutdown => "server_shutdown",
-        EndReason::ServerRestart => "server_restart",
-        EndReason::NodeLost => "node_lost",
-    }
-}
-
-pub(super) fn parse_reason(name: &str) -> Result<EndReason> {
-    match name {
-        "closed_by_client" => Ok(EndReason::ClosedByClient),
-        "idle_timeout" => Ok(EndReason::IdleTimeout),
-        "max_lifetime" => Ok(EndReason::MaxLifetime),
-        "server_shutdown" => Ok(EndReason::ServerShutdown),
-        "server_restart" => Ok(EndReason::ServerRestart),
-        "node_lost" => Ok(EndReason::NodeLost),
-        other => Err(corrupt("end_reason", other)),
-    }
-}
-
-/// A value in the database that no version of sessiond writes.
-pub(super) fn corrupt(column: &str, value: impl std::fmt::Display) -> Error {
-    Error::Internal(format!(
-        "unexpected {column} in the sessions table: {value}"
     ))
 }
 
@@ -171,42 +114,5 @@ pub(super) fn run_from_row(row: &SqliteRow) -> Result<ModuleRun> {
             .map_err(store_error)?
             .map(Timestamp::from_unix_micros),
         outcome,
-    })
-}
-
-pub(super) fn run_state_name(outcome: &RunOutcome) -> &'static str {
-    match outcome {
-        RunOutcome::Succeeded(_) => "succeeded",
-        RunOutcome::Failed(_) => "failed",
-        RunOutcome::Cancelled(_) => "cancelled",
-    }
-}
-
-pub(super) fn failure_kind_name(kind: FailureKind) -> &'static str {
-    match kind {
-        FailureKind::Error => "error",
-        FailureKind::ExitStatus => "exit_status",
-        FailureKind::Signal => "signal",
-        FailureKind::InvalidOutput => "invalid_output",
-        FailureKind::OutputTooLarge => "output_too_large",
-        FailureKind::Timeout => "timeout",
-        FailureKind::Cancelled => "cancelled",
-        FailureKind::Interrupted => "interrupted",
-        FailureKind::SpawnFailed => "spawn_failed",
-    }
-}
-
-fn parse_failure_kind(name: &str) -> Result<FailureKind> {
-    Ok(match name {
-        "error" => FailureKind::Error,
-        "exit_status" => FailureKind::ExitStatus,
-        "signal" => FailureKind::Signal,
-        "invalid_output" => FailureKind::InvalidOutput,
-        "output_too_large" => FailureKind::OutputTooLarge,
-        "timeout" => FailureKind::Timeout,
-        "cancelled" => FailureKind::Cancelled,
-        "interrupted" => FailureKind::Interrupted,
-        "spawn_failed" => FailureKind::SpawnFailed,
-        other => return Err(corrupt("failure_kind", other)),
     })
 }

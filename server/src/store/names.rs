@@ -1,0 +1,103 @@
+//! How the schema spells the domain's enums, shared by every backend: the
+//! same words in SQLite and PostgreSQL, so that a session reads the same in
+//! either.
+
+use crate::error::{Error, Result};
+use crate::model::{EndReason, FailureKind, RunOutcome, SessionKind, SessionState};
+
+pub(crate) fn kind_name(kind: SessionKind) -> &'static str {
+    match kind {
+        SessionKind::Interactive => "interactive",
+        SessionKind::Clientless => "clientless",
+    }
+}
+
+pub(crate) fn parse_kind(name: &str) -> Result<SessionKind> {
+    match name {
+        "interactive" => Ok(SessionKind::Interactive),
+        "clientless" => Ok(SessionKind::Clientless),
+        other => Err(corrupt("kind", other)),
+    }
+}
+
+pub(crate) fn state_name(state: SessionState) -> &'static str {
+    match state {
+        SessionState::Open => "open",
+        SessionState::Closing => "closing",
+        SessionState::Ended => "ended",
+    }
+}
+
+pub(crate) fn parse_state(name: &str) -> Result<SessionState> {
+    match name {
+        "open" => Ok(SessionState::Open),
+        "closing" => Ok(SessionState::Closing),
+        "ended" => Ok(SessionState::Ended),
+        other => Err(corrupt("state", other)),
+    }
+}
+
+pub(crate) fn reason_name(reason: EndReason) -> &'static str {
+    match reason {
+        EndReason::ClosedByClient => "closed_by_client",
+        EndReason::IdleTimeout => "idle_timeout",
+        EndReason::MaxLifetime => "max_lifetime",
+        EndReason::ServerShutdown => "server_shutdown",
+        EndReason::ServerRestart => "server_restart",
+        EndReason::NodeLost => "node_lost",
+    }
+}
+
+pub(crate) fn parse_reason(name: &str) -> Result<EndReason> {
+    match name {
+        "closed_by_client" => Ok(EndReason::ClosedByClient),
+        "idle_timeout" => Ok(EndReason::IdleTimeout),
+        "max_lifetime" => Ok(EndReason::MaxLifetime),
+        "server_shutdown" => Ok(EndReason::ServerShutdown),
+        "server_restart" => Ok(EndReason::ServerRestart),
+        "node_lost" => Ok(EndReason::NodeLost),
+        other => Err(corrupt("end_reason", other)),
+    }
+}
+
+pub(crate) fn run_state_name(outcome: &RunOutcome) -> &'static str {
+    match outcome {
+        RunOutcome::Succeeded(_) => "succeeded",
+        RunOutcome::Failed(_) => "failed",
+        RunOutcome::Cancelled(_) => "cancelled",
+    }
+}
+
+pub(crate) fn failure_kind_name(kind: FailureKind) -> &'static str {
+    match kind {
+        FailureKind::Error => "error",
+        FailureKind::ExitStatus => "exit_status",
+        FailureKind::Signal => "signal",
+        FailureKind::InvalidOutput => "invalid_output",
+        FailureKind::OutputTooLarge => "output_too_large",
+        FailureKind::Timeout => "timeout",
+        FailureKind::Cancelled => "cancelled",
+        FailureKind::Interrupted => "interrupted",
+        FailureKind::SpawnFailed => "spawn_failed",
+    }
+}
+
+pub(crate) fn parse_failure_kind(name: &str) -> Result<FailureKind> {
+    Ok(match name {
+        "error" => FailureKind::Error,
+        "exit_status" => FailureKind::ExitStatus,
+        "signal" => FailureKind::Signal,
+        "invalid_output" => FailureKind::InvalidOutput,
+        "output_too_large" => FailureKind::OutputTooLarge,
+        "timeout" => FailureKind::Timeout,
+        "cancelled" => FailureKind::Cancelled,
+        "interrupted" => FailureKind::Interrupted,
+        "spawn_failed" => FailureKind::SpawnFailed,
+        other => return Err(corrupt("failure_kind", other)),
+    })
+}
+
+/// A value in the database that no version of sessiond writes.
+pub(crate) fn corrupt(column: &str, value: impl std::fmt::Display) -> Error {
+    Error::Internal(format!("unexpected {column} in the database: {value}"))
+}
