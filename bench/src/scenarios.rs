@@ -14,7 +14,9 @@
 //! - `module_exec`: spawning `true` directly in a closed loop (a child
 //!   process pinned like the servers);
 //! - `lookup_scale`: sessiond with the small table (the subject has the
-//!   large one).
+//!   large one). Before its pairs, every session of both tables is looked
+//!   up once, so that the pairs measure a long-running server's steady
+//!   state; the rate of those first lookups is reported as well.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -24,7 +26,8 @@ use std::time::{Duration, Instant};
 use futures::{StreamExt, TryStreamExt};
 use sessiond_proto::v1::session_service_client::SessionServiceClient;
 use sessiond_proto::v1::{
-    CloseClientlessSessionRequest, OpenClientlessSessionRequest, StartSessionRequest,
+    CloseClientlessSessionRequest, GetSessionUserRequest, OpenClientlessSessionRequest,
+    StartSessionRequest,
 };
 use tonic::transport::Channel;
 
@@ -634,6 +637,20 @@ impl Bench {
         }
         let ids = |count: u64| -> Arc<[i64]> { (1..=i64::try_from(count).unwrap_or(1)).collect() };
         let (small_ids, large_ids) = (ids(small), ids(large));
+        // The steady state of a long-running server: every session has been
+        // looked up once (the cold lookups' rate is reported too).
+        let mut cold_rates = Vec::new();
+        for (server, ids) in servers.iter().zip([&small_ids, &large_ids]) {
+            let began = Instant::now();
+            look_up_all(server, ids).await?;
+            let rate = ids.len() as f64 / began.elapsed().as_secs_f64();
+            println!(
+                "   each of the {} sessions looked up once ({SETUP_CONCURRENCY} in flight): \
+                 {rate:.0}/s",
+                ids.len()
+            );
+            cold_rates.push(rate);
+        }
         for &inflight in &self.options.inflight {
             let sides = [
                 Side::Grpc {
@@ -658,6 +675,14 @@ impl Bench {
             let extra = vec![
                 ("sessions_small".to_owned(), small.to_string()),
                 ("sessions_large".to_owned(), large.to_string()),
+                (
+                    "first_lookup_rps_small".to_owned(),
+                    format!("{:.0}", cold_rates[0]),
+                ),
+                (
+                    "first_lookup_rps_large".to_owned(),
+                    format!("{:.0}", cold_rates[1]),
+                ),
             ];
             report.measurements.push(
                 self.pairs("lookup_scale", inflight, &sides, spec, extra)
@@ -801,6 +826,26 @@ async fn start_sessions(server: &Server, count: u64) -> Result<Vec<i64>> {
         .await
         .map_err(|s| format!("StartSession: {:?}: {}", s.code(), s.message()))?;
     Ok(ids)
+}
+
+/// Calls `GetSessionUser` once for every session of `ids`.
+async fn look_up_all(server: &Server, ids: &[i64]) -> Result<()> {
+    let client = client(server).await?;
+    futures::stream::iter(ids.iter().copied())
+        .map(|session_id| {
+            let mut client = client.clone();
+            async move {
+                client
+                    .get_session_user(GetSessionUserRequest { session_id })
+                    .await
+                    .map(drop)
+            }
+        })
+        .buffer_unordered(SETUP_CONCURRENCY)
+        .try_collect::<Vec<()>>()
+        .await
+        .map_err(|s| format!("GetSessionUser: {:?}: {}", s.code(), s.message()))?;
+    Ok(())
 }
 
 /// Opens `count` clientless sessions (users `<prefix>-0…999`).
