@@ -145,7 +145,7 @@ async fn client_for(server: &TestServer) -> Client {
 }
 
 /// The fields of the contract's `SessionInfo`, in order.
-const SESSION_INFO_FIELDS: [&str; 12] = [
+const SESSION_INFO_FIELDS: [&str; 13] = [
     "session_id",
     "session_uuid",
     "user",
@@ -158,6 +158,7 @@ const SESSION_INFO_FIELDS: [&str; 12] = [
     "effective_user",
     "client",
     "user_context_depth",
+    "owner_node",
 ];
 
 fn keys(object: &Value) -> Vec<&str> {

@@ -49,6 +49,9 @@ contract_enum! {
         /// The server that owned the session stopped without ending it; it
         /// was ended when the server started again.
         ServerRestart = 5, "server_restart", "END_REASON_SERVER_RESTART";
+        /// The replica that owned the session stopped renewing its lease;
+        /// another replica ended it.
+        NodeLost = 6, "node_lost", "END_REASON_NODE_LOST";
     }
 }
 
@@ -82,6 +85,9 @@ pub struct SessionInfo {
     pub client: String,
     /// How many user-context scopes are pushed and not yet popped.
     pub user_context_depth: u32,
+    /// The node id of the server replica that owns the session (runs its
+    /// modules).
+    pub owner_node: String,
 }
 
 impl SessionInfo {
@@ -122,6 +128,7 @@ impl TryFrom<pb::SessionInfo> for SessionInfo {
             effective_user: s.effective_user,
             client: s.client,
             user_context_depth: s.user_context_depth,
+            owner_node: s.owner_node,
         })
     }
 }

@@ -129,6 +129,7 @@ pub fn session(format: OutputFormat, info: &SessionInfo) -> Record {
         ("effective_user", json!(info.effective_user)),
         ("client", json!(info.client)),
         ("user_context_depth", json!(info.user_context_depth)),
+        ("owner_node", json!(info.owner_node)),
     ]
 }
 
