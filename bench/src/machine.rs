@@ -77,6 +77,30 @@ pub fn rss_kib(pid: u32) -> Result<u64> {
         .parse()?)
 }
 
+/// The CPU ticks of process `pid` and of its live children (its exited
+/// children's are in its own): a PostgreSQL postmaster and its backends.
+pub fn process_tree_cpu_ticks(pid: u32) -> u64 {
+    let parent = pid.to_string();
+    let children: u64 = std::fs::read_dir("/proc")
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|entry| entry.file_name().into_string().ok())
+                .filter(|name| name.bytes().all(|b| b.is_ascii_digit()))
+                .filter(|name| {
+                    std::fs::read_to_string(format!("/proc/{name}/stat")).is_ok_and(|stat| {
+                        stat.rsplit_once(')')
+                            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                            == Some(parent.as_str())
+                    })
+                })
+                .map(|name| process_cpu_ticks(&name).unwrap_or(0))
+                .sum()
+        })
+        .unwrap_or(0);
+    process_cpu_ticks(&parent).unwrap_or(0) + children
+}
+
 /// The context switches (voluntary and not) of the live threads of process
 /// `pid`.
 pub fn context_switches(pid: u32) -> u64 {
@@ -128,18 +152,31 @@ pub struct Sample {
     pub server: u64,
     /// The measured server's context switches ([`context_switches`]).
     pub server_switches: u64,
+    /// The database server's CPU ticks ([`process_tree_cpu_ticks`]), when
+    /// it is a local process the benchmark knows of (a `pg_*` scenario's
+    /// throwaway PostgreSQL): not counted as other load.
+    pub database: u64,
 }
 
 impl Sample {
     /// Reads the machine, this process, and `server` (a pid) if given.
     pub fn take(server: Option<u32>) -> Self {
+        Self::take_all(server.as_slice(), None)
+    }
+
+    /// Reads the machine, this process, and the sum of `servers` (pids:
+    /// the replicas of one measured side), and the database server
+    /// `database` (a pid: it and its children) if given.
+    pub fn take_all(servers: &[u32], database: Option<u32>) -> Self {
         Self {
             machine: machine_busy_ticks().unwrap_or(0),
             generator: process_cpu_ticks("self").unwrap_or(0),
-            server: server
-                .and_then(|pid| process_cpu_ticks(&pid.to_string()).ok())
-                .unwrap_or(0),
-            server_switches: server.map_or(0, context_switches),
+            server: servers
+                .iter()
+                .map(|pid| process_cpu_ticks(&pid.to_string()).unwrap_or(0))
+                .sum(),
+            server_switches: servers.iter().copied().map(context_switches).sum(),
+            database: database.map_or(0, process_tree_cpu_ticks),
         }
     }
 }
@@ -151,8 +188,10 @@ pub struct CpuUse {
     pub server: f64,
     /// The load generator.
     pub generator: f64,
-    /// Everything else on the machine.
+    /// Everything else on the machine (the database server excluded).
     pub other: f64,
+    /// The database server, when known ([`Sample::database`]).
+    pub database: f64,
     /// The server's CPU time, in microseconds.
     pub server_us: f64,
     /// The server's context switches.
@@ -166,10 +205,12 @@ impl CpuUse {
         let machine = after.machine.saturating_sub(before.machine) as f64;
         let generator = after.generator.saturating_sub(before.generator) as f64;
         let server = after.server.saturating_sub(before.server) as f64;
+        let database = after.database.saturating_sub(before.database) as f64;
         Self {
             server: server / ticks,
             generator: generator / ticks,
-            other: ((machine - generator - server) / ticks).max(0.0),
+            other: ((machine - generator - server - database) / ticks).max(0.0),
+            database: database / ticks,
             server_us: ticks_to_us(after.server.saturating_sub(before.server)),
             server_switches: after.server_switches.saturating_sub(before.server_switches),
         }
@@ -221,6 +262,7 @@ mod tests {
             generator: ticks / 2,
             server: ticks,
             server_switches: 10,
+            database: 0,
         };
         let cpu = CpuUse::between(before, after, Duration::from_secs(1));
         assert!((cpu.server - 1.0).abs() < 1e-9);

@@ -21,6 +21,8 @@
 //! - [`machine`]: `/proc` readings (CPU, RSS, machine load) and pinning;
 //! - [`load`]: the closed-loop load generator and its operations;
 //! - [`store`]: SQLite seeding and the raw durable write rate;
+//! - [`pg`]: PostgreSQL for the `pg_*` scenarios (a given server or a
+//!   throwaway cluster);
 //! - [`scenarios`]: the scenarios and the pair protocol;
 //! - [`report`]: the table and the `BENCH` lines.
 #![forbid(unsafe_code)]
@@ -30,6 +32,7 @@ mod baseline;
 mod child;
 mod load;
 mod machine;
+mod pg;
 mod report;
 mod scenarios;
 mod serve;
@@ -64,7 +67,8 @@ struct Cli {
 pub struct Options {
     /// Run only this scenario (repeatable): get_session_user,
     /// get_session_info, open_close, user_context, module_inproc,
-    /// module_exec, lookup_scale, memory. Default: all.
+    /// module_exec, lookup_scale, memory, pg_get_session_user,
+    /// pg_open_close. Default: all.
     #[arg(long = "scenario", value_name = "NAME")]
     pub scenarios: Vec<String>,
     /// Run every scenario briefly (a smoke test: short sides, one pair,
@@ -172,9 +176,12 @@ enum ChildMode {
         /// The address to bind.
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: SocketAddr,
-        /// The database URL (`sqlite://PATH`).
+        /// The database URL (`sqlite://PATH` or `postgres://…`).
         #[arg(long)]
         database: String,
+        /// The node id (distinct per replica on one database).
+        #[arg(long, default_value = serve::NODE_ID)]
+        node_id: String,
         /// The exec-module manifest.
         #[arg(long)]
         modules: Option<PathBuf>,
@@ -204,8 +211,9 @@ fn main() -> ExitCode {
         Some(ChildMode::ServeSessiond {
             listen,
             database,
+            node_id,
             modules,
-        }) => serve::sessiond(listen, database, modules),
+        }) => serve::sessiond(listen, database, node_id, modules),
         Some(ChildMode::SpawnLoop {
             inflight,
             warmup,

@@ -24,8 +24,12 @@ pub struct SideResult {
     pub server_cores: f64,
     /// The load generator's CPU use, in cores.
     pub generator_cores: f64,
-    /// Everything else on the machine, in cores.
+    /// Everything else on the machine, in cores (the database server
+    /// excluded when it is known).
     pub other_cores: f64,
+    /// The database server's CPU use, in cores, when it is known (a `pg_*`
+    /// scenario's throwaway PostgreSQL); else 0.
+    pub database_cores: f64,
 }
 
 /// One pair: the sides in their canonical order (baseline first).
@@ -155,6 +159,8 @@ pub struct Measurement {
     pub scenario: String,
     /// Requests in flight.
     pub inflight: usize,
+    /// The sessiond replicas of the measured side (`pg_*` scenarios only).
+    pub replicas: Option<usize>,
     /// What the ratio means and its targets.
     pub spec: Spec,
     /// Every pair run, kept or not.
@@ -166,6 +172,14 @@ pub struct Measurement {
 }
 
 impl Measurement {
+    /// The scenario's name in the table: with `r=N` when it has replicas.
+    pub fn name(&self) -> String {
+        match self.replicas {
+            Some(replicas) => format!("{} r={replicas}", self.scenario),
+            None => self.scenario.clone(),
+        }
+    }
+
     /// The pairs the medians are taken over.
     pub fn used(&self) -> Vec<&Pair> {
         self.pairs.iter().filter(|p| p.kept || self.noisy).collect()
@@ -348,7 +362,7 @@ impl Report {
                 let base = m.side(0);
                 let subject = m.side(1);
                 vec![
-                    m.scenario.clone(),
+                    m.name(),
                     m.inflight.to_string(),
                     int(subject.rps),
                     int(base.rps),
@@ -419,7 +433,7 @@ impl Report {
                     .map(|(i, p)| {
                         format!(
                             "  {} inflight={} pair {}: other load {:.2} cores",
-                            m.scenario,
+                            m.name(),
                             m.inflight,
                             i + 1,
                             p.other_cores()
@@ -465,11 +479,13 @@ impl Report {
                 )
             } else {
                 format!(
-                    "BENCH scenario={} inflight={} ratio={} rps={} baseline_rps={} p50_us={} \
+                    "BENCH scenario={} inflight={}{} ratio={} rps={} baseline_rps={} p50_us={} \
                      p99_us={} baseline_p50_us={} baseline_p99_us={} cpu_us={} \
                      baseline_cpu_us={} switches={:.1} baseline_switches={:.1}",
                     m.scenario,
                     m.inflight,
+                    m.replicas
+                        .map_or(String::new(), |r| format!(" replicas={r}")),
                     ratio(m.ratio()),
                     int(subject.rps),
                     int(base.rps),
@@ -552,6 +568,7 @@ mod tests {
             server_cores: 1.0,
             generator_cores: 1.0,
             other_cores: 0.0,
+            database_cores: 0.0,
         }
     }
 
@@ -574,6 +591,7 @@ mod tests {
         let measurement = Measurement {
             scenario: "get_session_user".to_owned(),
             inflight: 64,
+            replicas: None,
             spec: Spec {
                 headline: Figure::Throughput,
                 targets: vec![

@@ -16,7 +16,13 @@
 //! - `lookup_scale`: sessiond with the small table (the subject has the
 //!   large one). Before its pairs, every session of both tables is looked
 //!   up once, so that the pairs measure a long-running server's steady
-//!   state; the rate of those first lookups is reported as well.
+//!   state; the rate of those first lookups is reported as well;
+//! - `pg_get_session_user`, `pg_open_close`: the empty-handler baseline
+//!   server against sessiond on PostgreSQL, once with one replica and once
+//!   with two replicas on the same database (distinct node ids, both pinned
+//!   like the other servers; the load's connections alternate between
+//!   them, and the measured side's CPU is the sum of both). PostgreSQL
+//!   itself ([`crate::pg`]) runs unpinned on all cores.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -34,12 +40,13 @@ use tonic::transport::Channel;
 use crate::child::{self, Server};
 use crate::load::{self, Workload};
 use crate::machine::{self, CpuUse, Sample};
+use crate::pg::Postgres;
 use crate::report::{Bound, Figure, Measurement, Memory, Pair, Report, SideResult, Spec};
-use crate::serve::{EXEC_MODULE, NOOP_MODULE};
+use crate::serve::{EXEC_MODULE, NODE_ID, NOOP_MODULE};
 use crate::{Options, Result, store};
 
 /// Every scenario, in the order they run.
-pub const SCENARIOS: [&str; 8] = [
+pub const SCENARIOS: [&str; 10] = [
     "get_session_user",
     "get_session_info",
     "open_close",
@@ -48,7 +55,12 @@ pub const SCENARIOS: [&str; 8] = [
     "module_exec",
     "lookup_scale",
     "memory",
+    "pg_get_session_user",
+    "pg_open_close",
 ];
+
+/// The replica counts of the `pg_*` scenarios.
+const PG_REPLICAS: [usize; 2] = [1, 2];
 
 /// The core the servers run on, and the load generator's.
 const SERVER_CORE: usize = 0;
@@ -113,6 +125,15 @@ enum Side<'a> {
         server: &'a Server,
         workload: Workload,
     },
+    /// A load of `workload` spread over the replicas `servers` (their
+    /// connections alternate; their CPU is summed), on the database server
+    /// `database` (a local pid, whose CPU is not counted as other load).
+    Replicas {
+        label: &'static str,
+        servers: &'a [Server],
+        database: Option<u32>,
+        workload: Workload,
+    },
     /// The direct spawn loop of `program`, as a child.
     SpawnLoop {
         label: &'static str,
@@ -156,6 +177,9 @@ impl Bench {
         self.print_header();
         let began = Instant::now();
         let mut report = Report::default();
+        // Found or started once, before the first pg_* scenario; a started
+        // cluster is stopped when this is dropped, on error too.
+        let mut postgres: Option<std::result::Result<Postgres, String>> = None;
         for name in SCENARIOS {
             if !self.selected(name) {
                 continue;
@@ -172,6 +196,31 @@ impl Bench {
                 "module_exec" => self.module_exec(&mut report).await?,
                 "lookup_scale" => self.lookup_scale(&mut report).await?,
                 "memory" => report.memory = Some(self.memory().await?),
+                "pg_get_session_user" | "pg_open_close" => {
+                    let postgres = postgres.get_or_insert_with(|| {
+                        let began = Instant::now();
+                        let found = Postgres::find_or_start();
+                        if let Ok(found) = &found {
+                            println!(
+                                "   PostgreSQL: {} ({}; {:.1} s); unpinned, on the same {} \
+                                 cores as the servers and the load generator",
+                                found.origin,
+                                if found.is_throwaway() {
+                                    "started for this run, stopped at its end"
+                                } else {
+                                    "given"
+                                },
+                                began.elapsed().as_secs_f64(),
+                                self.cores
+                            );
+                        }
+                        found
+                    });
+                    match postgres {
+                        Ok(postgres) => self.pg(name, postgres, &mut report).await?,
+                        Err(problem) => println!("   skipped: no PostgreSQL ({})", problem.trim()),
+                    }
+                }
                 _ => unreachable!("validated above"),
             }
             println!(
@@ -238,6 +287,15 @@ impl Bench {
              is the server's CPU time per operation (with its child processes), sw/op its \
              threads' context switches per operation"
         );
+        if self.selected("pg_get_session_user") || self.selected("pg_open_close") {
+            println!(
+                "  pg_*: sessiond on PostgreSQL with 1 and with 2 replicas (both pinned like the \
+                 servers; the load's connections alternate between them; cpu us/op and sw/op \
+                 are their sum); PostgreSQL runs unpinned on the same {} cores, and when this \
+                 run started it, its CPU is shown as `postgres` and not counted as other load",
+                self.cores
+            );
+        }
         println!("  load average at start: {}", machine::load_average());
     }
 
@@ -259,10 +317,18 @@ impl Bench {
     }
 
     async fn start_sessiond(&self, database: &Path) -> Result<Server> {
+        self.start_sessiond_on(&format!("sqlite://{}", database.display()), NODE_ID)
+            .await
+    }
+
+    /// sessiond on the database `url` as node `node_id`.
+    async fn start_sessiond_on(&self, url: &str, node_id: &str) -> Result<Server> {
         let args: Vec<OsString> = vec![
             "serve-sessiond".into(),
             "--database".into(),
-            format!("sqlite://{}", database.display()).into(),
+            url.into(),
+            "--node-id".into(),
+            node_id.into(),
             "--modules".into(),
             self.manifest.clone().into(),
         ];
@@ -271,6 +337,48 @@ impl Bench {
 
     fn connections(&self, inflight: usize) -> usize {
         self.options.connections.clamp(1, inflight.max(1))
+    }
+
+    /// Measures one load side once: `inflight` requests over connections to
+    /// `servers`, which alternate (replica 1, replica 2, replica 1, …; at
+    /// least one connection each), with the CPU of all of `servers` summed.
+    async fn grpc_side(
+        &self,
+        label: &str,
+        servers: &[Server],
+        database: Option<u32>,
+        workload: &Workload,
+        inflight: usize,
+    ) -> Result<SideResult> {
+        let warmup = self.options.warmup();
+        let duration = self.options.duration();
+        let per_server = self.connections(inflight).div_ceil(servers.len()).max(1);
+        let mut by_server = Vec::with_capacity(servers.len());
+        for server in servers {
+            by_server.push(server.connect(per_server).await?);
+        }
+        let channels: Vec<Channel> = (0..per_server)
+            .flat_map(|i| by_server.iter().map(move |channels| channels[i].clone()))
+            .collect();
+        let ops = (0..inflight)
+            .map(|i| workload.op(i, channels[i % channels.len()].clone()))
+            .collect();
+        let pids: Vec<u32> = servers.iter().map(Server::pid).collect();
+        let outcome =
+            load::run(ops, warmup, duration, || Sample::take_all(&pids, database)).await?;
+        let cpu = CpuUse::between(outcome.start_sample, outcome.end_sample, duration);
+        Ok(SideResult {
+            label: label.to_owned(),
+            rps: outcome.rate(),
+            p50_us: outcome.percentile_us(50.0),
+            p99_us: outcome.percentile_us(99.0),
+            cpu_us_per_op: cpu.server_us / outcome.ops.max(1) as f64,
+            switches_per_op: cpu.server_switches as f64 / outcome.ops.max(1) as f64,
+            server_cores: cpu.server,
+            generator_cores: cpu.generator,
+            other_cores: cpu.other,
+            database_cores: cpu.database,
+        })
     }
 
     /// Measures one side once.
@@ -283,24 +391,23 @@ impl Bench {
                 server,
                 workload,
             } => {
-                let channels = server.connect(self.connections(inflight)).await?;
-                let ops = (0..inflight)
-                    .map(|i| workload.op(i, channels[i % channels.len()].clone()))
-                    .collect();
-                let pid = server.pid();
-                let outcome = load::run(ops, warmup, duration, || Sample::take(Some(pid))).await?;
-                let cpu = CpuUse::between(outcome.start_sample, outcome.end_sample, duration);
-                Ok(SideResult {
-                    label: (*label).to_owned(),
-                    rps: outcome.rate(),
-                    p50_us: outcome.percentile_us(50.0),
-                    p99_us: outcome.percentile_us(99.0),
-                    cpu_us_per_op: cpu.server_us / outcome.ops.max(1) as f64,
-                    switches_per_op: cpu.server_switches as f64 / outcome.ops.max(1) as f64,
-                    server_cores: cpu.server,
-                    generator_cores: cpu.generator,
-                    other_cores: cpu.other,
-                })
+                self.grpc_side(
+                    label,
+                    std::slice::from_ref(*server),
+                    None,
+                    workload,
+                    inflight,
+                )
+                .await
+            }
+            Side::Replicas {
+                label,
+                servers,
+                database,
+                workload,
+            } => {
+                self.grpc_side(label, servers, *database, workload, inflight)
+                    .await
             }
             Side::SpawnLoop { label, program } => {
                 let args = child::args([
@@ -341,6 +448,7 @@ impl Bench {
                     // children), so `whole.other` excludes it.
                     generator_cores: 0.0,
                     other_cores: whole.other,
+                    database_cores: 0.0,
                 })
             }
         }
@@ -388,6 +496,7 @@ impl Bench {
         Ok(Measurement {
             scenario: scenario.to_owned(),
             inflight,
+            replicas: None,
             spec,
             pairs,
             noisy,
@@ -725,6 +834,76 @@ impl Bench {
         })
     }
 
+    /// `pg_get_session_user` / `pg_open_close`: the SQLite scenario's
+    /// workload, spec and baseline, against sessiond on a fresh PostgreSQL
+    /// database, with one replica and then two.
+    async fn pg(&self, name: &str, postgres: &Postgres, report: &mut Report) -> Result<()> {
+        for replicas in PG_REPLICAS {
+            let database = postgres.fresh_database(&format!("{name}_{replicas}"))?;
+            let baseline = self.start_baseline().await?;
+            let mut servers = Vec::with_capacity(replicas);
+            for replica in 1..=replicas {
+                servers.push(
+                    self.start_sessiond_on(&database, &format!("{NODE_ID}-{replica}"))
+                        .await?,
+                );
+            }
+            let mut extra = Vec::new();
+            let workload = if name == "pg_get_session_user" {
+                // The sessions are created evenly over the replicas.
+                let count = self.options.sessions();
+                let began = Instant::now();
+                let mut ids = Vec::new();
+                for (index, server) in servers.iter().enumerate() {
+                    let share = count / replicas as u64
+                        + u64::from((index as u64) < count % replicas as u64);
+                    ids.extend(start_sessions(server, share).await?);
+                }
+                println!(
+                    "   {replicas} replica(s): {count} sessions created through StartSession in \
+                     {:.1} s",
+                    began.elapsed().as_secs_f64()
+                );
+                extra.push(("sessions".to_owned(), count.to_string()));
+                Workload::GetSessionUser { ids: ids.into() }
+            } else {
+                println!("   {replicas} replica(s)");
+                Workload::OpenClose
+            };
+            for &inflight in &self.options.inflight {
+                let sides = [
+                    Side::Replicas {
+                        label: "baseline",
+                        servers: std::slice::from_ref(&baseline),
+                        database: postgres.postmaster_pid(),
+                        workload: workload.clone(),
+                    },
+                    Side::Replicas {
+                        label: "sessiond",
+                        servers: &servers,
+                        database: postgres.postmaster_pid(),
+                        workload: workload.clone(),
+                    },
+                ];
+                let spec = if name == "pg_get_session_user" {
+                    lookup_spec("get_session_user", inflight)
+                } else {
+                    throughput_spec(inflight, 0.50)
+                };
+                let mut measurement = self
+                    .pairs(name, inflight, &sides, spec, extra.clone())
+                    .await?;
+                measurement.replicas = Some(replicas);
+                report.measurements.push(measurement);
+            }
+            baseline.stop().await?;
+            for server in servers {
+                server.stop().await?;
+            }
+        }
+        Ok(())
+    }
+
     fn max_inflight(&self) -> usize {
         self.options.inflight.iter().copied().max().unwrap_or(1)
     }
@@ -778,7 +957,7 @@ fn print_pair(inflight: usize, number: usize, pair: &Pair, spec: &Spec) {
         .map(|s| {
             format!(
                 "{} {:.0}/s p50 {:.1} p99 {:.1} us, cpu {:.1} us/op, {:.1} switches/op ({:.2} \
-                 cores, generator {:.2})",
+                 cores, generator {:.2}{})",
                 s.label,
                 s.rps,
                 s.p50_us,
@@ -786,7 +965,12 @@ fn print_pair(inflight: usize, number: usize, pair: &Pair, spec: &Spec) {
                 s.cpu_us_per_op,
                 s.switches_per_op,
                 s.server_cores,
-                s.generator_cores
+                s.generator_cores,
+                if s.database_cores > 0.0 {
+                    format!(", postgres {:.2}", s.database_cores)
+                } else {
+                    String::new()
+                }
             )
         })
         .collect();

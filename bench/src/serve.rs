@@ -129,19 +129,25 @@ pub fn baseline(listen: SocketAddr) -> Result<()> {
     })
 }
 
-/// Serves sessiond on `database` with the exec modules of `modules`, the
-/// in-process [`NOOP_MODULE`], and no limit of open sessions per user.
+/// Serves sessiond on `database` as node `node_id` with the exec modules of
+/// `modules`, the in-process [`NOOP_MODULE`], and no limit of open sessions
+/// per user.
 ///
 /// # Errors
 /// When the server cannot start or the transport fails.
-pub fn sessiond(listen: SocketAddr, database: String, modules: Option<PathBuf>) -> Result<()> {
+pub fn sessiond(
+    listen: SocketAddr,
+    database: String,
+    node_id: String,
+    modules: Option<PathBuf>,
+) -> Result<()> {
     init_logging();
     run(async {
         let config = sessiond::Config {
             listen,
             database,
             modules,
-            node_id: NODE_ID.to_owned(),
+            node_id,
             max_open_sessions_per_user: None,
             drain_timeout: Duration::from_secs(2),
             shutdown_grace: Duration::from_secs(1),
