@@ -1,30 +1,31 @@
 //! The embedded SQLite store: one file in WAL mode, `synchronous = FULL`.
 //!
-//! Writes go through one connection owned by a writer task that commits
+//! Writes go through one connection owned by a writer thread that commits
 //! concurrent writes together ([`writer`]: group commit, one fsync per
 //! batch, each write acknowledged only after its batch committed), in
 //! `BEGIN IMMEDIATE` transactions, so concurrent writers queue instead of
-//! failing with "database is locked"; reads use a separate pool of
-//! query-only connections that WAL lets run beside the writer.
+//! failing with "database is locked". Reads use separate query-only
+//! connections that WAL runs beside the writer ([`Readers`]). Both talk to
+//! SQLite directly (`rusqlite`); migrations run through `sqlx`'s migrator
+//! when the store opens.
 
 mod codec;
 mod writer;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
-use sqlx::{Connection, Row, SqliteConnection};
-
-use self::writer::Writer;
+use rusqlite::{Connection, OpenFlags, params};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{Connection as _, SqliteConnection};
 
 use self::codec::{
-    failure_kind_name, kind_name, reason_name, run_from_row, run_state_name, session_from_row,
-    state_name, store_error,
+    column, execute, failure_kind_name, kind_name, query_all, query_one, reason_name, run_from_row,
+    run_state_name, session_from_row, state_name, store_error,
 };
+use self::writer::Writer;
 use super::{Expiry, NewSession, Recovered, SessionQuery, StartedRun, Store};
 use crate::error::{Error, Result};
 use crate::model::{
@@ -32,8 +33,12 @@ use crate::model::{
     SessionFacts, SessionId, SessionKind, SessionState, Timestamp, UserContext, UserId,
 };
 
-/// How many read connections run beside the writer.
-const READERS: u32 = 4;
+/// How many idle read connections are kept for reuse.
+const IDLE_READERS: usize = 8;
+
+/// How long a statement waits for a lock before the store reports itself
+/// unavailable.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The columns of a [`Session`], followed by the rest of a query.
 macro_rules! select_session {
@@ -68,7 +73,7 @@ pub struct SqliteStore {
     /// SQLITE_BUSY.
     writer: Writer,
     /// Query-only connections for reads, which WAL runs concurrently.
-    readers: SqlitePool,
+    readers: Arc<Readers>,
 }
 
 impl SqliteStore {
@@ -78,27 +83,102 @@ impl SqliteStore {
     /// [`Error::StoreUnavailable`] when the file cannot be opened or
     /// migrated.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true);
-        let mut connection = SqliteConnection::connect_with(&options)
-            .await
-            .map_err(store_error)?;
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&mut connection)
-            .await
-            .map_err(|e| Error::StoreUnavailable(Box::new(e)))?;
-        let writer = Writer::start(connection);
-        let readers = SqlitePoolOptions::new()
-            .max_connections(READERS)
-            .connect_with(options.pragma("query_only", "ON"))
-            .await
-            .map_err(store_error)?;
+        let path = path.as_ref().to_owned();
+        migrate(&path).await?;
+        let writer = Writer::start(connect(&path, Role::Writer)?)?;
+        let readers = Arc::new(Readers {
+            idle: Mutex::new(vec![connect(&path, Role::Reader)?]),
+            path,
+        });
         Ok(Self { writer, readers })
+    }
+}
+
+/// Creates the file if missing, turns WAL on (it stays on in the file) and
+/// applies the migrations the database lacks.
+async fn migrate(path: &Path) -> Result<()> {
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(BUSY_TIMEOUT)
+        .foreign_keys(true);
+    let unavailable = |e: sqlx::Error| Error::StoreUnavailable(Box::new(e));
+    let mut connection = SqliteConnection::connect_with(&options)
+        .await
+        .map_err(unavailable)?;
+    sqlx::migrate!("./migrations/sqlite")
+        .run(&mut connection)
+        .await
+        .map_err(|e| Error::StoreUnavailable(Box::new(e)))?;
+    connection.close().await.map_err(unavailable)
+}
+
+/// What a connection is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    /// The writer's: durable commits.
+    Writer,
+    /// A reader's: queries only.
+    Reader,
+}
+
+/// Opens a connection to the migrated database at `path`.
+fn connect(path: &Path, role: Role) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let connection = Connection::open_with_flags(path, flags).map_err(store_error)?;
+    connection.busy_timeout(BUSY_TIMEOUT).map_err(store_error)?;
+    let pragmas = match role {
+        Role::Writer => "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+        Role::Reader => "PRAGMA query_only = ON;",
+    };
+    connection.execute_batch(pragmas).map_err(store_error)?;
+    Ok(connection)
+}
+
+/// The read connections: WAL lets each read beside the writer, seeing the
+/// last committed state.
+#[derive(Debug)]
+struct Readers {
+    /// The database file, for opening more connections.
+    path: PathBuf,
+    /// Connections not in use.
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Readers {
+    /// Runs a lookup by key on the calling thread. Such a read takes
+    /// microseconds (a few B-tree pages, cached), less than handing it to
+    /// another thread would cost; reads never wait for the writer in WAL.
+    fn lookup<T>(&self, read: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let connection = match idle {
+            Some(connection) => connection,
+            None => connect(&self.path, Role::Reader)?,
+        };
+        let result = read(&connection);
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < IDLE_READERS {
+            idle.push(connection);
+        }
+        result
+    }
+
+    /// Runs a read that may visit many rows on a blocking thread, off the
+    /// async workers.
+    async fn scan<T: Send + 'static>(
+        self: &Arc<Self>,
+        read: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let readers = Arc::clone(self);
+        tokio::task::spawn_blocking(move || readers.lookup(read))
+            .await
+            .map_err(|e| Error::Internal(format!("a read failed: {e}")))?
     }
 }
 
@@ -107,93 +187,96 @@ impl Store for SqliteStore {
     async fn create_session(&self, new: NewSession) -> Result<Session> {
         self.writer
             .write(move |conn| {
-                Box::pin(async move {
-                    if let Some(limit) = new.max_open_per_user {
-                        let open: i64 = sqlx::query_scalar(
-                            "SELECT COUNT(*) FROM sessions WHERE user_id = ? AND state <> 'ended'",
-                        )
-                        .bind(new.user.as_str())
-                        .fetch_one(&mut *conn)
-                        .await
-                        .map_err(store_error)?;
-                        if open >= i64::from(limit) {
-                            return Err(Error::TooManySessions {
-                                user: new.user.into_string(),
-                                limit,
-                            });
-                        }
+                if let Some(limit) = new.max_open_per_user {
+                    let open: i64 = query_one(
+                        conn,
+                        "SELECT COUNT(*) AS open FROM sessions \
+                         WHERE user_id = ? AND state <> 'ended'",
+                        [new.user.as_str()],
+                        |row| column(row, "open"),
+                    )?
+                    .unwrap_or(0);
+                    if open >= i64::from(limit) {
+                        return Err(Error::TooManySessions {
+                            user: new.user.into_string(),
+                            limit,
+                        });
                     }
-                    let id: i64 = sqlx::query_scalar(
-                        "INSERT INTO sessions (session_uuid, user_id, kind, state, start_time, \
+                }
+                let id: i64 = query_one(
+                    conn,
+                    "INSERT INTO sessions (session_uuid, user_id, kind, state, start_time, \
                      last_activity_time, effective_user, client, owner_node) \
                      VALUES (?, ?, ?, 'open', ?, ?, ?, ?, ?) RETURNING session_id",
-                    )
-                    .bind(new.uuid.to_string())
-                    .bind(new.user.as_str())
-                    .bind(kind_name(new.kind))
-                    .bind(new.now.unix_micros())
-                    .bind(new.now.unix_micros())
-                    .bind(new.user.as_str())
-                    .bind(new.client.as_str())
-                    .bind(&new.owner_node)
-                    .fetch_one(&mut *conn)
-                    .await
-                    .map_err(store_error)?;
-                    let session = fetch_session(&mut *conn, SessionId::from_store(id)).await?;
-                    Ok(session)
-                })
+                    params![
+                        new.uuid.to_string(),
+                        new.user.as_str(),
+                        kind_name(new.kind),
+                        new.now.unix_micros(),
+                        new.now.unix_micros(),
+                        new.user.as_str(),
+                        new.client.as_str(),
+                        new.owner_node,
+                    ],
+                    |row| column(row, "session_id"),
+                )?
+                .ok_or_else(|| Error::Internal("INSERT returned no id".to_owned()))?;
+                fetch_session(conn, SessionId::from_store(id))
             })
             .await
     }
 
     async fn session(&self, id: SessionId) -> Result<Session> {
-        let mut conn = self.readers.acquire().await.map_err(store_error)?;
-        fetch_session(&mut conn, id).await
+        self.readers.lookup(|conn| fetch_session(conn, id))
     }
 
     async fn session_facts(&self, id: SessionId) -> Result<SessionFacts> {
-        let facts: Option<(String, String)> =
-            sqlx::query_as("SELECT user_id, owner_node FROM sessions WHERE session_id = ?")
-                .bind(id.get())
-                .fetch_optional(&self.readers)
-                .await
-                .map_err(store_error)?;
-        let (user, owner_node) = facts.ok_or(Error::SessionNotFound { session_id: id })?;
-        Ok(SessionFacts {
-            user: UserId::from_store(user),
-            owner_node,
+        self.readers.lookup(|conn| {
+            query_one(
+                conn,
+                "SELECT user_id, owner_node FROM sessions WHERE session_id = ?",
+                [id.get()],
+                |row| {
+                    Ok(SessionFacts {
+                        user: UserId::from_store(column(row, "user_id")?),
+                        owner_node: column(row, "owner_node")?,
+                    })
+                },
+            )?
+            .ok_or(Error::SessionNotFound { session_id: id })
         })
     }
 
     async fn list_sessions(&self, query: &SessionQuery) -> Result<Vec<Session>> {
-        let rows = sqlx::query(select_session!(
-            "WHERE (?1 IS NULL OR s.user_id = ?1) AND (?2 IS NULL OR s.kind = ?2) \
-             AND (?3 IS NULL OR s.state = ?3) AND s.session_id > ?4 \
-             ORDER BY s.session_id LIMIT ?5"
-        ))
-        .bind(query.user.as_ref().map(UserId::as_str))
-        .bind(query.kind.map(kind_name))
-        .bind(query.state.map(state_name))
-        .bind(query.after.map_or(0, SessionId::get))
-        .bind(i64::from(query.limit))
-        .fetch_all(&self.readers)
-        .await
-        .map_err(store_error)?;
-        rows.iter().map(session_from_row).collect()
+        let query = query.clone();
+        self.readers
+            .scan(move |conn| {
+                query_all(
+                    conn,
+                    select_session!(
+                        "WHERE (?1 IS NULL OR s.user_id = ?1) AND (?2 IS NULL OR s.kind = ?2) \
+                         AND (?3 IS NULL OR s.state = ?3) AND s.session_id > ?4 \
+                         ORDER BY s.session_id LIMIT ?5"
+                    ),
+                    params![
+                        query.user.as_ref().map(UserId::as_str),
+                        query.kind.map(kind_name),
+                        query.state.map(state_name),
+                        query.after.map_or(0, SessionId::get),
+                        i64::from(query.limit),
+                    ],
+                    session_from_row,
+                )
+            })
+            .await
     }
 
     async fn touch_session(&self, id: SessionId, now: Timestamp) -> Result<Session> {
         self.writer
             .write(move |conn| {
-                Box::pin(async move {
-                    let session = fetch_session(&mut *conn, id).await?;
-                    if session.state == SessionState::Ended {
-                        return Err(Error::SessionEnded { session_id: id });
-                    }
-                    record_activity(&mut *conn, id, now).await?;
-                    let session = fetch_session(&mut *conn, id).await?;
-                    Ok(session)
-                })
+                fetch_live_session(conn, id)?;
+                record_activity(conn, id, now)?;
+                fetch_session(conn, id)
             })
             .await
     }
@@ -201,26 +284,20 @@ impl Store for SqliteStore {
     async fn begin_closing(&self, id: SessionId, now: Timestamp) -> Result<Session> {
         self.writer
             .write(move |conn| {
-                Box::pin(async move {
-                    let session = fetch_session(&mut *conn, id).await?;
-                    if session.kind != SessionKind::Clientless {
-                        return Err(Error::SessionNotClientless { session_id: id });
-                    }
-                    if session.state != SessionState::Open {
-                        return Ok(session);
-                    }
-                    sqlx::query(
-                        "UPDATE sessions SET state = 'closing', \
+                let session = fetch_session(conn, id)?;
+                if session.kind != SessionKind::Clientless {
+                    return Err(Error::SessionNotClientless { session_id: id });
+                }
+                if session.state != SessionState::Open {
+                    return Ok(session);
+                }
+                execute(
+                    conn,
+                    "UPDATE sessions SET state = 'closing', \
                      last_activity_time = MAX(last_activity_time, ?) WHERE session_id = ?",
-                    )
-                    .bind(now.unix_micros())
-                    .bind(id.get())
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(store_error)?;
-                    let session = fetch_session(&mut *conn, id).await?;
-                    Ok(session)
-                })
+                    params![now.unix_micros(), id.get()],
+                )?;
+                fetch_session(conn, id)
             })
             .await
     }
@@ -233,24 +310,17 @@ impl Store for SqliteStore {
     ) -> Result<Session> {
         self.writer
             .write(move |conn| {
-                Box::pin(async move {
-                    let session = fetch_session(&mut *conn, id).await?;
-                    if session.state == SessionState::Ended {
-                        return Ok(session);
-                    }
-                    sqlx::query(
-                        "UPDATE sessions SET state = 'ended', end_time = ?, end_reason = ? \
+                let session = fetch_session(conn, id)?;
+                if session.state == SessionState::Ended {
+                    return Ok(session);
+                }
+                execute(
+                    conn,
+                    "UPDATE sessions SET state = 'ended', end_time = ?, end_reason = ? \
                      WHERE session_id = ?",
-                    )
-                    .bind(now.unix_micros())
-                    .bind(reason_name(reason))
-                    .bind(id.get())
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(store_error)?;
-                    let session = fetch_session(&mut *conn, id).await?;
-                    Ok(session)
-                })
+                    params![now.unix_micros(), reason_name(reason), id.get()],
+                )?;
+                fetch_session(conn, id)
             })
             .await
     }
@@ -263,7 +333,7 @@ impl Store for SqliteStore {
     ) -> Result<Recovered> {
         let node = node.to_owned();
         self.writer
-            .write(move |conn| Box::pin(async move { recover(conn, &node, reason, now).await }))
+            .write(move |conn| recover(conn, &node, reason, now))
             .await
     }
 
@@ -271,31 +341,27 @@ impl Store for SqliteStore {
         let (node, endpoint) = (node.to_owned(), endpoint.to_owned());
         self.writer
             .write(move |conn| {
-                Box::pin(async move {
-                    sqlx::query(
-                        "INSERT INTO nodes (node_id, endpoint, lease_expires) VALUES (?, ?, ?) \
-                         ON CONFLICT (node_id) DO UPDATE SET endpoint = excluded.endpoint, \
-                         lease_expires = excluded.lease_expires",
-                    )
-                    .bind(node)
-                    .bind(endpoint)
-                    .bind(expires.unix_micros())
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(store_error)?;
-                    Ok(())
-                })
+                execute(
+                    conn,
+                    "INSERT INTO nodes (node_id, endpoint, lease_expires) VALUES (?, ?, ?) \
+                     ON CONFLICT (node_id) DO UPDATE SET endpoint = excluded.endpoint, \
+                     lease_expires = excluded.lease_expires",
+                    params![node, endpoint, expires.unix_micros()],
+                )
+                .map(drop)
             })
             .await
     }
 
     async fn node_endpoint(&self, node: &str, now: Timestamp) -> Result<Option<String>> {
-        sqlx::query_scalar("SELECT endpoint FROM nodes WHERE node_id = ? AND lease_expires > ?")
-            .bind(node)
-            .bind(now.unix_micros())
-            .fetch_optional(&self.readers)
-            .await
-            .map_err(store_error)
+        self.readers.lookup(|conn| {
+            query_one(
+                conn,
+                "SELECT endpoint FROM nodes WHERE node_id = ? AND lease_expires > ?",
+                params![node, now.unix_micros()],
+                |row| column(row, "endpoint"),
+            )
+        })
     }
 
     async fn take_over_lost_nodes(
@@ -307,23 +373,19 @@ impl Store for SqliteStore {
         let taker = taker.to_owned();
         self.writer
             .write(move |conn| {
-                Box::pin(async move {
-                    let lost: Vec<String> = sqlx::query_scalar(
-                        "SELECT node_id FROM nodes WHERE lease_expires <= ? AND node_id <> ?",
-                    )
-                    .bind(now.unix_micros())
-                    .bind(taker)
-                    .fetch_all(&mut *conn)
-                    .await
-                    .map_err(store_error)?;
-                    let mut taken = Vec::with_capacity(lost.len());
-                    for node in lost {
-                        let recovered = recover(conn, &node, reason, now).await?;
-                        forget_node(conn, &node).await?;
-                        taken.push((node, recovered));
-                    }
-                    Ok(taken)
-                })
+                let lost: Vec<String> = query_all(
+                    conn,
+                    "SELECT node_id FROM nodes WHERE lease_expires <= ? AND node_id <> ?",
+                    params![now.unix_micros(), taker],
+                    |row| column(row, "node_id"),
+                )?;
+                let mut taken = Vec::with_capacity(lost.len());
+                for node in lost {
+                    let recovered = recover(conn, &node, reason, now)?;
+                    forget_node(conn, &node)?;
+                    taken.push((node, recovered));
+                }
+                Ok(taken)
             })
             .await
     }
@@ -331,38 +393,46 @@ impl Store for SqliteStore {
     async fn remove_node(&self, node: &str) -> Result<()> {
         let node = node.to_owned();
         self.writer
-            .write(move |conn| Box::pin(async move { forget_node(conn, &node).await }))
+            .write(move |conn| forget_node(conn, &node))
             .await
     }
 
     async fn unended_clientless_sessions(&self, node: &str) -> Result<Vec<SessionId>> {
-        let ids: Vec<i64> = sqlx::query_scalar(
-            "SELECT session_id FROM sessions \
-             WHERE owner_node = ? AND kind = 'clientless' AND state <> 'ended'",
-        )
-        .bind(node)
-        .fetch_all(&self.readers)
-        .await
-        .map_err(store_error)?;
-        Ok(ids.into_iter().map(SessionId::from_store).collect())
+        let node = node.to_owned();
+        self.readers
+            .scan(move |conn| {
+                query_all(
+                    conn,
+                    "SELECT session_id FROM sessions \
+                     WHERE owner_node = ? AND kind = 'clientless' AND state <> 'ended'",
+                    [node],
+                    |row| column(row, "session_id").map(SessionId::from_store),
+                )
+            })
+            .await
     }
 
     async fn expired_sessions(&self, node: &str, expiry: &Expiry) -> Result<Vec<SessionId>> {
-        let ids: Vec<i64> = sqlx::query_scalar(
-            "SELECT s.session_id FROM sessions s \
-             WHERE s.owner_node = ?1 AND s.kind = 'clientless' AND s.state = 'open' \
-             AND ((?2 IS NOT NULL AND s.start_time < ?2) \
-               OR (?3 IS NOT NULL AND s.last_activity_time < ?3 AND NOT EXISTS \
-                   (SELECT 1 FROM module_runs r \
-                    WHERE r.session_id = s.session_id AND r.state = 'running')))",
-        )
-        .bind(node)
-        .bind(expiry.started_before.map(Timestamp::unix_micros))
-        .bind(expiry.idle_before.map(Timestamp::unix_micros))
-        .fetch_all(&self.readers)
-        .await
-        .map_err(store_error)?;
-        Ok(ids.into_iter().map(SessionId::from_store).collect())
+        let (node, expiry) = (node.to_owned(), *expiry);
+        self.readers
+            .scan(move |conn| {
+                query_all(
+                    conn,
+                    "SELECT s.session_id FROM sessions s \
+                     WHERE s.owner_node = ?1 AND s.kind = 'clientless' AND s.state = 'open' \
+                     AND ((?2 IS NOT NULL AND s.start_time < ?2) \
+                       OR (?3 IS NOT NULL AND s.last_activity_time < ?3 AND NOT EXISTS \
+                           (SELECT 1 FROM module_runs r \
+                            WHERE r.session_id = s.session_id AND r.state = 'running')))",
+                    params![
+                        node,
+                        expiry.started_before.map(Timestamp::unix_micros),
+                        expiry.idle_before.map(Timestamp::unix_micros),
+                    ],
+                    |row| column(row, "session_id").map(SessionId::from_store),
+                )
+            })
+            .await
     }
 
     async fn begin_closing_expired(
@@ -373,8 +443,7 @@ impl Store for SqliteStore {
         let expiry = *expiry;
         self.writer
             .write(move |conn| {
-                Box::pin(async move {
-                let session = fetch_session(&mut *conn, id).await?;
+                let session = fetch_session(conn, id)?;
                 if session.kind != SessionKind::Clientless || session.state != SessionState::Open {
                     return Ok(None);
                 }
@@ -383,14 +452,14 @@ impl Store for SqliteStore {
                     .is_some_and(|limit| session.start_time < limit);
                 let idle = match expiry.idle_before {
                     Some(limit) if session.last_activity_time < limit => {
-                        let running: i64 = sqlx::query_scalar(
-                            "SELECT COUNT(*) FROM module_runs WHERE session_id = ? AND state = 'running'",
-                        )
-                        .bind(id.get())
-                        .fetch_one(&mut *conn)
-                        .await
-                        .map_err(store_error)?;
-                        running == 0
+                        let running = query_one(
+                            conn,
+                            "SELECT 1 AS running FROM module_runs \
+                             WHERE session_id = ? AND state = 'running' LIMIT 1",
+                            [id.get()],
+                            |_| Ok(()),
+                        )?;
+                        running.is_none()
                     }
                     _ => false,
                 };
@@ -401,13 +470,12 @@ impl Store for SqliteStore {
                 } else {
                     return Ok(None);
                 };
-                sqlx::query("UPDATE sessions SET state = 'closing' WHERE session_id = ?")
-                    .bind(id.get())
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(store_error)?;
+                execute(
+                    conn,
+                    "UPDATE sessions SET state = 'closing' WHERE session_id = ?",
+                    [id.get()],
+                )?;
                 Ok(Some(reason))
-                })
             })
             .await
     }
@@ -424,8 +492,7 @@ impl Store for SqliteStore {
         let module = module.clone();
         self.writer
             .write(move |conn| {
-                Box::pin(async move {
-                let session = fetch_session(&mut *conn, session_id).await?;
+                let session = fetch_session(conn, session_id)?;
                 match (session.kind, session.state) {
                     (SessionKind::Interactive, _) => {
                         return Err(Error::SessionNotClientless { session_id });
@@ -434,23 +501,36 @@ impl Store for SqliteStore {
                     (_, SessionState::Ended) => return Err(Error::SessionEnded { session_id }),
                     (SessionKind::Clientless, SessionState::Open) => {}
                 }
-                let run_id: i64 = sqlx::query_scalar(
-                    "INSERT INTO module_runs (session_id, module_id, acting_user, parameters, state, \
-                     start_time) VALUES (?, ?, ?, ?, 'running', ?) RETURNING run_id",
-                )
-                .bind(session_id.get())
-                .bind(module.as_str())
-                .bind(session.effective_user.as_str())
-                .bind(parameters)
-                .bind(now.unix_micros())
-                .fetch_one(&mut *conn)
-                .await
-                .map_err(store_error)?;
-                record_activity(&mut *conn, session_id, now).await?;
-                let run = fetch_run(&mut *conn, RunId::from_store(run_id)).await?;
-                let session = fetch_session(&mut *conn, session_id).await?;
+                let run_id: i64 = query_one(
+                    conn,
+                    "INSERT INTO module_runs (session_id, module_id, acting_user, parameters, \
+                     state, start_time) VALUES (?, ?, ?, ?, 'running', ?) RETURNING run_id",
+                    params![
+                        session_id.get(),
+                        module.as_str(),
+                        session.effective_user.as_str(),
+                        parameters,
+                        now.unix_micros(),
+                    ],
+                    |row| column(row, "run_id"),
+                )?
+                .ok_or_else(|| Error::Internal("INSERT returned no id".to_owned()))?;
+                record_activity(conn, session_id, now)?;
+                // Both records as just written, without reading them back.
+                let run = ModuleRun {
+                    id: RunId::from_store(run_id),
+                    session_id,
+                    module_id: module,
+                    acting_user: session.effective_user.clone(),
+                    start_time: now,
+                    end_time: None,
+                    outcome: None,
+                };
+                let session = Session {
+                    last_activity_time: session.last_activity_time.max(now),
+                    ..session
+                };
                 Ok(StartedRun { run, session })
-                })
             })
             .await
     }
@@ -470,69 +550,60 @@ impl Store for SqliteStore {
         };
         self.writer
             .write(move |conn| {
-                Box::pin(async move {
-                    let updated = sqlx::query(
+                let updated = execute(
+                    conn,
                     "UPDATE module_runs SET state = ?, end_time = ?, value = ?, failure_kind = ?, \
                      failure_message = ?, exit_code = ?, signal = ?, stderr_tail = ? \
                      WHERE run_id = ? AND state = 'running'",
-                )
-                .bind(state)
-                .bind(now.unix_micros())
-                .bind(value)
-                .bind(failure.as_ref().map(|f| failure_kind_name(f.kind)))
-                .bind(failure.as_ref().map(|f| f.message.clone()))
-                .bind(failure.as_ref().and_then(|f| f.exit_code))
-                .bind(failure.as_ref().and_then(|f| f.signal))
-                .bind(failure.as_ref().map(|f| f.stderr_tail.clone()))
-                .bind(run_id.get())
-                .execute(&mut *conn)
-                .await
-                .map_err(store_error)?
-                .rows_affected();
-                    let run = fetch_run(&mut *conn, run_id).await?;
-                    if updated > 0 {
-                        record_activity(&mut *conn, run.session_id, now).await?;
-                    }
-                    Ok(run)
-                })
+                    params![
+                        state,
+                        now.unix_micros(),
+                        value,
+                        failure.as_ref().map(|f| failure_kind_name(f.kind)),
+                        failure.as_ref().map(|f| f.message.as_str()),
+                        failure.as_ref().and_then(|f| f.exit_code),
+                        failure.as_ref().and_then(|f| f.signal),
+                        failure.as_ref().map(|f| f.stderr_tail.as_str()),
+                        run_id.get(),
+                    ],
+                )?;
+                let run = fetch_run(conn, run_id)?;
+                if updated > 0 {
+                    record_activity(conn, run.session_id, now)?;
+                }
+                Ok(run)
             })
             .await
     }
 
     async fn run(&self, run_id: RunId) -> Result<ModuleRun> {
-        let mut conn = self.readers.acquire().await.map_err(store_error)?;
-        fetch_run(&mut conn, run_id).await
+        self.readers.lookup(|conn| fetch_run(conn, run_id))
     }
 
     async fn latest_run(&self, session_id: SessionId, module: &ModuleId) -> Result<ModuleRun> {
-        let mut conn = self.readers.acquire().await.map_err(store_error)?;
-        let row = sqlx::query(select_run!(
-            "WHERE session_id = ? AND module_id = ? ORDER BY run_id DESC LIMIT 1"
-        ))
-        .bind(session_id.get())
-        .bind(module.as_str())
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(store_error)?;
-        match row {
-            Some(row) => run_from_row(&row),
-            None => {
-                // Tell an unknown session from a module never opened in it.
-                fetch_session(&mut conn, session_id).await?;
-                Err(Error::ModuleNotOpened {
-                    session_id,
-                    module_id: module.clone(),
-                })
+        self.readers.lookup(|conn| {
+            let run = query_one(
+                conn,
+                select_run!("WHERE session_id = ? AND module_id = ? ORDER BY run_id DESC LIMIT 1"),
+                params![session_id.get(), module.as_str()],
+                run_from_row,
+            )?;
+            match run {
+                Some(run) => Ok(run),
+                None => {
+                    // Tell an unknown session from a module never opened in it.
+                    fetch_session(conn, session_id)?;
+                    Err(Error::ModuleNotOpened {
+                        session_id,
+                        module_id: module.clone(),
+                    })
+                }
             }
-        }
+        })
     }
 
     async fn user_context(&self, id: SessionId) -> Result<UserContext> {
-        let mut conn = self.readers.acquire().await.map_err(store_error)?;
-        let session = fetch_session(&mut conn, id).await?;
-        if session.state == SessionState::Ended {
-            return Err(Error::SessionEnded { session_id: id });
-        }
+        let session = self.readers.lookup(|conn| fetch_live_session(conn, id))?;
         Ok(UserContext {
             user: session.effective_user,
             session_user: session.user,
@@ -548,11 +619,9 @@ impl Store for SqliteStore {
     ) -> Result<UserId> {
         self.writer
             .write(move |conn| {
-                Box::pin(async move {
-                    let session = fetch_live_session(&mut *conn, id).await?;
-                    set_effective_user(&mut *conn, id, &user, now).await?;
-                    Ok(session.effective_user)
-                })
+                let session = fetch_live_session(conn, id)?;
+                set_effective_user(conn, id, &user, now)?;
+                Ok(session.effective_user)
             })
             .await
     }
@@ -565,27 +634,27 @@ impl Store for SqliteStore {
     ) -> Result<PushedScope> {
         self.writer
             .write(move |conn| {
-                Box::pin(async move {
-                    let session = fetch_live_session(&mut *conn, id).await?;
-                    let depth = session.user_context_depth + 1;
-                    let scope_id: i64 = sqlx::query_scalar(
+                let session = fetch_live_session(conn, id)?;
+                let depth = session.user_context_depth + 1;
+                let scope_id: i64 = query_one(
+                    conn,
                     "INSERT INTO user_context_scopes (session_id, depth, user_id, previous_user, \
                      pushed_at) VALUES (?, ?, ?, ?, ?) RETURNING scope_id",
-                )
-                .bind(id.get())
-                .bind(i64::from(depth))
-                .bind(user.as_str())
-                .bind(session.effective_user.as_str())
-                .bind(now.unix_micros())
-                .fetch_one(&mut *conn)
-                .await
-                .map_err(store_error)?;
-                    set_effective_user(&mut *conn, id, &user, now).await?;
-                    Ok(PushedScope {
-                        scope_id: ScopeId::from_store(scope_id),
-                        previous_user: session.effective_user,
-                        depth,
-                    })
+                    params![
+                        id.get(),
+                        i64::from(depth),
+                        user.as_str(),
+                        session.effective_user.as_str(),
+                        now.unix_micros(),
+                    ],
+                    |row| column(row, "scope_id"),
+                )?
+                .ok_or_else(|| Error::Internal("INSERT returned no id".to_owned()))?;
+                set_effective_user(conn, id, &user, now)?;
+                Ok(PushedScope {
+                    scope_id: ScopeId::from_store(scope_id),
+                    previous_user: session.effective_user,
+                    depth,
                 })
             })
             .await
@@ -599,37 +668,38 @@ impl Store for SqliteStore {
     ) -> Result<PoppedScope> {
         self.writer
             .write(move |conn| {
-                Box::pin(async move {
-                let session = fetch_live_session(&mut *conn, id).await?;
-                let innermost = sqlx::query(
+                let session = fetch_live_session(conn, id)?;
+                let innermost = query_one(
+                    conn,
                     "SELECT scope_id, previous_user FROM user_context_scopes \
                      WHERE session_id = ? ORDER BY depth DESC LIMIT 1",
-                )
-                .bind(id.get())
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(store_error)?;
-                let Some(innermost) = innermost else {
+                    [id.get()],
+                    |row| {
+                        Ok((
+                            ScopeId::from_store(column(row, "scope_id")?),
+                            UserId::from_store(column(row, "previous_user")?),
+                        ))
+                    },
+                )?;
+                let Some((innermost, restored)) = innermost else {
                     return Err(Error::ScopeNotFound {
                         session_id: id,
                         scope_id: scope,
                     });
                 };
-                let innermost_id = ScopeId::from_store(innermost.try_get("scope_id").map_err(store_error)?);
-                if innermost_id != scope {
-                    let open: Option<i64> = sqlx::query_scalar(
-                        "SELECT scope_id FROM user_context_scopes WHERE session_id = ? AND scope_id = ?",
-                    )
-                    .bind(id.get())
-                    .bind(scope.get())
-                    .fetch_optional(&mut *conn)
-                    .await
-                    .map_err(store_error)?;
+                if innermost != scope {
+                    let open = query_one(
+                        conn,
+                        "SELECT 1 AS open FROM user_context_scopes \
+                         WHERE session_id = ? AND scope_id = ?",
+                        [id.get(), scope.get()],
+                        |_| Ok(()),
+                    )?;
                     return Err(match open {
-                        Some(_) => Error::ScopeNotInnermost {
+                        Some(()) => Error::ScopeNotInnermost {
                             session_id: id,
                             scope_id: scope,
-                            innermost: innermost_id,
+                            innermost,
                         },
                         None => Error::ScopeNotFound {
                             session_id: id,
@@ -637,17 +707,15 @@ impl Store for SqliteStore {
                         },
                     });
                 }
-                let restored = UserId::from_store(innermost.try_get("previous_user").map_err(store_error)?);
-                sqlx::query("DELETE FROM user_context_scopes WHERE scope_id = ?")
-                    .bind(scope.get())
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(store_error)?;
-                set_effective_user(&mut *conn, id, &restored, now).await?;
+                execute(
+                    conn,
+                    "DELETE FROM user_context_scopes WHERE scope_id = ?",
+                    [scope.get()],
+                )?;
+                set_effective_user(conn, id, &restored, now)?;
                 Ok(PoppedScope {
                     user: restored,
                     depth: session.user_context_depth - 1,
-                })
                 })
             })
             .await
@@ -655,19 +723,19 @@ impl Store for SqliteStore {
 }
 
 /// Reads one session on `conn`.
-async fn fetch_session(conn: &mut SqliteConnection, id: SessionId) -> Result<Session> {
-    let row = sqlx::query(select_session!("WHERE s.session_id = ?"))
-        .bind(id.get())
-        .fetch_optional(conn)
-        .await
-        .map_err(store_error)?
-        .ok_or(Error::SessionNotFound { session_id: id })?;
-    session_from_row(&row)
+fn fetch_session(conn: &Connection, id: SessionId) -> Result<Session> {
+    query_one(
+        conn,
+        select_session!("WHERE s.session_id = ?"),
+        [id.get()],
+        session_from_row,
+    )?
+    .ok_or(Error::SessionNotFound { session_id: id })
 }
 
 /// Reads a session whose user context may change: one that has not ended.
-async fn fetch_live_session(conn: &mut SqliteConnection, id: SessionId) -> Result<Session> {
-    let session = fetch_session(conn, id).await?;
+fn fetch_live_session(conn: &Connection, id: SessionId) -> Result<Session> {
+    let session = fetch_session(conn, id)?;
     if session.state == SessionState::Ended {
         return Err(Error::SessionEnded { session_id: id });
     }
@@ -676,86 +744,63 @@ async fn fetch_live_session(conn: &mut SqliteConnection, id: SessionId) -> Resul
 
 /// Crash recovery of `node` on `conn`: its running runs fail (interrupted)
 /// and its clientless sessions that have not ended end with `reason`.
-async fn recover(
-    conn: &mut SqliteConnection,
-    node: &str,
-    reason: EndReason,
-    now: Timestamp,
-) -> Result<Recovered> {
-    let runs = sqlx::query(
+fn recover(conn: &Connection, node: &str, reason: EndReason, now: Timestamp) -> Result<Recovered> {
+    let runs = execute(
+        conn,
         "UPDATE module_runs SET state = 'failed', end_time = ?1, failure_kind = 'interrupted', \
          failure_message = 'the server stopped while the module was running' \
          WHERE state = 'running' AND session_id IN \
          (SELECT session_id FROM sessions WHERE owner_node = ?2)",
-    )
-    .bind(now.unix_micros())
-    .bind(node)
-    .execute(&mut *conn)
-    .await
-    .map_err(store_error)?
-    .rows_affected();
-    let sessions = sqlx::query(
+        params![now.unix_micros(), node],
+    )?;
+    let sessions = execute(
+        conn,
         "UPDATE sessions SET state = 'ended', end_time = ?, end_reason = ? \
          WHERE owner_node = ? AND kind = 'clientless' AND state <> 'ended'",
-    )
-    .bind(now.unix_micros())
-    .bind(reason_name(reason))
-    .bind(node)
-    .execute(&mut *conn)
-    .await
-    .map_err(store_error)?
-    .rows_affected();
-    Ok(Recovered { sessions, runs })
+        params![now.unix_micros(), reason_name(reason), node],
+    )?;
+    Ok(Recovered {
+        sessions: sessions as u64,
+        runs: runs as u64,
+    })
 }
 
-async fn forget_node(conn: &mut SqliteConnection, node: &str) -> Result<()> {
-    sqlx::query("DELETE FROM nodes WHERE node_id = ?")
-        .bind(node)
-        .execute(&mut *conn)
-        .await
-        .map_err(store_error)?;
-    Ok(())
+fn forget_node(conn: &Connection, node: &str) -> Result<()> {
+    execute(conn, "DELETE FROM nodes WHERE node_id = ?", [node]).map(drop)
 }
 
 /// Reads one run on `conn`.
-async fn fetch_run(conn: &mut SqliteConnection, id: RunId) -> Result<ModuleRun> {
-    let row = sqlx::query(select_run!("WHERE run_id = ?"))
-        .bind(id.get())
-        .fetch_optional(conn)
-        .await
-        .map_err(store_error)?
-        .ok_or_else(|| Error::Internal(format!("run {id} vanished")))?;
-    run_from_row(&row)
+fn fetch_run(conn: &Connection, id: RunId) -> Result<ModuleRun> {
+    query_one(
+        conn,
+        select_run!("WHERE run_id = ?"),
+        [id.get()],
+        run_from_row,
+    )?
+    .ok_or_else(|| Error::Internal(format!("run {id} vanished")))
 }
 
-async fn record_activity(conn: &mut SqliteConnection, id: SessionId, now: Timestamp) -> Result<()> {
-    sqlx::query(
+fn record_activity(conn: &Connection, id: SessionId, now: Timestamp) -> Result<()> {
+    execute(
+        conn,
         "UPDATE sessions SET last_activity_time = MAX(last_activity_time, ?) \
          WHERE session_id = ?",
+        params![now.unix_micros(), id.get()],
     )
-    .bind(now.unix_micros())
-    .bind(id.get())
-    .execute(conn)
-    .await
-    .map_err(store_error)?;
-    Ok(())
+    .map(drop)
 }
 
-async fn set_effective_user(
-    conn: &mut SqliteConnection,
+fn set_effective_user(
+    conn: &Connection,
     id: SessionId,
     user: &UserId,
     now: Timestamp,
 ) -> Result<()> {
-    sqlx::query(
+    execute(
+        conn,
         "UPDATE sessions SET effective_user = ?, \
          last_activity_time = MAX(last_activity_time, ?) WHERE session_id = ?",
+        params![user.as_str(), now.unix_micros(), id.get()],
     )
-    .bind(user.as_str())
-    .bind(now.unix_micros())
-    .bind(id.get())
-    .execute(conn)
-    .await
-    .map_err(store_error)?;
-    Ok(())
+    .map(drop)
 }

@@ -1,4 +1,4 @@
-//! Group commit: one writer task owns the write connection and commits
+//! Group commit: one writer thread owns the write connection and commits
 //! concurrent writes together.
 //!
 //! Each write is an operation on the connection. The writer takes every
@@ -8,12 +8,17 @@
 //! one fsync for the whole batch. Each caller gets its result only after
 //! that commit, so a write is still acknowledged only once it is durable;
 //! if the commit fails, every operation of the batch fails with it.
+//!
+//! The writer is a plain thread calling SQLite directly: a batch costs its
+//! statements and one fsync, with no hand-off between threads per
+//! statement, and the async callers only wait on a channel.
 
-use futures::future::BoxFuture;
-use sqlx::{Connection, SqliteConnection};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
-use super::codec::store_error;
+use super::codec::execute;
 use crate::error::{Error, Result};
 
 /// The most operations committed together.
@@ -22,23 +27,29 @@ pub const MAX_BATCH: usize = 256;
 /// How many operations may wait for the writer before callers wait to queue.
 const QUEUE: usize = 4096;
 
-/// An operation on the write connection.
-pub type Operation<T> =
-    Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T>> + Send>;
+/// An operation on the write connection, run inside the batch's transaction.
+pub type Operation<T> = Box<dyn FnOnce(&Connection) -> Result<T> + Send>;
 
-/// The handle through which writes reach the writer task. Cheap to clone.
+/// The handle through which writes reach the writer thread. Cheap to clone;
+/// the thread ends (and closes the connection) once every handle is gone.
 #[derive(Clone, Debug)]
 pub struct Writer {
-    /// The writer task's queue.
+    /// The writer thread's queue.
     jobs: mpsc::Sender<Box<dyn Job>>,
 }
 
 impl Writer {
-    /// Starts the writer task on `connection`.
-    pub fn start(connection: SqliteConnection) -> Self {
+    /// Starts the writer thread on `connection`.
+    ///
+    /// # Errors
+    /// [`Error::StoreUnavailable`] when the thread cannot be started.
+    pub fn start(connection: Connection) -> Result<Self> {
         let (jobs, queue) = mpsc::channel(QUEUE);
-        tokio::spawn(write_batches(connection, queue));
-        Self { jobs }
+        std::thread::Builder::new()
+            .name("sessiond-sqlite-writer".to_owned())
+            .spawn(move || write_batches(&connection, queue))
+            .map_err(|e| Error::StoreUnavailable(Box::new(e)))?;
+        Ok(Self { jobs })
     }
 
     /// Runs `operation` in the next batch and returns its result once the
@@ -50,7 +61,7 @@ impl Writer {
     pub async fn write<T, F>(&self, operation: F) -> Result<T>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
         let (reply, result) = oneshot::channel();
         let job = TypedJob {
@@ -71,7 +82,7 @@ impl Writer {
 /// One queued write, its result type erased.
 trait Job: Send + std::fmt::Debug {
     /// Runs the operation; true when it succeeded.
-    fn run<'a>(&'a mut self, connection: &'a mut SqliteConnection) -> BoxFuture<'a, bool>;
+    fn run(&mut self, connection: &Connection) -> bool;
     /// Replies: the operation's result if `committed` is `Ok`, its error
     /// otherwise.
     fn finish(self: Box<Self>, committed: std::result::Result<(), String>);
@@ -90,16 +101,18 @@ impl<T> std::fmt::Debug for TypedJob<T> {
 }
 
 impl<T: Send + 'static> Job for TypedJob<T> {
-    fn run<'a>(&'a mut self, connection: &'a mut SqliteConnection) -> BoxFuture<'a, bool> {
-        Box::pin(async move {
-            let Some(operation) = self.operation.take() else {
-                return false;
-            };
-            let result = operation(connection).await;
-            let ok = result.is_ok();
-            self.result = Some(result);
-            ok
-        })
+    fn run(&mut self, connection: &Connection) -> bool {
+        let Some(operation) = self.operation.take() else {
+            return false;
+        };
+        // A panicking operation fails alone (its result stays unset) and
+        // leaves the writer running for the others.
+        let Ok(result) = catch_unwind(AssertUnwindSafe(|| operation(connection))) else {
+            return false;
+        };
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
     }
 
     fn finish(self: Box<Self>, committed: std::result::Result<(), String>) {
@@ -107,7 +120,7 @@ impl<T: Send + 'static> Job for TypedJob<T> {
             // A failed operation's error stands whatever the batch did.
             (_, Some(Err(error))) => Err(error),
             (Ok(()), Some(Ok(value))) => Ok(value),
-            (Ok(()), None) => Err(Error::Internal("a write was never run".to_owned())),
+            (Ok(()), None) => Err(Error::Internal("a write failed unexpectedly".to_owned())),
             (Err(reason), _) => Err(unavailable(&reason)),
         };
         // The caller may have stopped waiting; the write stands regardless.
@@ -115,11 +128,18 @@ impl<T: Send + 'static> Job for TypedJob<T> {
     }
 }
 
-/// The writer task: batches until every handle is dropped.
-async fn write_batches(mut connection: SqliteConnection, mut queue: mpsc::Receiver<Box<dyn Job>>) {
+/// The writer thread: batches until every handle is dropped.
+fn write_batches(connection: &Connection, mut queue: mpsc::Receiver<Box<dyn Job>>) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
-    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let committed = commit_batch(&mut connection, &mut batch).await;
+    while let Some(first) = queue.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let committed = commit_batch(connection, &mut batch);
         if let Err(reason) = &committed {
             tracing::error!(error = %reason, operations = batch.len(), "a write batch failed");
         }
@@ -127,44 +147,37 @@ async fn write_batches(mut connection: SqliteConnection, mut queue: mpsc::Receiv
             job.finish(committed.clone());
         }
     }
-    let _ = connection.close().await;
 }
 
 /// Runs `batch` in one transaction, each operation in a savepoint.
-async fn commit_batch(
-    connection: &mut SqliteConnection,
+fn commit_batch(
+    connection: &Connection,
     batch: &mut [Box<dyn Job>],
 ) -> std::result::Result<(), String> {
-    execute(connection, "BEGIN IMMEDIATE").await?;
+    run(connection, "BEGIN IMMEDIATE")?;
     for job in batch.iter_mut() {
-        let step = async {
-            execute(connection, "SAVEPOINT operation").await?;
-            if !job.run(connection).await {
-                execute(connection, "ROLLBACK TO operation").await?;
+        let step = run(connection, "SAVEPOINT operation").and_then(|()| {
+            if !job.run(connection) {
+                run(connection, "ROLLBACK TO operation")?;
             }
-            execute(connection, "RELEASE operation").await
-        };
-        if let Err(reason) = step.await {
-            let _ = execute(connection, "ROLLBACK").await;
+            run(connection, "RELEASE operation")
+        });
+        if let Err(reason) = step {
+            let _ = run(connection, "ROLLBACK");
             return Err(reason);
         }
     }
-    if let Err(reason) = execute(connection, "COMMIT").await {
-        let _ = execute(connection, "ROLLBACK").await;
+    if let Err(reason) = run(connection, "COMMIT") {
+        let _ = run(connection, "ROLLBACK");
         return Err(reason);
     }
     Ok(())
 }
 
-async fn execute(
-    connection: &mut SqliteConnection,
-    sql: &'static str,
-) -> std::result::Result<(), String> {
-    sqlx::raw_sql(sql)
-        .execute(&mut *connection)
-        .await
+fn run(connection: &Connection, sql: &'static str) -> std::result::Result<(), String> {
+    execute(connection, sql, [])
         .map(drop)
-        .map_err(|e| store_error(e).to_string())
+        .map_err(|e| e.to_string())
 }
 
 fn unavailable(reason: &str) -> Error {
