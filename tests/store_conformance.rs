@@ -61,6 +61,7 @@ conformance!(
     the_per_user_limit_counts_sessions_that_have_not_ended,
     touch_records_activity_and_refuses_ended_sessions,
     begin_closing_is_for_open_clientless_sessions_and_idempotent,
+    end_clientless_session_skips_closing_and_refuses_interactive_sessions,
     end_session_is_idempotent_and_the_first_reason_wins,
     recover_node_ends_its_own_clientless_sessions_and_interrupts_their_runs,
     unended_clientless_sessions_are_the_nodes_live_clientless_ones,
@@ -553,6 +554,38 @@ async fn begin_closing_is_for_open_clientless_sessions_and_idempotent(f: Fixture
         .await
         .unwrap();
     assert_eq!(store.begin_closing(id, at(40)).await.unwrap(), ended);
+}
+
+async fn end_clientless_session_skips_closing_and_refuses_interactive_sessions(f: Fixture) {
+    let store = &*f.store;
+    let web = interactive(store, "R41").await;
+    match store
+        .end_clientless_session(web, EndReason::ClosedByClient, at(1))
+        .await
+    {
+        Err(Error::SessionNotClientless { session_id }) => assert_eq!(session_id, web),
+        other => panic!("expected SessionNotClientless, got {other:?}"),
+    }
+    assert_eq!(store.session(web).await.unwrap().state, SessionState::Open);
+
+    let open = clientless(store, "R41").await;
+    let closing = clientless(store, "R41").await;
+    store.begin_closing(closing, at(5)).await.unwrap();
+    for id in [open, closing] {
+        let ended = store
+            .end_clientless_session(id, EndReason::ClosedByClient, at(10))
+            .await
+            .unwrap();
+        assert_eq!(ended.state, SessionState::Ended);
+        assert_eq!(ended.end_time, Some(at(10)));
+        assert_eq!(ended.end_reason, Some(EndReason::ClosedByClient));
+        assert_eq!(store.session(id).await.unwrap(), ended);
+        let again = store
+            .end_clientless_session(id, EndReason::ServerShutdown, at(20))
+            .await
+            .unwrap();
+        assert_eq!(again, ended, "the first end stands");
+    }
 }
 
 async fn end_session_is_idempotent_and_the_first_reason_wins(f: Fixture) {

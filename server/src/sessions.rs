@@ -319,7 +319,7 @@ impl Sessions {
     async fn expire(&self, id: SessionId, expiry: &Expiry) -> Result<bool> {
         let reason = self
             .runner
-            .exclusively(id, self.store.begin_closing_expired(id, expiry))
+            .exclusively(id, |_| self.store.begin_closing_expired(id, expiry))
             .await?;
         let Some(reason) = reason else {
             return Ok(false);
@@ -332,11 +332,18 @@ impl Sessions {
     }
 
     /// The graceful close: closing, drain within `grace`, ended for
-    /// `reason`.
+    /// `reason`. A session with no run in progress ends at once.
     async fn close(&self, id: SessionId, grace: Duration, reason: EndReason) -> Result<Session> {
+        let now = self.clock.now();
         let closing = self
             .runner
-            .exclusively(id, self.store.begin_closing(id, self.clock.now()))
+            .exclusively(id, |running| async move {
+                if running {
+                    self.store.begin_closing(id, now).await
+                } else {
+                    self.store.end_clientless_session(id, reason, now).await
+                }
+            })
             .await;
         let closing = match closing {
             Err(error @ (Error::SessionNotFound { .. } | Error::SessionNotClientless { .. })) => {

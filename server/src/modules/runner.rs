@@ -302,12 +302,17 @@ impl Runner {
         Ok(run)
     }
 
-    /// Runs `work` (moving a session to closing) while no module can be
-    /// opened in the session.
-    pub async fn exclusively<T>(&self, session_id: SessionId, work: impl Future<Output = T>) -> T {
+    /// Runs `work` (moving a session to closing, or ending it) while no
+    /// module can be opened in the session; `work` is told whether any run
+    /// is in progress there.
+    pub async fn exclusively<T, F>(&self, session_id: SessionId, work: impl FnOnce(bool) -> F) -> T
+    where
+        F: Future<Output = T>,
+    {
         let live = self.live(session_id);
         let _gate = live.gate.write().await;
-        work.await
+        let running = !live.runs.lock().expect("runs lock").is_empty();
+        work(running).await
     }
 
     /// Waits up to `grace` for the session's runs to conclude, then cancels

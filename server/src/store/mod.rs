@@ -122,6 +122,18 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// already closing or ended is returned unchanged.
     async fn begin_closing(&self, id: SessionId, now: Timestamp) -> Result<Session>;
 
+    /// Ends an open or closing clientless session with `reason` at `now`
+    /// without a closing phase: for a session whose owner knows that no run
+    /// is in progress in it. [`Error::SessionNotClientless`] for an
+    /// interactive session; a session that already ended is returned
+    /// unchanged (its first reason stays).
+    async fn end_clientless_session(
+        &self,
+        id: SessionId,
+        reason: EndReason,
+        now: Timestamp,
+    ) -> Result<Session>;
+
     /// Ends a session with `reason` at `now`. Its user-context scopes stay
     /// as they were (the ended record shows the depth it ended with). A
     /// session that already ended is returned unchanged (its first reason

@@ -295,22 +295,21 @@ impl Store for PostgresStore {
     ) -> Result<Session> {
         let mut tx = self.begin().await?;
         let session = lock_session(&mut tx, id).await?;
-        if session.state == SessionState::Ended {
-            return Ok(session);
+        end(tx, session, reason, now).await
+    }
+
+    async fn end_clientless_session(
+        &self,
+        id: SessionId,
+        reason: EndReason,
+        now: Timestamp,
+    ) -> Result<Session> {
+        let mut tx = self.begin().await?;
+        let session = lock_session(&mut tx, id).await?;
+        if session.kind != SessionKind::Clientless {
+            return Err(Error::SessionNotClientless { session_id: id });
         }
-        sqlx::query(
-            "UPDATE sessions SET state = 'ended', end_time = $1, end_reason = $2 \
-             WHERE session_id = $3",
-        )
-        .bind(now.unix_micros())
-        .bind(reason_name(reason))
-        .bind(id.get())
-        .execute(&mut *tx)
-        .await
-        .map_err(store_error)?;
-        let session = fetch_session(&mut tx, id).await?;
-        tx.commit().await.map_err(store_error)?;
-        Ok(session)
+        end(tx, session, reason, now).await
     }
 
     async fn recover_node(
@@ -759,6 +758,33 @@ async fn fetch_session(conn: &mut PgConnection, id: SessionId) -> Result<Session
 /// transaction re-reads the locked row itself, but its subqueries (the
 /// scope count) still see the snapshot from before the wait. The read after
 /// the lock starts a new snapshot, which includes everything the previous
+
+/// Ends `session` (locked by `tx`) unless it already ended, commits, and
+/// returns it as it is now.
+async fn end(
+    mut tx: Transaction<'static, Postgres>,
+    session: Session,
+    reason: EndReason,
+    now: Timestamp,
+) -> Result<Session> {
+    if session.state == SessionState::Ended {
+        return Ok(session);
+    }
+    sqlx::query(
+        "UPDATE sessions SET state = 'ended', end_time = $1, end_reason = $2 \
+         WHERE session_id = $3",
+    )
+    .bind(now.unix_micros())
+    .bind(reason_name(reason))
+    .bind(session.id.get())
+    .execute(&mut *tx)
+    .await
+    .map_err(store_error)?;
+    let session = fetch_session(&mut tx, session.id).await?;
+    tx.commit().await.map_err(store_error)?;
+    Ok(session)
+}
+
 /// holder committed.
 async fn lock_session(conn: &mut PgConnection, id: SessionId) -> Result<Session> {
     sqlx::query("SELECT session_id FROM sessions WHERE session_id = $1 FOR UPDATE")

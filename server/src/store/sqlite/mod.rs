@@ -221,7 +221,22 @@ impl Store for SqliteStore {
                     |row| column(row, "session_id"),
                 )?
                 .ok_or_else(|| Error::Internal("INSERT returned no id".to_owned()))?;
-                fetch_session(conn, SessionId::from_store(id))
+                // The record as just written, without reading it back.
+                Ok(Session {
+                    id: SessionId::from_store(id),
+                    uuid: new.uuid,
+                    effective_user: new.user.clone(),
+                    user: new.user,
+                    kind: new.kind,
+                    state: SessionState::Open,
+                    start_time: new.now,
+                    end_time: None,
+                    last_activity_time: new.now,
+                    end_reason: None,
+                    client: new.client,
+                    user_context_depth: 0,
+                    owner_node: new.owner_node,
+                })
             })
             .await
     }
@@ -274,9 +289,12 @@ impl Store for SqliteStore {
     async fn touch_session(&self, id: SessionId, now: Timestamp) -> Result<Session> {
         self.writer
             .write(move |conn| {
-                fetch_live_session(conn, id)?;
+                let session = fetch_live_session(conn, id)?;
                 record_activity(conn, id, now)?;
-                fetch_session(conn, id)
+                Ok(Session {
+                    last_activity_time: session.last_activity_time.max(now),
+                    ..session
+                })
             })
             .await
     }
@@ -297,7 +315,11 @@ impl Store for SqliteStore {
                      last_activity_time = MAX(last_activity_time, ?) WHERE session_id = ?",
                     params![now.unix_micros(), id.get()],
                 )?;
-                fetch_session(conn, id)
+                Ok(Session {
+                    state: SessionState::Closing,
+                    last_activity_time: session.last_activity_time.max(now),
+                    ..session
+                })
             })
             .await
     }
@@ -309,18 +331,23 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> Result<Session> {
         self.writer
+            .write(move |conn| end(conn, fetch_session(conn, id)?, reason, now))
+            .await
+    }
+
+    async fn end_clientless_session(
+        &self,
+        id: SessionId,
+        reason: EndReason,
+        now: Timestamp,
+    ) -> Result<Session> {
+        self.writer
             .write(move |conn| {
                 let session = fetch_session(conn, id)?;
-                if session.state == SessionState::Ended {
-                    return Ok(session);
+                if session.kind != SessionKind::Clientless {
+                    return Err(Error::SessionNotClientless { session_id: id });
                 }
-                execute(
-                    conn,
-                    "UPDATE sessions SET state = 'ended', end_time = ?, end_reason = ? \
-                     WHERE session_id = ?",
-                    params![now.unix_micros(), reason_name(reason), id.get()],
-                )?;
-                fetch_session(conn, id)
+                end(conn, session, reason, now)
             })
             .await
     }
@@ -731,6 +758,25 @@ fn fetch_session(conn: &Connection, id: SessionId) -> Result<Session> {
         session_from_row,
     )?
     .ok_or(Error::SessionNotFound { session_id: id })
+}
+
+/// Ends `session` (as read in this transaction) unless it already ended;
+/// returns it as it is now.
+fn end(conn: &Connection, session: Session, reason: EndReason, now: Timestamp) -> Result<Session> {
+    if session.state == SessionState::Ended {
+        return Ok(session);
+    }
+    execute(
+        conn,
+        "UPDATE sessions SET state = 'ended', end_time = ?, end_reason = ? WHERE session_id = ?",
+        params![now.unix_micros(), reason_name(reason), session.id.get()],
+    )?;
+    Ok(Session {
+        state: SessionState::Ended,
+        end_time: Some(now),
+        end_reason: Some(reason),
+        ..session
+    })
 }
 
 /// Reads a session whose user context may change: one that has not ended.
