@@ -4,7 +4,7 @@
 use std::str::FromStr;
 
 use rusqlite::types::FromSql;
-use rusqlite::{Connection, ErrorCode, Params, Row};
+use rusqlite::{Connection, ErrorCode, Params, Row, RowIndex};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
@@ -57,37 +57,49 @@ pub(super) fn query_all<T>(
     Ok(decoded)
 }
 
-/// Reads one column of a row.
-pub(super) fn column<T: FromSql>(row: &Row<'_>, name: &str) -> Result<T> {
-    row.get(name).map_err(store_error)
+/// Reads one column of a row, by name or by position.
+pub(super) fn column<T: FromSql>(row: &Row<'_>, index: impl RowIndex) -> Result<T> {
+    row.get(index).map_err(store_error)
 }
 
-/// Decodes a row of `select_session!`.
+/// Decodes a row of `select_session!`, by position (faster than by name):
+/// session_id, session_uuid, user_id, kind, state, start_time, end_time,
+/// last_activity_time, end_reason, effective_user, client, owner_node,
+/// depth.
 pub(super) fn session_from_row(row: &Row<'_>) -> Result<Session> {
-    let uuid: String = column(row, "session_uuid")?;
-    let kind: String = column(row, "kind")?;
-    let state: String = column(row, "state")?;
-    let end_reason: Option<String> = column(row, "end_reason")?;
-    let depth: i64 = column(row, "depth")?;
+    let end_reason = row.get_ref(8).map_err(store_error)?;
+    let depth: i64 = column(row, 12)?;
     Ok(Session {
-        id: SessionId::from_store(column(row, "session_id")?),
-        uuid: Uuid::from_str(&uuid).map_err(|e| corrupt("session_uuid", e))?,
-        user: UserId::from_store(column(row, "user_id")?),
-        kind: parse_kind(&kind)?,
-        state: parse_state(&state)?,
-        start_time: timestamp(row, "start_time")?,
-        end_time: column::<Option<i64>>(row, "end_time")?.map(Timestamp::from_unix_micros),
-        last_activity_time: timestamp(row, "last_activity_time")?,
-        end_reason: end_reason.as_deref().map(parse_reason).transpose()?,
-        effective_user: UserId::from_store(column(row, "effective_user")?),
-        client: ClientDescription::from_store(column(row, "client")?),
+        id: SessionId::from_store(column(row, 0)?),
+        uuid: Uuid::from_str(text(row, 1)?).map_err(|e| corrupt("session_uuid", e))?,
+        user: UserId::from_store(column(row, 2)?),
+        kind: parse_kind(text(row, 3)?)?,
+        state: parse_state(text(row, 4)?)?,
+        start_time: timestamp(row, 5)?,
+        end_time: column::<Option<i64>>(row, 6)?.map(Timestamp::from_unix_micros),
+        last_activity_time: timestamp(row, 7)?,
+        end_reason: end_reason
+            .as_str_or_null()
+            .map_err(|e| corrupt("end_reason", e))?
+            .map(parse_reason)
+            .transpose()?,
+        effective_user: UserId::from_store(column(row, 9)?),
+        client: ClientDescription::from_store(column(row, 10)?),
         user_context_depth: u32::try_from(depth).map_err(|e| corrupt("depth", e))?,
-        owner_node: column(row, "owner_node")?,
+        owner_node: column(row, 11)?,
     })
 }
 
-fn timestamp(row: &Row<'_>, name: &str) -> Result<Timestamp> {
-    Ok(Timestamp::from_unix_micros(column(row, name)?))
+/// Borrows a text column of a row.
+fn text<'r>(row: &'r Row<'_>, index: usize) -> Result<&'r str> {
+    row.get_ref(index)
+        .map_err(store_error)?
+        .as_str()
+        .map_err(|e| corrupt("a text column", e))
+}
+
+fn timestamp(row: &Row<'_>, index: usize) -> Result<Timestamp> {
+    Ok(Timestamp::from_unix_micros(column(row, index)?))
 }
 
 /// Classifies a database error: trouble reaching or writing the database
@@ -104,24 +116,26 @@ pub(super) fn store_error(error: rusqlite::Error) -> Error {
     }
 }
 
-/// Decodes a row of `select_run!`.
+/// Decodes a row of `select_run!`, by position: run_id, session_id,
+/// module_id, acting_user, state, start_time, end_time, value,
+/// failure_kind, failure_message, exit_code, signal, stderr_tail.
 pub(super) fn run_from_row(row: &Row<'_>) -> Result<ModuleRun> {
-    let state: String = column(row, "state")?;
+    let state: String = column(row, 4)?;
     let failure = || -> Result<ModuleFailure> {
-        let kind: Option<String> = column(row, "failure_kind")?;
+        let kind: Option<String> = column(row, 8)?;
         let kind = kind.ok_or_else(|| corrupt("failure_kind", "NULL"))?;
         Ok(ModuleFailure {
             kind: parse_failure_kind(&kind)?,
-            message: column::<Option<String>>(row, "failure_message")?.unwrap_or_default(),
-            exit_code: column(row, "exit_code")?,
-            signal: column(row, "signal")?,
-            stderr_tail: column::<Option<String>>(row, "stderr_tail")?.unwrap_or_default(),
+            message: column::<Option<String>>(row, 9)?.unwrap_or_default(),
+            exit_code: column(row, 10)?,
+            signal: column(row, 11)?,
+            stderr_tail: column::<Option<String>>(row, 12)?.unwrap_or_default(),
         })
     };
     let outcome = match state.as_str() {
         "running" => None,
         "succeeded" => {
-            let value: String = column(row, "value")?;
+            let value: String = column(row, 7)?;
             let value = serde_json::from_str(&value).map_err(|e| corrupt("value", e))?;
             Some(RunOutcome::Succeeded(value))
         }
@@ -130,12 +144,12 @@ pub(super) fn run_from_row(row: &Row<'_>) -> Result<ModuleRun> {
         other => return Err(corrupt("run state", other)),
     };
     Ok(ModuleRun {
-        id: RunId::from_store(column(row, "run_id")?),
-        session_id: SessionId::from_store(column(row, "session_id")?),
-        module_id: ModuleId::from_store(column(row, "module_id")?),
-        acting_user: UserId::from_store(column(row, "acting_user")?),
-        start_time: timestamp(row, "start_time")?,
-        end_time: column::<Option<i64>>(row, "end_time")?.map(Timestamp::from_unix_micros),
+        id: RunId::from_store(column(row, 0)?),
+        session_id: SessionId::from_store(column(row, 1)?),
+        module_id: ModuleId::from_store(column(row, 2)?),
+        acting_user: UserId::from_store(column(row, 3)?),
+        start_time: timestamp(row, 5)?,
+        end_time: column::<Option<i64>>(row, 6)?.map(Timestamp::from_unix_micros),
         outcome,
     })
 }

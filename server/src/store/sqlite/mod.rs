@@ -40,7 +40,8 @@ const IDLE_READERS: usize = 8;
 /// unavailable.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The columns of a [`Session`], followed by the rest of a query.
+/// The columns of a [`Session`], followed by the rest of a query (in the
+/// order `codec::session_from_row` reads them).
 macro_rules! select_session {
     ($rest:literal) => {
         concat!(
@@ -53,7 +54,8 @@ macro_rules! select_session {
     };
 }
 
-/// The columns of a [`ModuleRun`], followed by the rest of a query.
+/// The columns of a [`ModuleRun`], followed by the rest of a query (in the
+/// order `codec::run_from_row` reads them).
 macro_rules! select_run {
     ($rest:literal) => {
         concat!(
