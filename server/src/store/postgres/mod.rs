@@ -752,13 +752,6 @@ async fn fetch_session(conn: &mut PgConnection, id: SessionId) -> Result<Session
     session_from_row(&row)
 }
 
-/// Locks a session's row until the transaction ends, then reads it.
-///
-/// Two statements on purpose: a `FOR UPDATE` that waited for another
-/// transaction re-reads the locked row itself, but its subqueries (the
-/// scope count) still see the snapshot from before the wait. The read after
-/// the lock starts a new snapshot, which includes everything the previous
-
 /// Ends `session` (locked by `tx`) unless it already ended, commits, and
 /// returns it as it is now.
 async fn end(
@@ -785,6 +778,12 @@ async fn end(
     Ok(session)
 }
 
+/// Locks a session's row until the transaction ends, then reads it.
+///
+/// Two statements on purpose: a `FOR UPDATE` that waited for another
+/// transaction re-reads the locked row itself, but its subqueries (the
+/// scope count) still see the snapshot from before the wait. The read after
+/// the lock starts a new snapshot, which includes everything the previous
 /// holder committed.
 async fn lock_session(conn: &mut PgConnection, id: SessionId) -> Result<Session> {
     sqlx::query("SELECT session_id FROM sessions WHERE session_id = $1 FOR UPDATE")

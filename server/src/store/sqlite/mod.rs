@@ -5,11 +5,15 @@
 //! batch, each write acknowledged only after its batch committed), in
 //! `BEGIN IMMEDIATE` transactions, so concurrent writers queue instead of
 //! failing with "database is locked". Reads use separate query-only
-//! connections that WAL runs beside the writer ([`Readers`]). Both talk to
-//! SQLite directly (`rusqlite`); migrations run through `sqlx`'s migrator
-//! when the store opens.
+//! connections that WAL runs beside the writer ([`Readers`]); session
+//! records are also kept in memory ([`cache`]), exact because one process
+//! owns the file ([`ownership`]). Both talk to SQLite directly
+//! (`rusqlite`); migrations run through `sqlx`'s migrator when the store
+//! opens.
 
+mod cache;
 mod codec;
+mod ownership;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -21,10 +25,12 @@ use rusqlite::{Connection, OpenFlags, params};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{Connection as _, SqliteConnection};
 
+use self::cache::{Change, SessionCache};
 use self::codec::{
     column, execute, failure_kind_name, kind_name, query_all, query_one, reason_name, run_from_row,
     run_state_name, session_from_row, state_name, store_error,
 };
+use self::ownership::Ownership;
 use self::writer::Writer;
 use super::{Expiry, NewSession, Recovered, SessionQuery, StartedRun, Store};
 use crate::error::{Error, Result};
@@ -32,6 +38,9 @@ use crate::model::{
     EndReason, ModuleId, ModuleRun, PoppedScope, PushedScope, RunId, RunOutcome, ScopeId, Session,
     SessionFacts, SessionId, SessionKind, SessionState, Timestamp, UserContext, UserId,
 };
+
+/// How many session records are kept in memory (about 0.3 KiB each).
+const CACHED_SESSIONS: usize = 65_536;
 
 /// How many idle read connections are kept for reuse.
 const IDLE_READERS: usize = 8;
@@ -76,6 +85,10 @@ pub struct SqliteStore {
     writer: Writer,
     /// Query-only connections for reads, which WAL runs concurrently.
     readers: Arc<Readers>,
+    /// Session records, kept exact by the writer.
+    cache: Arc<SessionCache>,
+    /// This process's lock on the database, held while any clone lives.
+    _ownership: Arc<Ownership>,
 }
 
 impl SqliteStore {
@@ -86,13 +99,20 @@ impl SqliteStore {
     /// migrated.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_owned();
+        let ownership = Ownership::take(&path).await?;
         migrate(&path).await?;
-        let writer = Writer::start(connect(&path, Role::Writer)?)?;
+        let cache = Arc::new(SessionCache::new(CACHED_SESSIONS));
+        let writer = Writer::start(connect(&path, Role::Writer)?, Arc::clone(&cache))?;
         let readers = Arc::new(Readers {
             idle: Mutex::new(vec![connect(&path, Role::Reader)?]),
             path,
         });
-        Ok(Self { writer, readers })
+        Ok(Self {
+            writer,
+            readers,
+            cache,
+            _ownership: Arc::new(ownership),
+        })
     }
 }
 
@@ -188,7 +208,7 @@ impl Readers {
 impl Store for SqliteStore {
     async fn create_session(&self, new: NewSession) -> Result<Session> {
         self.writer
-            .write(move |conn| {
+            .write(move |conn, changes| {
                 if let Some(limit) = new.max_open_per_user {
                     let open: i64 = query_one(
                         conn,
@@ -224,27 +244,36 @@ impl Store for SqliteStore {
                 )?
                 .ok_or_else(|| Error::Internal("INSERT returned no id".to_owned()))?;
                 // The record as just written, without reading it back.
-                Ok(Session {
-                    id: SessionId::from_store(id),
-                    uuid: new.uuid,
-                    effective_user: new.user.clone(),
-                    user: new.user,
-                    kind: new.kind,
-                    state: SessionState::Open,
-                    start_time: new.now,
-                    end_time: None,
-                    last_activity_time: new.now,
-                    end_reason: None,
-                    client: new.client,
-                    user_context_depth: 0,
-                    owner_node: new.owner_node,
-                })
+                Ok(changed(
+                    changes,
+                    Session {
+                        id: SessionId::from_store(id),
+                        uuid: new.uuid,
+                        effective_user: new.user.clone(),
+                        user: new.user,
+                        kind: new.kind,
+                        state: SessionState::Open,
+                        start_time: new.now,
+                        end_time: None,
+                        last_activity_time: new.now,
+                        end_reason: None,
+                        client: new.client,
+                        user_context_depth: 0,
+                        owner_node: new.owner_node,
+                    },
+                ))
             })
             .await
     }
 
     async fn session(&self, id: SessionId) -> Result<Session> {
-        self.readers.lookup(|conn| fetch_session(conn, id))
+        if let Some(session) = self.cache.get(id) {
+            return Ok(session);
+        }
+        let epoch = self.cache.epoch();
+        let session = self.readers.lookup(|conn| fetch_session(conn, id))?;
+        self.cache.offer(session.clone(), epoch);
+        Ok(session)
     }
 
     async fn session_facts(&self, id: SessionId) -> Result<SessionFacts> {
@@ -290,20 +319,23 @@ impl Store for SqliteStore {
 
     async fn touch_session(&self, id: SessionId, now: Timestamp) -> Result<Session> {
         self.writer
-            .write(move |conn| {
+            .write(move |conn, changes| {
                 let session = fetch_live_session(conn, id)?;
                 record_activity(conn, id, now)?;
-                Ok(Session {
-                    last_activity_time: session.last_activity_time.max(now),
-                    ..session
-                })
+                Ok(changed(
+                    changes,
+                    Session {
+                        last_activity_time: session.last_activity_time.max(now),
+                        ..session
+                    },
+                ))
             })
             .await
     }
 
     async fn begin_closing(&self, id: SessionId, now: Timestamp) -> Result<Session> {
         self.writer
-            .write(move |conn| {
+            .write(move |conn, changes| {
                 let session = fetch_session(conn, id)?;
                 if session.kind != SessionKind::Clientless {
                     return Err(Error::SessionNotClientless { session_id: id });
@@ -317,11 +349,14 @@ impl Store for SqliteStore {
                      last_activity_time = MAX(last_activity_time, ?) WHERE session_id = ?",
                     params![now.unix_micros(), id.get()],
                 )?;
-                Ok(Session {
-                    state: SessionState::Closing,
-                    last_activity_time: session.last_activity_time.max(now),
-                    ..session
-                })
+                Ok(changed(
+                    changes,
+                    Session {
+                        state: SessionState::Closing,
+                        last_activity_time: session.last_activity_time.max(now),
+                        ..session
+                    },
+                ))
             })
             .await
     }
@@ -333,7 +368,7 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> Result<Session> {
         self.writer
-            .write(move |conn| end(conn, fetch_session(conn, id)?, reason, now))
+            .write(move |conn, changes| end(conn, changes, fetch_session(conn, id)?, reason, now))
             .await
     }
 
@@ -344,12 +379,12 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> Result<Session> {
         self.writer
-            .write(move |conn| {
+            .write(move |conn, changes| {
                 let session = fetch_session(conn, id)?;
                 if session.kind != SessionKind::Clientless {
                     return Err(Error::SessionNotClientless { session_id: id });
                 }
-                end(conn, session, reason, now)
+                end(conn, changes, session, reason, now)
             })
             .await
     }
@@ -362,14 +397,14 @@ impl Store for SqliteStore {
     ) -> Result<Recovered> {
         let node = node.to_owned();
         self.writer
-            .write(move |conn| recover(conn, &node, reason, now))
+            .write(move |conn, changes| recover(conn, changes, &node, reason, now))
             .await
     }
 
     async fn renew_node(&self, node: &str, endpoint: &str, expires: Timestamp) -> Result<()> {
         let (node, endpoint) = (node.to_owned(), endpoint.to_owned());
         self.writer
-            .write(move |conn| {
+            .write(move |conn, _| {
                 execute(
                     conn,
                     "INSERT INTO nodes (node_id, endpoint, lease_expires) VALUES (?, ?, ?) \
@@ -401,7 +436,7 @@ impl Store for SqliteStore {
     ) -> Result<Vec<(String, Recovered)>> {
         let taker = taker.to_owned();
         self.writer
-            .write(move |conn| {
+            .write(move |conn, changes| {
                 let lost: Vec<String> = query_all(
                     conn,
                     "SELECT node_id FROM nodes WHERE lease_expires <= ? AND node_id <> ?",
@@ -410,7 +445,7 @@ impl Store for SqliteStore {
                 )?;
                 let mut taken = Vec::with_capacity(lost.len());
                 for node in lost {
-                    let recovered = recover(conn, &node, reason, now)?;
+                    let recovered = recover(conn, changes, &node, reason, now)?;
                     forget_node(conn, &node)?;
                     taken.push((node, recovered));
                 }
@@ -422,7 +457,7 @@ impl Store for SqliteStore {
     async fn remove_node(&self, node: &str) -> Result<()> {
         let node = node.to_owned();
         self.writer
-            .write(move |conn| forget_node(conn, &node))
+            .write(move |conn, _| forget_node(conn, &node))
             .await
     }
 
@@ -471,7 +506,7 @@ impl Store for SqliteStore {
     ) -> Result<Option<EndReason>> {
         let expiry = *expiry;
         self.writer
-            .write(move |conn| {
+            .write(move |conn, changes| {
                 let session = fetch_session(conn, id)?;
                 if session.kind != SessionKind::Clientless || session.state != SessionState::Open {
                     return Ok(None);
@@ -504,6 +539,13 @@ impl Store for SqliteStore {
                     "UPDATE sessions SET state = 'closing' WHERE session_id = ?",
                     [id.get()],
                 )?;
+                changed(
+                    changes,
+                    Session {
+                        state: SessionState::Closing,
+                        ..session
+                    },
+                );
                 Ok(Some(reason))
             })
             .await
@@ -520,7 +562,7 @@ impl Store for SqliteStore {
             .map_err(|e| Error::Internal(format!("encoding parameters: {e}")))?;
         let module = module.clone();
         self.writer
-            .write(move |conn| {
+            .write(move |conn, changes| {
                 let session = fetch_session(conn, session_id)?;
                 match (session.kind, session.state) {
                     (SessionKind::Interactive, _) => {
@@ -555,10 +597,13 @@ impl Store for SqliteStore {
                     end_time: None,
                     outcome: None,
                 };
-                let session = Session {
-                    last_activity_time: session.last_activity_time.max(now),
-                    ..session
-                };
+                let session = changed(
+                    changes,
+                    Session {
+                        last_activity_time: session.last_activity_time.max(now),
+                        ..session
+                    },
+                );
                 Ok(StartedRun { run, session })
             })
             .await
@@ -578,7 +623,7 @@ impl Store for SqliteStore {
             }
         };
         self.writer
-            .write(move |conn| {
+            .write(move |conn, changes| {
                 let updated = execute(
                     conn,
                     "UPDATE module_runs SET state = ?, end_time = ?, value = ?, failure_kind = ?, \
@@ -599,6 +644,7 @@ impl Store for SqliteStore {
                 let run = fetch_run(conn, run_id)?;
                 if updated > 0 {
                     record_activity(conn, run.session_id, now)?;
+                    changes.push(Change::Forget(run.session_id));
                 }
                 Ok(run)
             })
@@ -632,7 +678,10 @@ impl Store for SqliteStore {
     }
 
     async fn user_context(&self, id: SessionId) -> Result<UserContext> {
-        let session = self.readers.lookup(|conn| fetch_live_session(conn, id))?;
+        let session = self.session(id).await?;
+        if session.state == SessionState::Ended {
+            return Err(Error::SessionEnded { session_id: id });
+        }
         Ok(UserContext {
             user: session.effective_user,
             session_user: session.user,
@@ -647,9 +696,9 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> Result<UserId> {
         self.writer
-            .write(move |conn| {
+            .write(move |conn, changes| {
                 let session = fetch_live_session(conn, id)?;
-                set_effective_user(conn, id, &user, now)?;
+                set_effective_user(conn, changes, id, &user, now)?;
                 Ok(session.effective_user)
             })
             .await
@@ -662,7 +711,7 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> Result<PushedScope> {
         self.writer
-            .write(move |conn| {
+            .write(move |conn, changes| {
                 let session = fetch_live_session(conn, id)?;
                 let depth = session.user_context_depth + 1;
                 let scope_id: i64 = query_one(
@@ -679,7 +728,7 @@ impl Store for SqliteStore {
                     |row| column(row, "scope_id"),
                 )?
                 .ok_or_else(|| Error::Internal("INSERT returned no id".to_owned()))?;
-                set_effective_user(conn, id, &user, now)?;
+                set_effective_user(conn, changes, id, &user, now)?;
                 Ok(PushedScope {
                     scope_id: ScopeId::from_store(scope_id),
                     previous_user: session.effective_user,
@@ -696,7 +745,7 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> Result<PoppedScope> {
         self.writer
-            .write(move |conn| {
+            .write(move |conn, changes| {
                 let session = fetch_live_session(conn, id)?;
                 let innermost = query_one(
                     conn,
@@ -741,7 +790,7 @@ impl Store for SqliteStore {
                     "DELETE FROM user_context_scopes WHERE scope_id = ?",
                     [scope.get()],
                 )?;
-                set_effective_user(conn, id, &restored, now)?;
+                set_effective_user(conn, changes, id, &restored, now)?;
                 Ok(PoppedScope {
                     user: restored,
                     depth: session.user_context_depth - 1,
@@ -764,7 +813,13 @@ fn fetch_session(conn: &Connection, id: SessionId) -> Result<Session> {
 
 /// Ends `session` (as read in this transaction) unless it already ended;
 /// returns it as it is now.
-fn end(conn: &Connection, session: Session, reason: EndReason, now: Timestamp) -> Result<Session> {
+fn end(
+    conn: &Connection,
+    changes: &mut Vec<Change>,
+    session: Session,
+    reason: EndReason,
+    now: Timestamp,
+) -> Result<Session> {
     if session.state == SessionState::Ended {
         return Ok(session);
     }
@@ -773,12 +828,15 @@ fn end(conn: &Connection, session: Session, reason: EndReason, now: Timestamp) -
         "UPDATE sessions SET state = 'ended', end_time = ?, end_reason = ? WHERE session_id = ?",
         params![now.unix_micros(), reason_name(reason), session.id.get()],
     )?;
-    Ok(Session {
-        state: SessionState::Ended,
-        end_time: Some(now),
-        end_reason: Some(reason),
-        ..session
-    })
+    Ok(changed(
+        changes,
+        Session {
+            state: SessionState::Ended,
+            end_time: Some(now),
+            end_reason: Some(reason),
+            ..session
+        },
+    ))
 }
 
 /// Reads a session whose user context may change: one that has not ended.
@@ -792,7 +850,13 @@ fn fetch_live_session(conn: &Connection, id: SessionId) -> Result<Session> {
 
 /// Crash recovery of `node` on `conn`: its running runs fail (interrupted)
 /// and its clientless sessions that have not ended end with `reason`.
-fn recover(conn: &Connection, node: &str, reason: EndReason, now: Timestamp) -> Result<Recovered> {
+fn recover(
+    conn: &Connection,
+    changes: &mut Vec<Change>,
+    node: &str,
+    reason: EndReason,
+    now: Timestamp,
+) -> Result<Recovered> {
     let runs = execute(
         conn,
         "UPDATE module_runs SET state = 'failed', end_time = ?1, failure_kind = 'interrupted', \
@@ -807,6 +871,9 @@ fn recover(conn: &Connection, node: &str, reason: EndReason, now: Timestamp) -> 
          WHERE owner_node = ? AND kind = 'clientless' AND state <> 'ended'",
         params![now.unix_micros(), reason_name(reason), node],
     )?;
+    if sessions > 0 {
+        changes.push(Change::ForgetAll);
+    }
     Ok(Recovered {
         sessions: sessions as u64,
         runs: runs as u64,
@@ -838,8 +905,11 @@ fn record_activity(conn: &Connection, id: SessionId, now: Timestamp) -> Result<(
     .map(drop)
 }
 
+/// Changes a session's user context (a scope's push or pop rewrites the
+/// depth too, so the session's record is forgotten, not rewritten).
 fn set_effective_user(
     conn: &Connection,
+    changes: &mut Vec<Change>,
     id: SessionId,
     user: &UserId,
     now: Timestamp,
@@ -849,6 +919,13 @@ fn set_effective_user(
         "UPDATE sessions SET effective_user = ?, \
          last_activity_time = MAX(last_activity_time, ?) WHERE session_id = ?",
         params![user.as_str(), now.unix_micros(), id.get()],
-    )
-    .map(drop)
+    )?;
+    changes.push(Change::Forget(id));
+    Ok(())
+}
+
+/// Records that a session's record is now `session`, and returns it.
+fn changed(changes: &mut Vec<Change>, session: Session) -> Session {
+    changes.push(Change::Session(session.clone()));
+    session
 }

@@ -11,13 +11,17 @@
 //!
 //! The writer is a plain thread calling SQLite directly: a batch costs its
 //! statements and one fsync, with no hand-off between threads per
-//! statement, and the async callers only wait on a channel.
+//! statement, and the async callers only wait on a channel. After a commit
+//! it applies the sessions the batch changed to the store's
+//! [`SessionCache`], before replying to anyone.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
+use super::cache::{Change, SessionCache};
 use super::codec::execute;
 use crate::error::{Error, Result};
 
@@ -27,8 +31,9 @@ pub const MAX_BATCH: usize = 256;
 /// How many operations may wait for the writer before callers wait to queue.
 const QUEUE: usize = 4096;
 
-/// An operation on the write connection, run inside the batch's transaction.
-pub type Operation<T> = Box<dyn FnOnce(&Connection) -> Result<T> + Send>;
+/// An operation on the write connection, run inside the batch's
+/// transaction; it lists what it did to sessions in the `Vec<Change>`.
+pub type Operation<T> = Box<dyn FnOnce(&Connection, &mut Vec<Change>) -> Result<T> + Send>;
 
 /// The handle through which writes reach the writer thread. Cheap to clone;
 /// the thread ends (and closes the connection) once every handle is gone.
@@ -39,15 +44,16 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread on `connection`.
+    /// Starts the writer thread on `connection`, keeping `cache` up to
+    /// date.
     ///
     /// # Errors
     /// [`Error::StoreUnavailable`] when the thread cannot be started.
-    pub fn start(connection: Connection) -> Result<Self> {
+    pub fn start(connection: Connection, cache: Arc<SessionCache>) -> Result<Self> {
         let (jobs, queue) = mpsc::channel(QUEUE);
         std::thread::Builder::new()
             .name("sessiond-sqlite-writer".to_owned())
-            .spawn(move || write_batches(&connection, queue))
+            .spawn(move || write_batches(&connection, &cache, queue))
             .map_err(|e| Error::StoreUnavailable(Box::new(e)))?;
         Ok(Self { jobs })
     }
@@ -61,7 +67,7 @@ impl Writer {
     pub async fn write<T, F>(&self, operation: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+        F: FnOnce(&Connection, &mut Vec<Change>) -> Result<T> + Send + 'static,
     {
         let (reply, result) = oneshot::channel();
         let job = TypedJob {
@@ -81,8 +87,9 @@ impl Writer {
 
 /// One queued write, its result type erased.
 trait Job: Send + std::fmt::Debug {
-    /// Runs the operation; true when it succeeded.
-    fn run(&mut self, connection: &Connection) -> bool;
+    /// Runs the operation; true when it succeeded, and then its changes
+    /// are added to `changes`.
+    fn run(&mut self, connection: &Connection, changes: &mut Vec<Change>) -> bool;
     /// Replies: the operation's result if `committed` is `Ok`, its error
     /// otherwise.
     fn finish(self: Box<Self>, committed: std::result::Result<(), String>);
@@ -101,16 +108,20 @@ impl<T> std::fmt::Debug for TypedJob<T> {
 }
 
 impl<T: Send + 'static> Job for TypedJob<T> {
-    fn run(&mut self, connection: &Connection) -> bool {
+    fn run(&mut self, connection: &Connection, changes: &mut Vec<Change>) -> bool {
         let Some(operation) = self.operation.take() else {
             return false;
         };
+        let mut own = Vec::new();
         // A panicking operation fails alone (its result stays unset) and
         // leaves the writer running for the others.
-        let Ok(result) = catch_unwind(AssertUnwindSafe(|| operation(connection))) else {
+        let Ok(result) = catch_unwind(AssertUnwindSafe(|| operation(connection, &mut own))) else {
             return false;
         };
         let ok = result.is_ok();
+        if ok {
+            changes.append(&mut own);
+        }
         self.result = Some(result);
         ok
     }
@@ -129,8 +140,13 @@ impl<T: Send + 'static> Job for TypedJob<T> {
 }
 
 /// The writer thread: batches until every handle is dropped.
-fn write_batches(connection: &Connection, mut queue: mpsc::Receiver<Box<dyn Job>>) {
+fn write_batches(
+    connection: &Connection,
+    cache: &SessionCache,
+    mut queue: mpsc::Receiver<Box<dyn Job>>,
+) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
+    let mut changes = Vec::new();
     while let Some(first) = queue.blocking_recv() {
         batch.push(first);
         while batch.len() < MAX_BATCH {
@@ -139,9 +155,13 @@ fn write_batches(connection: &Connection, mut queue: mpsc::Receiver<Box<dyn Job>
                 Err(_) => break,
             }
         }
-        let committed = commit_batch(connection, &mut batch);
-        if let Err(reason) = &committed {
-            tracing::error!(error = %reason, operations = batch.len(), "a write batch failed");
+        let committed = commit_batch(connection, &mut batch, &mut changes);
+        match &committed {
+            Ok(()) => cache.apply(changes.drain(..)),
+            Err(reason) => {
+                changes.clear();
+                tracing::error!(error = %reason, operations = batch.len(), "a write batch failed");
+            }
         }
         for job in batch.drain(..) {
             job.finish(committed.clone());
@@ -153,11 +173,12 @@ fn write_batches(connection: &Connection, mut queue: mpsc::Receiver<Box<dyn Job>
 fn commit_batch(
     connection: &Connection,
     batch: &mut [Box<dyn Job>],
+    changes: &mut Vec<Change>,
 ) -> std::result::Result<(), String> {
     run(connection, "BEGIN IMMEDIATE")?;
     for job in batch.iter_mut() {
         let step = run(connection, "SAVEPOINT operation").and_then(|()| {
-            if !job.run(connection) {
+            if !job.run(connection, changes) {
                 run(connection, "ROLLBACK TO operation")?;
             }
             run(connection, "RELEASE operation")

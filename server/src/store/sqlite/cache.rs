@@ -1,0 +1,120 @@
+//! The SQLite store's memory of session records, so that reading a session
+//! (`GetSessionInfo`, `GetUserContext`) costs no query.
+//!
+//! It can be exact because one process owns the database file (the store
+//! holds its lock, [`super::ownership`]) and every write goes through the
+//! one writer thread: after each commit, before any caller of that batch
+//! hears back, the writer applies the batch's changes here — the new record
+//! of each session it changed, or forgetting one it changed without
+//! knowing the new record. So a caller always reads its own writes.
+//!
+//! Readers that miss read the database and *offer* the record. An offer is
+//! refused once any commit happened since the reader began (the record may
+//! predate it); one accepted before such a commit is overwritten or
+//! forgotten when the writer applies that commit's changes, which it does
+//! under the same shard lock. Eviction only forgets, so it cannot make a
+//! record stale either.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use crate::model::{Session, SessionId};
+
+/// Shards, each with its own lock, so that concurrent reads rarely wait.
+const SHARDS: usize = 16;
+
+/// What a committed write did to the sessions.
+#[derive(Clone, Debug)]
+pub enum Change {
+    /// The session's record is now this.
+    Session(Session),
+    /// The session changed in a way the writer did not spell out.
+    Forget(SessionId),
+    /// Many sessions changed (crash recovery, a node taken over).
+    ForgetAll,
+}
+
+/// Session records by id, bounded, exact (see the module documentation).
+#[derive(Debug)]
+pub struct SessionCache {
+    /// The records, sharded by id.
+    shards: Box<[Mutex<HashMap<SessionId, Session>>]>,
+    /// The most records one shard keeps.
+    per_shard: usize,
+    /// How many batches the writer has applied.
+    epoch: AtomicU64,
+}
+
+impl SessionCache {
+    /// A cache of up to about `capacity` records.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            per_shard: capacity.div_ceil(SHARDS).max(1),
+            epoch: AtomicU64::new(0),
+        }
+    }
+
+    /// The record of `id`, if kept.
+    pub fn get(&self, id: SessionId) -> Option<Session> {
+        self.shard(id).get(&id).cloned()
+    }
+
+    /// The current epoch: read it before reading the database, then pass
+    /// it to [`SessionCache::offer`].
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Keeps `session`, read from the database after [`SessionCache::epoch`]
+    /// returned `epoch`, unless a batch was applied since or a record is
+    /// already kept.
+    pub fn offer(&self, session: Session, epoch: u64) {
+        let mut shard = self.shard(session.id);
+        if self.epoch.load(Ordering::Acquire) == epoch && !shard.contains_key(&session.id) {
+            self.insert(&mut shard, session);
+        }
+    }
+
+    /// Applies a committed batch's changes, in commit order. Called by the
+    /// writer thread only, after the commit and before it replies.
+    pub fn apply(&self, changes: impl IntoIterator<Item = Change>) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        for change in changes {
+            match change {
+                Change::Session(session) => {
+                    let mut shard = self.shard(session.id);
+                    self.insert(&mut shard, session);
+                }
+                Change::Forget(id) => {
+                    self.shard(id).remove(&id);
+                }
+                Change::ForgetAll => {
+                    for shard in &self.shards {
+                        lock(shard).clear();
+                    }
+                }
+            }
+        }
+    }
+
+    fn insert(&self, shard: &mut HashMap<SessionId, Session>, session: Session) {
+        if shard.len() >= self.per_shard && !shard.contains_key(&session.id) {
+            // Make room by forgetting any one record.
+            if let Some(&victim) = shard.keys().next() {
+                shard.remove(&victim);
+            }
+        }
+        shard.insert(session.id, session);
+    }
+
+    fn shard(&self, id: SessionId) -> MutexGuard<'_, HashMap<SessionId, Session>> {
+        let index = usize::try_from(id.get().unsigned_abs()).unwrap_or(0) % SHARDS;
+        lock(&self.shards[index])
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
