@@ -3,8 +3,9 @@
 //!
 //! Each write is an operation on the connection. The writer takes every
 //! operation that is queued (up to [`MAX_BATCH`]), runs them inside one
-//! `BEGIN IMMEDIATE` transaction — each in its own savepoint, so an operation
-//! that fails (a precondition, say) is rolled back alone — and commits once:
+//! `BEGIN IMMEDIATE` transaction — an operation that fails its
+//! preconditions fails alone ([`commit_batch`] says when one takes the
+//! batch with it) — and commits once:
 //! one fsync for the whole batch. Each caller gets its result only after
 //! that commit, so a write is still acknowledged only once it is durable;
 //! if the commit fails, every operation of the batch fails with it.
@@ -169,7 +170,15 @@ fn write_batches(
     }
 }
 
-/// Runs `batch` in one transaction, each operation in a savepoint.
+/// Runs `batch` in one transaction.
+///
+/// An operation that fails before changing anything (a precondition: the
+/// common case) fails alone; SQLite already undid its failing statement.
+/// One that fails after changing rows, or that made SQLite abandon the
+/// transaction (I/O error, disk full), takes the whole batch down with it:
+/// the transaction is rolled back and every operation of the batch fails,
+/// so nothing half-done is ever committed. That costs nothing per
+/// operation, where a savepoint each would.
 fn commit_batch(
     connection: &Connection,
     batch: &mut [Box<dyn Job>],
@@ -177,19 +186,22 @@ fn commit_batch(
 ) -> std::result::Result<(), String> {
     run(connection, "BEGIN IMMEDIATE")?;
     for job in batch.iter_mut() {
-        let step = run(connection, "SAVEPOINT operation").and_then(|()| {
-            if !job.run(connection, changes) {
-                run(connection, "ROLLBACK TO operation")?;
-            }
-            run(connection, "RELEASE operation")
-        });
-        if let Err(reason) = step {
+        let before = connection.total_changes();
+        if job.run(connection, changes) {
+            continue;
+        }
+        if connection.is_autocommit() {
+            return Err("SQLite abandoned the transaction after a failed write".to_owned());
+        }
+        if connection.total_changes() != before {
             let _ = run(connection, "ROLLBACK");
-            return Err(reason);
+            return Err("a write failed after changing rows; its batch was rolled back".to_owned());
         }
     }
     if let Err(reason) = run(connection, "COMMIT") {
-        let _ = run(connection, "ROLLBACK");
+        if !connection.is_autocommit() {
+            let _ = run(connection, "ROLLBACK");
+        }
         return Err(reason);
     }
     Ok(())
@@ -203,4 +215,92 @@ fn run(connection: &Connection, sql: &'static str) -> std::result::Result<(), St
 
 fn unavailable(reason: &str) -> Error {
     Error::StoreUnavailable(reason.to_owned().into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A queued write of `operation`, and where its reply arrives.
+    fn job<T: Send + 'static>(
+        operation: impl FnOnce(&Connection, &mut Vec<Change>) -> Result<T> + Send + 'static,
+    ) -> (Box<dyn Job>, oneshot::Receiver<Result<T>>) {
+        let (reply, result) = oneshot::channel();
+        let job = TypedJob {
+            operation: Some(Box::new(operation) as Operation<T>),
+            result: None,
+            reply,
+        };
+        (Box::new(job), result)
+    }
+
+    fn insert(connection: &Connection, x: i64) -> Result<()> {
+        execute(connection, "INSERT INTO t (x) VALUES (?)", [x]).map(drop)
+    }
+
+    fn table() -> Connection {
+        let connection = Connection::open_in_memory().unwrap();
+        connection
+            .execute_batch("CREATE TABLE t (x INTEGER)")
+            .unwrap();
+        connection
+    }
+
+    fn rows(connection: &Connection) -> i64 {
+        connection
+            .query_row("SELECT COUNT(*) FROM t", [], |row| row.get(0))
+            .unwrap()
+    }
+
+    /// Runs `jobs` as one batch and replies to each.
+    fn commit(connection: &Connection, jobs: Vec<Box<dyn Job>>) {
+        let mut batch = jobs;
+        let committed = commit_batch(connection, &mut batch, &mut Vec::new());
+        for job in batch {
+            job.finish(committed.clone());
+        }
+    }
+
+    #[test]
+    fn a_write_failing_its_checks_fails_alone() {
+        let connection = table();
+        let (first, first_result) = job(|c, _| insert(c, 1));
+        let (refused, refused_result) =
+            job(|_, _| -> Result<()> { Err(Error::Internal("refused".to_owned())) });
+        let (last, last_result) = job(|c, _| insert(c, 2));
+        commit(&connection, vec![first, refused, last]);
+        assert!(first_result.blocking_recv().unwrap().is_ok());
+        assert!(matches!(
+            refused_result.blocking_recv().unwrap(),
+            Err(Error::Internal(message)) if message == "refused"
+        ));
+        assert!(last_result.blocking_recv().unwrap().is_ok());
+        assert_eq!(rows(&connection), 2);
+    }
+
+    #[test]
+    fn a_write_failing_halfway_fails_its_whole_batch() {
+        let connection = table();
+        let (first, first_result) = job(|c, _| insert(c, 1));
+        let (halfway, halfway_result) = job(|c, _| -> Result<()> {
+            insert(c, 2)?;
+            Err(Error::Internal("halfway".to_owned()))
+        });
+        let (last, last_result) = job(|c, _| insert(c, 3));
+        commit(&connection, vec![first, halfway, last]);
+        assert!(matches!(
+            first_result.blocking_recv().unwrap(),
+            Err(Error::StoreUnavailable(_))
+        ));
+        assert!(matches!(
+            halfway_result.blocking_recv().unwrap(),
+            Err(Error::Internal(message)) if message == "halfway"
+        ));
+        assert!(matches!(
+            last_result.blocking_recv().unwrap(),
+            Err(Error::StoreUnavailable(_))
+        ));
+        assert_eq!(rows(&connection), 0, "nothing of the batch was committed");
+        assert!(connection.is_autocommit(), "no transaction is left open");
+    }
 }
