@@ -1,0 +1,4 @@
+//! Development support shared by sessiond's tests (`tests/`) and its
+//! benchmark (`bench/`); not part of sessiond.
+
+pub mod postgres;
