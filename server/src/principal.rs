@@ -2,9 +2,14 @@
 //!
 //! Every domain operation receives the calling [`Principal`], so that
 //! authentication, impersonation rules and an audit trail attach here
-//! without reshaping the code. Until authentication arrives, every call is
-//! [`Principal::Anonymous`]; the API's interceptor ([`identify`]) puts the
-//! principal into each request's extensions.
+//! without reshaping the code. Each API handler asks [`of`] who sent its
+//! request: the one place that identifies callers (from the request's
+//! metadata, or from what an authenticating layer stored in its
+//! extensions, once authentication exists). Until then every call is
+//! [`Principal::Anonymous`]. It is a plain function rather than a tonic
+//! interceptor because an interceptor rebuilds every request (about 4 % of
+//! the server's throughput on `GetSessionUser`, measured with
+//! `sessiond-bench`).
 
 use std::fmt;
 
@@ -29,18 +34,8 @@ impl fmt::Display for Principal {
     }
 }
 
-/// The interceptor that identifies the caller of every request and stores
-/// the [`Principal`] in its extensions.
-///
-/// # Errors
-/// Never yet; it will refuse bad credentials once authentication exists.
-#[allow(clippy::result_large_err, clippy::unnecessary_wraps)]
-pub fn identify(mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-    request.extensions_mut().insert(Principal::Anonymous);
-    Ok(request)
-}
-
-/// The principal [`identify`] stored in a request.
+/// Who sent `request`: the principal an authenticating layer stored in
+/// its extensions, else [`Principal::Anonymous`].
 #[must_use]
 pub fn of<T>(request: &tonic::Request<T>) -> Principal {
     request

@@ -1,7 +1,7 @@
-//! Assembling and running the gRPC server: the two sessiond services behind
-//! the principal interceptor, health (overall and per service), reflection
-//! v1 and v1alpha, message-size limits, the lifetime reaper, and a shutdown
-//! that drains clientless sessions and in-flight calls within deadlines.
+//! Assembling and running the gRPC server: the two sessiond services,
+//! health (overall and per service), reflection v1 and v1alpha,
+//! message-size limits, the lifetime reaper, and a shutdown that drains
+//! clientless sessions and in-flight calls within deadlines.
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -11,7 +11,6 @@ use std::time::Duration;
 use sessiond_proto::v1::session_service_server::SessionServiceServer;
 use sessiond_proto::v1::user_context_service_server::UserContextServiceServer;
 use tokio::net::TcpListener;
-use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
@@ -28,7 +27,6 @@ use crate::model::{EndReason, ModuleId};
 use crate::modules::manifest::{self, ManifestError};
 use crate::modules::runner::{RunLimits, Runner};
 use crate::modules::{Module, ModuleRegistry};
-use crate::principal;
 use crate::sessions::{SessionPolicy, Sessions};
 use crate::store::{self, Store};
 use crate::user_context::UserContexts;
@@ -237,14 +235,8 @@ impl Sessiond {
         let incoming = incoming(listener);
         let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = transport()
-            .add_service(InterceptedService::new(
-                session_service,
-                principal::identify,
-            ))
-            .add_service(InterceptedService::new(
-                user_context_service,
-                principal::identify,
-            ))
+            .add_service(session_service)
+            .add_service(user_context_service)
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
