@@ -7,7 +7,7 @@
 //! metadata, or from what an authenticating layer stored in its
 //! extensions, once authentication exists). Until then every call is
 //! [`Principal::Anonymous`]. It is a plain function rather than a tonic
-//! interceptor because an interceptor rebuilds every request (about 4 % of
+//! interceptor because an interceptor rebuilds every request (3–4 % of
 //! the server's throughput on `GetSessionUser`, measured with
 //! `sessiond-bench`).
 
