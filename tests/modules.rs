@@ -9,7 +9,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{ManualClock, TestServer, assert_error, eventually, metadata, violated_fields};
+use common::{
+    ManualClock, ServerProcess, TestServer, assert_error, database_url, eventually, metadata,
+    violated_fields,
+};
 use serde_json::json;
 use sessiond::model::{FailureKind, ModuleFailure};
 use sessiond::modules::{Module, ModuleContext, async_trait};
@@ -803,4 +806,44 @@ async fn the_reaper_ends_idle_and_old_sessions_but_not_busy_ones() {
         session_info(&mut sessions, interactive).await.state(),
         SessionState::Open
     );
+}
+
+/// A run inherits the server's environment but not sessiond's own settings
+/// (`SESSIOND_DATABASE` may carry the database's password); it gets its
+/// own `SESSIOND_*` facts.
+#[tokio::test]
+async fn a_run_does_not_inherit_the_servers_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let modules = dir.path().join("modules.toml");
+    std::fs::write(
+        &modules,
+        r#"[modules.env]
+command = ["sh", "-c", 'printf "\"%s|%s|%s|%s\"" "${SESSIOND_DATABASE-unset}" "${SESSIOND_CLOSE_GRACE-unset}" "${SESSIOND_MODULE_ID-unset}" "${MODULE_VISIBLE-unset}"']
+"#,
+    )
+    .unwrap();
+    let process = ServerProcess::spawn_with_env(
+        &database_url(dir.path()),
+        &["--modules", modules.to_str().unwrap()],
+        &[
+            // The --database flag wins; the variable is only there to be
+            // hidden.
+            (
+                "SESSIOND_DATABASE",
+                "postgres://sessiond:secret@db.example/sessiond",
+            ),
+            ("SESSIOND_CLOSE_GRACE", "7s"),
+            ("MODULE_VISIBLE", "yes"),
+        ],
+    )
+    .await;
+    let mut sessions = process.sessions().await;
+    let session_id = open_session(&mut sessions, "R41").await;
+    open_module(&mut sessions, session_id, "env", json!(null))
+        .await
+        .unwrap();
+    let response = return_value(&mut sessions, session_id, "env", seconds(10))
+        .await
+        .unwrap();
+    assert_eq!(value_of(&response), json!("unset|unset|env|yes"));
 }

@@ -152,9 +152,16 @@ impl ServerProcess {
     /// Starts `sessiond --listen 127.0.0.1:0 --database URL EXTRA…` and waits
     /// for the line that logs its address.
     pub async fn spawn(database: &str, extra: &[&str]) -> Self {
+        Self::spawn_with_env(database, extra, &[]).await
+    }
+
+    /// [`ServerProcess::spawn`] with these variables added to its
+    /// environment.
+    pub async fn spawn_with_env(database: &str, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = tokio::process::Command::new(sessiond_binary())
             .args(["--listen", "127.0.0.1:0", "--database", database])
             .args(extra)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())

@@ -9,10 +9,16 @@
 //! says which, with the tail of stderr. A run that is cancelled or times out
 //! gets SIGTERM, then SIGKILL after a grace; the process runs in its own
 //! process group so that its children are signalled too.
+//!
+//! A run inherits the server's environment except sessiond's own settings
+//! (every other `SESSIOND_*` variable): `SESSIOND_DATABASE` may hold the
+//! database's password, and a module has no business with it.
 
+use std::ffi::OsString;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -111,7 +117,11 @@ impl Module for ExecModule {
 
 impl ExecModule {
     fn spawn(&self, ctx: &ModuleContext) -> Result<Child, ModuleFailure> {
-        Command::new(&self.program)
+        let mut command = Command::new(&self.program);
+        for name in server_settings() {
+            command.env_remove(name);
+        }
+        command
             .args(&self.args)
             .current_dir(&self.working_dir)
             .env("SESSIOND_SESSION_ID", ctx.session_id.to_string())
@@ -220,6 +230,18 @@ async fn terminate(child: &mut Child) -> std::io::Result<ExitStatus> {
     }
     child.kill().await.ok();
     child.wait().await
+}
+
+/// The names of the `SESSIOND_*` variables in the server's environment
+/// (its settings), which runs do not inherit; read once.
+fn server_settings() -> &'static [OsString] {
+    static NAMES: OnceLock<Vec<OsString>> = OnceLock::new();
+    NAMES.get_or_init(|| {
+        std::env::vars_os()
+            .map(|(name, _)| name)
+            .filter(|name| name.as_encoded_bytes().starts_with(b"SESSIOND_"))
+            .collect()
+    })
 }
 
 /// Reads everything, or `None` once more than `cap` bytes arrived.
