@@ -62,6 +62,7 @@ conformance!(
     touch_records_activity_and_refuses_ended_sessions,
     begin_closing_is_for_open_clientless_sessions_and_idempotent,
     end_clientless_session_skips_closing_and_refuses_interactive_sessions,
+    an_ended_record_keeps_the_user_context_it_ended_with,
     end_session_is_idempotent_and_the_first_reason_wins,
     recover_node_ends_its_own_clientless_sessions_and_interrupts_their_runs,
     unended_clientless_sessions_are_the_nodes_live_clientless_ones,
@@ -590,6 +591,39 @@ async fn end_clientless_session_skips_closing_and_refuses_interactive_sessions(f
             .await
             .unwrap();
         assert_eq!(again, ended, "the first end stands");
+    }
+}
+
+async fn an_ended_record_keeps_the_user_context_it_ended_with(f: Fixture) {
+    let store = &*f.store;
+    let web = interactive(store, "R41").await;
+    let headless = clientless(store, "R41").await;
+    for id in [web, headless] {
+        store
+            .push_user_context(id, user("R50"), at(1))
+            .await
+            .unwrap();
+        store
+            .push_user_context(id, user("R60"), at(2))
+            .await
+            .unwrap();
+    }
+    let ended = [
+        store
+            .end_session(web, EndReason::ClosedByClient, at(10))
+            .await
+            .unwrap(),
+        store
+            .end_clientless_session(headless, EndReason::ClosedByClient, at(10))
+            .await
+            .unwrap(),
+    ];
+    for ended in ended {
+        assert_eq!(ended.state, SessionState::Ended);
+        assert_eq!(ended.user_context_depth, 2);
+        assert_eq!(ended.effective_user, user("R60"));
+        assert_eq!(ended.last_activity_time, at(2));
+        assert_eq!(store.session(ended.id).await.unwrap(), ended);
     }
 }
 

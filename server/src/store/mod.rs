@@ -48,6 +48,29 @@ pub struct NewSession {
     pub max_open_per_user: Option<u32>,
 }
 
+impl NewSession {
+    /// The record of this session as created with `id`: what the store
+    /// wrote, without reading it back.
+    #[must_use]
+    pub fn into_session(self, id: SessionId) -> Session {
+        Session {
+            id,
+            uuid: self.uuid,
+            effective_user: self.user.clone(),
+            user: self.user,
+            kind: self.kind,
+            state: SessionState::Open,
+            start_time: self.now,
+            end_time: None,
+            last_activity_time: self.now,
+            end_reason: None,
+            client: self.client,
+            user_context_depth: 0,
+            owner_node: self.owner_node,
+        }
+    }
+}
+
 /// Which sessions to list, and where the page starts.
 #[derive(Clone, Debug, Default)]
 pub struct SessionQuery {

@@ -167,53 +167,85 @@ impl PostgresStore {
     async fn begin(&self) -> Result<Transaction<'static, Postgres>> {
         self.pool.begin().await.map_err(store_error)
     }
+
+    /// Ends a session that has not ended (and, with `clientless_only`, is
+    /// clientless) in one statement, its own transaction; `None` when no
+    /// session matched. The common case of a close costs two round trips
+    /// instead of a locked read-check-write.
+    async fn end_at_once(
+        &self,
+        id: SessionId,
+        reason: EndReason,
+        now: Timestamp,
+        clientless_only: bool,
+    ) -> Result<Option<Session>> {
+        let row = sqlx::query(
+            "UPDATE sessions SET state = 'ended', end_time = $1, end_reason = $2 \
+             WHERE session_id = $3 AND state <> 'ended' AND (NOT $4 OR kind = 'clientless') \
+             RETURNING session_id, session_uuid::text AS session_uuid, user_id, kind, state, \
+             start_time, end_time, last_activity_time, end_reason, effective_user, client, \
+             owner_node, 0::bigint AS depth",
+        )
+        .bind(now.unix_micros())
+        .bind(reason_name(reason))
+        .bind(id.get())
+        .bind(clientless_only)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(store_error)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let mut session = session_from_row(&row)?;
+        // An ended session's scopes never change (pushes and pops lock the
+        // row and refuse an ended session), so counting them after the
+        // commit gives the depth it ended with.
+        let depth: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM user_context_scopes WHERE session_id = $1")
+                .bind(id.get())
+                .fetch_one(&self.pool)
+                .await
+                .map_err(store_error)?;
+        session.user_context_depth = u32::try_from(depth)
+            .map_err(|e| Error::Internal(format!("scope count {depth}: {e}")))?;
+        Ok(Some(session))
+    }
 }
 
 #[async_trait]
 impl Store for PostgresStore {
     async fn create_session(&self, new: NewSession) -> Result<Session> {
+        let Some(limit) = new.max_open_per_user else {
+            // Nothing to check: one statement, its own transaction.
+            let id = insert_session(&self.pool, &new).await?;
+            return Ok(new.into_session(id));
+        };
         let mut tx = self.begin().await?;
-        if let Some(limit) = new.max_open_per_user {
-            // Two replicas creating this user's sessions at once would both
-            // count below the limit; the lock makes the second count after
-            // the first commits.
-            sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
-                .bind(PER_USER_LOCK_CLASS)
-                .bind(new.user.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(store_error)?;
-            let open: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM sessions WHERE user_id = $1 AND state <> 'ended'",
-            )
+        // Two replicas creating this user's sessions at once would both
+        // count below the limit; the lock makes the second count after the
+        // first commits.
+        sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+            .bind(PER_USER_LOCK_CLASS)
             .bind(new.user.as_str())
-            .fetch_one(&mut *tx)
+            .execute(&mut *tx)
             .await
             .map_err(store_error)?;
-            if open >= i64::from(limit) {
-                return Err(Error::TooManySessions {
-                    user: new.user.into_string(),
-                    limit,
-                });
-            }
-        }
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO sessions (session_uuid, user_id, kind, state, start_time, \
-             last_activity_time, effective_user, client, owner_node) \
-             VALUES ($1::uuid, $2, $3, 'open', $4, $4, $2, $5, $6) RETURNING session_id",
+        let open: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sessions WHERE user_id = $1 AND state <> 'ended'",
         )
-        .bind(new.uuid.to_string())
         .bind(new.user.as_str())
-        .bind(kind_name(new.kind))
-        .bind(new.now.unix_micros())
-        .bind(new.client.as_str())
-        .bind(&new.owner_node)
         .fetch_one(&mut *tx)
         .await
         .map_err(store_error)?;
-        let session = fetch_session(&mut tx, SessionId::from_store(id)).await?;
+        if open >= i64::from(limit) {
+            return Err(Error::TooManySessions {
+                user: new.user.into_string(),
+                limit,
+            });
+        }
+        let id = insert_session(&mut *tx, &new).await?;
         tx.commit().await.map_err(store_error)?;
-        Ok(session)
+        Ok(new.into_session(id))
     }
 
     async fn session(&self, id: SessionId) -> Result<Session> {
@@ -293,6 +325,10 @@ impl Store for PostgresStore {
         reason: EndReason,
         now: Timestamp,
     ) -> Result<Session> {
+        if let Some(ended) = self.end_at_once(id, reason, now, false).await? {
+            return Ok(ended);
+        }
+        // Unknown or already ended: the locked path says which.
         let mut tx = self.begin().await?;
         let session = lock_session(&mut tx, id).await?;
         end(tx, session, reason, now).await
@@ -304,6 +340,10 @@ impl Store for PostgresStore {
         reason: EndReason,
         now: Timestamp,
     ) -> Result<Session> {
+        if let Some(ended) = self.end_at_once(id, reason, now, true).await? {
+            return Ok(ended);
+        }
+        // Unknown, interactive or already ended: the locked path says which.
         let mut tx = self.begin().await?;
         let session = lock_session(&mut tx, id).await?;
         if session.kind != SessionKind::Clientless {
@@ -750,6 +790,28 @@ async fn fetch_session(conn: &mut PgConnection, id: SessionId) -> Result<Session
         .map_err(store_error)?
         .ok_or(Error::SessionNotFound { session_id: id })?;
     session_from_row(&row)
+}
+
+/// Inserts an open session; returns its id.
+async fn insert_session<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    new: &NewSession,
+) -> Result<SessionId> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO sessions (session_uuid, user_id, kind, state, start_time, \
+         last_activity_time, effective_user, client, owner_node) \
+         VALUES ($1::uuid, $2, $3, 'open', $4, $4, $2, $5, $6) RETURNING session_id",
+    )
+    .bind(new.uuid.to_string())
+    .bind(new.user.as_str())
+    .bind(kind_name(new.kind))
+    .bind(new.now.unix_micros())
+    .bind(new.client.as_str())
+    .bind(&new.owner_node)
+    .fetch_one(executor)
+    .await
+    .map_err(store_error)?;
+    Ok(SessionId::from_store(id))
 }
 
 /// Ends `session` (locked by `tx`) unless it already ended, commits, and

@@ -243,24 +243,9 @@ impl Store for SqliteStore {
                     |row| column(row, "session_id"),
                 )?
                 .ok_or_else(|| Error::Internal("INSERT returned no id".to_owned()))?;
-                // The record as just written, without reading it back.
                 Ok(changed(
                     changes,
-                    Session {
-                        id: SessionId::from_store(id),
-                        uuid: new.uuid,
-                        effective_user: new.user.clone(),
-                        user: new.user,
-                        kind: new.kind,
-                        state: SessionState::Open,
-                        start_time: new.now,
-                        end_time: None,
-                        last_activity_time: new.now,
-                        end_reason: None,
-                        client: new.client,
-                        user_context_depth: 0,
-                        owner_node: new.owner_node,
-                    },
+                    new.into_session(SessionId::from_store(id)),
                 ))
             })
             .await
