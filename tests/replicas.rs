@@ -1,7 +1,8 @@
 //! Several replicas on one PostgreSQL database, as real processes: any
 //! replica answers any RPC; module runs and closes reach the session's owner
 //! wherever they arrive; a killed replica's sessions end as NODE_LOST while
-//! the others keep serving.
+//! the others keep serving; a replica paused past its lease cancels, once
+//! back, the runs of the sessions another replica ended.
 
 mod common;
 
@@ -19,6 +20,7 @@ use tonic::transport::Channel;
 
 /// The modules every replica runs.
 const MODULES: &str = "[modules.answer]\ncommand = [\"sh\", \"-c\", \"echo 42\"]\n\
+                       [modules.trapped]\ncommand = [\"sh\", \"-c\", \"trap 'echo cancelled > cancelled-$SESSIOND_RUN_ID; exit 1' TERM; sleep 600 & wait\"]\n\
                        [modules.slow]\ncommand = [\"sh\", \"-c\", \"sleep 2; echo '\\\"done\\\"'\"]\n\
                        [modules.forever]\ncommand = [\"sleep\", \"600\"]\n";
 
@@ -27,7 +29,8 @@ const LEASE: &str = "2s";
 
 struct Replicas {
     nodes: Vec<ServerProcess>,
-    _dir: tempfile::TempDir,
+    /// The modules' manifest and working directory.
+    dir: tempfile::TempDir,
 }
 
 impl Replicas {
@@ -50,7 +53,7 @@ impl Replicas {
             ];
             nodes.push(ServerProcess::spawn(&database, &flags).await);
         }
-        Some(Self { nodes, _dir: dir })
+        Some(Self { nodes, dir })
     }
 
     async fn sessions(&self, node: usize) -> SessionServiceClient<Channel> {
@@ -264,4 +267,70 @@ async fn two_hundred_concurrent_opens_across_replicas_get_distinct_ids() {
     ids.sort_unstable();
     ids.dedup();
     assert_eq!(ids.len(), 200);
+}
+
+#[tokio::test]
+async fn a_replica_paused_past_its_lease_cancels_the_runs_of_its_ended_sessions() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+
+    let Some(replicas) = Replicas::start("paused_replica", 2).await else {
+        return;
+    };
+    let mut a = replicas.sessions(0).await;
+    let id = open(&mut a, "R41").await;
+    let run_id = a
+        .open_module(OpenModuleRequest {
+            session_id: id,
+            module_id: "trapped".into(),
+            parameters: None,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .run_id;
+    let paused = Pid::from_raw(i32::try_from(replicas.nodes[0].child.id().unwrap()).unwrap());
+    kill(paused, Signal::SIGSTOP).unwrap();
+
+    // B takes the silent replica over: the session ends, the run is
+    // recorded as interrupted — while A's module process still runs.
+    let mut b = replicas.sessions(1).await;
+    let ended = eventually("the paused replica's session to end", || {
+        let mut b = b.clone();
+        async move {
+            let session = info(&mut b, id).await;
+            (session.state() == SessionState::Ended).then_some(session)
+        }
+    })
+    .await;
+    assert_eq!(ended.end_reason(), EndReason::NodeLost);
+    let marker = replicas.dir.path().join(format!("cancelled-{run_id}"));
+    assert!(!marker.exists(), "the module is still running");
+
+    // Back, A learns at its next renewal that it was taken over, and
+    // cancels the run (SIGTERM, which the module's trap records).
+    kill(paused, Signal::SIGCONT).unwrap();
+    let written = eventually("the paused replica to cancel its run", || {
+        let marker = marker.clone();
+        async move { std::fs::read_to_string(&marker).ok() }
+    })
+    .await;
+    assert_eq!(written.trim(), "cancelled");
+    let run = b
+        .get_return_value(GetReturnValueRequest {
+            session_id: id,
+            module_id: "trapped".into(),
+            timeout: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        run.failure.unwrap().kind(),
+        ModuleFailureKind::Interrupted,
+        "the takeover's record stands"
+    );
+    // A serves again, with a new lease.
+    let mut a = replicas.sessions(0).await;
+    open(&mut a, "R42").await;
 }

@@ -1760,10 +1760,11 @@ async fn session_facts_name_the_user_and_the_owner(f: Fixture) {
 async fn node_leases_are_renewed_and_expire(f: Fixture) {
     let store = &*f.store;
     assert_eq!(store.node_endpoint("node-a", at(0)).await.unwrap(), None);
-    store
+    let known = store
         .renew_node("node-a", "http://127.0.0.1:1", at(1_000))
         .await
         .unwrap();
+    assert!(!known, "a first lease registers the node");
     assert_eq!(
         store
             .node_endpoint("node-a", at(999))
@@ -1777,10 +1778,11 @@ async fn node_leases_are_renewed_and_expire(f: Fixture) {
         None,
         "expired"
     );
-    store
+    let known = store
         .renew_node("node-a", "http://127.0.0.1:2", at(5_000))
         .await
         .unwrap();
+    assert!(known, "a renewal finds the node");
     assert_eq!(
         store
             .node_endpoint("node-a", at(1_000))
@@ -1862,6 +1864,17 @@ async fn lost_nodes_are_taken_over_once_and_never_the_taker(f: Fixture) {
         .await
         .unwrap();
     assert!(again.is_empty(), "{again:?}");
+    // The lost node, back, learns that it was taken over.
+    let known = store
+        .renew_node("node-b", "http://b", at(1_000))
+        .await
+        .unwrap();
+    assert!(!known, "a node taken over is not known any more");
+    let known = store
+        .renew_node("node-a", "http://a", at(1_000))
+        .await
+        .unwrap();
+    assert!(known, "the taker is still known");
 }
 
 async fn concurrent_takeovers_take_each_lost_node_once(f: Fixture) {

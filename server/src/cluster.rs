@@ -19,6 +19,7 @@ use tonic::transport::{Channel, Endpoint};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::model::{EndReason, SessionId};
+use crate::modules::runner::Runner;
 use crate::store::Store;
 
 /// A client of another node's `SessionService`.
@@ -78,14 +79,15 @@ impl Cluster {
     /// [`Error::StoreUnavailable`].
     pub async fn join(&self, endpoint: String) -> Result<()> {
         let _ = self.inner.endpoint.set(endpoint);
-        self.renew().await
+        self.renew().await.map(drop)
     }
 
-    /// Renews this node's lease.
+    /// Renews this node's lease. Returns `false` when the store did not know
+    /// this node: another node took it over since the last renewal.
     ///
     /// # Errors
     /// [`Error::StoreUnavailable`].
-    pub async fn renew(&self) -> Result<()> {
+    pub async fn renew(&self) -> Result<bool> {
         let inner = &self.inner;
         let endpoint = inner.endpoint.get().map_or("", String::as_str);
         let expires = inner.clock.now().plus(inner.lease_ttl);
@@ -137,7 +139,13 @@ impl Cluster {
 
     /// Renews the lease every third of its lifetime and looks for lost nodes
     /// every half, until `stop`.
-    pub async fn maintain(self, stop: CancellationToken) {
+    ///
+    /// A renewal can find that this node was taken over: it stopped renewing
+    /// for longer than the lease (a long pause), so another node ended its
+    /// clientless sessions and recorded their runs as interrupted. The node
+    /// then cancels those runs, which would otherwise go on for sessions
+    /// that have ended, and carries on with a new lease.
+    pub async fn maintain(self, stop: CancellationToken, runner: Runner) {
         let ttl = self.inner.lease_ttl;
         let mut renewals = tokio::time::interval(ttl / 3);
         let mut checks = tokio::time::interval(ttl / 2);
@@ -145,11 +153,20 @@ impl Cluster {
         checks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = renewals.tick() => {
-                    if let Err(error) = self.renew().await {
+                _ = renewals.tick() => match self.renew().await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        let cancelled = runner.cancel_runs_of_ended_sessions().await;
+                        tracing::error!(
+                            cancelled,
+                            "this node's lease had expired and another node took it over, \
+                             ending its clientless sessions; cancelled their runs"
+                        );
+                    }
+                    Err(error) => {
                         tracing::warn!(error = %error, "renewing this node's lease failed");
                     }
-                }
+                },
                 _ = checks.tick() => {
                     if let Err(error) = self.take_over_lost_nodes().await {
                         tracing::warn!(error = %error, "looking for lost nodes failed");

@@ -222,7 +222,7 @@ impl Sessiond {
         let max_request = self.config.max_message_bytes;
         let session_service = SessionServiceServer::new(SessionApi::new(
             self.sessions.clone(),
-            self.runner,
+            self.runner.clone(),
             Router::new(self.sessions.clone(), self.cluster.clone()),
         ))
         .max_decoding_message_size(max_request)
@@ -251,7 +251,11 @@ impl Sessiond {
             stop_reaper.clone(),
         ));
         let stop_membership = CancellationToken::new();
-        let membership = tokio::spawn(self.cluster.clone().maintain(stop_membership.clone()));
+        let membership = tokio::spawn(
+            self.cluster
+                .clone()
+                .maintain(stop_membership.clone(), self.runner),
+        );
 
         tokio::select! {
             result = &mut server => {

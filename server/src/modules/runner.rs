@@ -23,6 +23,7 @@ use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::model::{
     FailureKind, ModuleFailure, ModuleId, ModuleRun, RunId, RunOutcome, RunState, SessionId,
+    SessionState,
 };
 use crate::principal::Principal;
 use crate::store::Store;
@@ -355,6 +356,49 @@ impl Runner {
             }
             all_concluded.await;
         }
+    }
+
+    /// Cancels the runs in progress in sessions that have ended, and forgets
+    /// those sessions: what a node does when it learns that another node
+    /// took it over (ending its sessions) while it was still running.
+    /// Returns how many runs it cancelled.
+    pub async fn cancel_runs_of_ended_sessions(&self) -> usize {
+        let live: Vec<(SessionId, Arc<LiveSession>)> = self
+            .inner
+            .sessions
+            .lock()
+            .expect("sessions lock")
+            .iter()
+            .map(|(&id, live)| (id, Arc::clone(live)))
+            .collect();
+        let mut cancelled = 0;
+        for (session_id, live) in live {
+            let runs: Vec<LiveRun> = live
+                .runs
+                .lock()
+                .expect("runs lock")
+                .values()
+                .cloned()
+                .collect();
+            if runs.is_empty() {
+                continue;
+            }
+            match self.inner.store.session(session_id).await {
+                Ok(session) if session.state == SessionState::Ended => {
+                    for run in &runs {
+                        run.cancel.cancel();
+                    }
+                    cancelled += runs.len();
+                    self.forget(session_id);
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(
+                    session_id = %session_id, error = %error,
+                    "could not tell whether a session with runs has ended"
+                ),
+            }
+        }
+        cancelled
     }
 
     /// Drops what this process keeps of a session that ended.

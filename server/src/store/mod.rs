@@ -219,8 +219,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn run(&self, run: RunId) -> Result<ModuleRun>;
 
     /// Records that `node` is alive until `expires` and reachable at
-    /// `endpoint` (registering it if new).
-    async fn renew_node(&self, node: &str, endpoint: &str, expires: Timestamp) -> Result<()>;
+    /// `endpoint`, registering it if it is not known. Returns whether it was
+    /// known: `false` for a node's first lease, and for a node that another
+    /// one took over (forgot) since its last renewal.
+    async fn renew_node(&self, node: &str, endpoint: &str, expires: Timestamp) -> Result<bool>;
 
     /// The endpoint of `node` if its lease has not expired at `now`.
     async fn node_endpoint(&self, node: &str, now: Timestamp) -> Result<Option<String>>;

@@ -364,19 +364,20 @@ impl Store for PostgresStore {
         Ok(recovered)
     }
 
-    async fn renew_node(&self, node: &str, endpoint: &str, expires: Timestamp) -> Result<()> {
-        sqlx::query(
+    async fn renew_node(&self, node: &str, endpoint: &str, expires: Timestamp) -> Result<bool> {
+        // `xmax` is 0 in the row an INSERT created, and the updating
+        // transaction's id in a row the conflict clause updated.
+        sqlx::query_scalar(
             "INSERT INTO nodes (node_id, endpoint, lease_expires) VALUES ($1, $2, $3) \
              ON CONFLICT (node_id) DO UPDATE SET endpoint = EXCLUDED.endpoint, \
-             lease_expires = EXCLUDED.lease_expires",
+             lease_expires = EXCLUDED.lease_expires RETURNING xmax <> 0",
         )
         .bind(text(node))
         .bind(text(endpoint))
         .bind(expires.unix_micros())
-        .execute(&self.pool)
+        .fetch_one(&self.pool)
         .await
-        .map_err(store_error)?;
-        Ok(())
+        .map_err(store_error)
     }
 
     async fn node_endpoint(&self, node: &str, now: Timestamp) -> Result<Option<String>> {

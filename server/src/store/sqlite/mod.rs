@@ -386,18 +386,25 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn renew_node(&self, node: &str, endpoint: &str, expires: Timestamp) -> Result<()> {
+    async fn renew_node(&self, node: &str, endpoint: &str, expires: Timestamp) -> Result<bool> {
         let (node, endpoint) = (node.to_owned(), endpoint.to_owned());
         self.writer
             .write(move |conn, _| {
+                let known = query_one(
+                    conn,
+                    "SELECT 1 AS known FROM nodes WHERE node_id = ?",
+                    [&node],
+                    |_| Ok(()),
+                )?
+                .is_some();
                 execute(
                     conn,
                     "INSERT INTO nodes (node_id, endpoint, lease_expires) VALUES (?, ?, ?) \
                      ON CONFLICT (node_id) DO UPDATE SET endpoint = excluded.endpoint, \
                      lease_expires = excluded.lease_expires",
                     params![node, endpoint, expires.unix_micros()],
-                )
-                .map(drop)
+                )?;
+                Ok(known)
             })
             .await
     }
