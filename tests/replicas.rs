@@ -86,6 +86,22 @@ async fn info(sessions: &mut SessionServiceClient<Channel>, session_id: i64) -> 
         .unwrap()
 }
 
+/// The session once `sessions` reports it ended (waiting for `what`).
+async fn ended(
+    sessions: &SessionServiceClient<Channel>,
+    session_id: i64,
+    what: &str,
+) -> SessionInfo {
+    eventually(what, || {
+        let mut sessions = sessions.clone();
+        async move {
+            let session = info(&mut sessions, session_id).await;
+            (session.state() == SessionState::Ended).then_some(session)
+        }
+    })
+    .await
+}
+
 async fn open_module(sessions: &mut SessionServiceClient<Channel>, session_id: i64, module: &str) {
     sessions
         .open_module(OpenModuleRequest {
@@ -225,14 +241,7 @@ async fn a_killed_replicas_sessions_end_as_node_lost_and_the_others_keep_serving
     killed.start_kill().unwrap();
     killed.wait().await.unwrap();
 
-    let ended = eventually("the lost replica's session to end", || {
-        let mut b = b.clone();
-        async move {
-            let session = info(&mut b, id).await;
-            (session.state() == SessionState::Ended).then_some(session)
-        }
-    })
-    .await;
+    let ended = ended(&b, id, "the lost replica's session to end").await;
     assert_eq!(ended.end_reason(), EndReason::NodeLost);
     let run = b
         .get_return_value(GetReturnValueRequest {
@@ -295,14 +304,7 @@ async fn a_replica_paused_past_its_lease_cancels_the_runs_of_its_ended_sessions(
     // B takes the silent replica over: the session ends, the run is
     // recorded as interrupted — while A's module process still runs.
     let mut b = replicas.sessions(1).await;
-    let ended = eventually("the paused replica's session to end", || {
-        let mut b = b.clone();
-        async move {
-            let session = info(&mut b, id).await;
-            (session.state() == SessionState::Ended).then_some(session)
-        }
-    })
-    .await;
+    let ended = ended(&b, id, "the paused replica's session to end").await;
     assert_eq!(ended.end_reason(), EndReason::NodeLost);
     let marker = replicas.dir.path().join(format!("cancelled-{run_id}"));
     assert!(!marker.exists(), "the module is still running");

@@ -80,6 +80,18 @@ struct LiveSession {
     running: Arc<AtomicU32>,
 }
 
+impl LiveSession {
+    /// The runs in progress now.
+    fn runs_in_progress(&self) -> Vec<LiveRun> {
+        self.runs
+            .lock()
+            .expect("runs lock")
+            .values()
+            .cloned()
+            .collect()
+    }
+}
+
 /// A run in progress, as waiters and drains see it.
 #[derive(Clone, Debug)]
 struct LiveRun {
@@ -329,13 +341,7 @@ impl Runner {
         let Some(live) = live else {
             return;
         };
-        let runs: Vec<LiveRun> = live
-            .runs
-            .lock()
-            .expect("runs lock")
-            .values()
-            .cloned()
-            .collect();
+        let runs = live.runs_in_progress();
         if runs.is_empty() {
             return;
         }
@@ -373,13 +379,7 @@ impl Runner {
             .collect();
         let mut cancelled = 0;
         for (session_id, live) in live {
-            let runs: Vec<LiveRun> = live
-                .runs
-                .lock()
-                .expect("runs lock")
-                .values()
-                .cloned()
-                .collect();
+            let runs = live.runs_in_progress();
             if runs.is_empty() {
                 continue;
             }
