@@ -168,6 +168,27 @@ impl PostgresStore {
         self.pool.begin().await.map_err(store_error)
     }
 
+    /// Ends a session unless it already ended (then returns it unchanged);
+    /// with `clientless_only`, an interactive session is refused.
+    async fn end_unless_ended(
+        &self,
+        id: SessionId,
+        reason: EndReason,
+        now: Timestamp,
+        clientless_only: bool,
+    ) -> Result<Session> {
+        if let Some(ended) = self.end_at_once(id, reason, now, clientless_only).await? {
+            return Ok(ended);
+        }
+        // Unknown, refused or already ended: the locked path says which.
+        let mut tx = self.begin().await?;
+        let session = lock_session(&mut tx, id).await?;
+        if clientless_only && session.kind != SessionKind::Clientless {
+            return Err(Error::SessionNotClientless { session_id: id });
+        }
+        end(tx, session, reason, now).await
+    }
+
     /// Ends a session that has not ended (and, with `clientless_only`, is
     /// clientless) in one statement, its own transaction; `None` when no
     /// session matched. The common case of a close costs two round trips
@@ -325,13 +346,7 @@ impl Store for PostgresStore {
         reason: EndReason,
         now: Timestamp,
     ) -> Result<Session> {
-        if let Some(ended) = self.end_at_once(id, reason, now, false).await? {
-            return Ok(ended);
-        }
-        // Unknown or already ended: the locked path says which.
-        let mut tx = self.begin().await?;
-        let session = lock_session(&mut tx, id).await?;
-        end(tx, session, reason, now).await
+        self.end_unless_ended(id, reason, now, false).await
     }
 
     async fn end_clientless_session(
@@ -340,16 +355,7 @@ impl Store for PostgresStore {
         reason: EndReason,
         now: Timestamp,
     ) -> Result<Session> {
-        if let Some(ended) = self.end_at_once(id, reason, now, true).await? {
-            return Ok(ended);
-        }
-        // Unknown, interactive or already ended: the locked path says which.
-        let mut tx = self.begin().await?;
-        let session = lock_session(&mut tx, id).await?;
-        if session.kind != SessionKind::Clientless {
-            return Err(Error::SessionNotClientless { session_id: id });
-        }
-        end(tx, session, reason, now).await
+        self.end_unless_ended(id, reason, now, true).await
     }
 
     async fn recover_node(
