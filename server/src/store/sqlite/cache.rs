@@ -12,8 +12,8 @@
 //! refused once any commit happened since the reader began (the record may
 //! predate it); one accepted before such a commit is overwritten or
 //! forgotten when the writer applies that commit's changes, which it does
-//! under the same shard lock. Eviction only forgets, so it cannot make a
-//! record stale either.
+//! under the same shard lock. Eviction (a full shard is emptied) only
+//! forgets, so it cannot make a record stale either.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -101,10 +101,10 @@ impl SessionCache {
 
     fn insert(&self, shard: &mut HashMap<SessionId, Session>, session: Session) {
         if shard.len() >= self.per_shard && !shard.contains_key(&session.id) {
-            // Make room by forgetting any one record.
-            if let Some(&victim) = shard.keys().next() {
-                shard.remove(&victim);
-            }
+            // Make room by forgetting the shard's records: constant time per
+            // insert, where finding one record to drop means scanning the
+            // table's emptied slots each time.
+            shard.clear();
         }
         shard.insert(session.id, session);
     }
@@ -117,4 +117,51 @@ impl SessionCache {
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ClientDescription, SessionKind, Timestamp, UserId};
+    use crate::store::NewSession;
+
+    fn session(id: i64) -> Session {
+        NewSession {
+            uuid: uuid::Uuid::now_v7(),
+            user: UserId::from_store("R41".to_owned()),
+            kind: SessionKind::Clientless,
+            client: ClientDescription::default(),
+            now: Timestamp::from_unix_micros(id),
+            owner_node: "a".to_owned(),
+            max_open_per_user: None,
+        }
+        .into_session(SessionId::from_store(id))
+    }
+
+    #[test]
+    fn stays_within_its_capacity_and_keeps_the_latest_record() {
+        let cache = SessionCache::new(32);
+        for id in 1..=1000 {
+            cache.apply([Change::Session(session(id))]);
+        }
+        let kept = (1..=1000)
+            .filter(|&id| cache.get(SessionId::from_store(id)).is_some())
+            .count();
+        assert!((16..=32).contains(&kept), "{kept} records kept");
+        let latest = cache
+            .get(SessionId::from_store(1000))
+            .expect("the latest is kept");
+        assert_eq!(latest.start_time, Timestamp::from_unix_micros(1000));
+    }
+
+    #[test]
+    fn refuses_an_offer_read_before_a_commit() {
+        let cache = SessionCache::new(32);
+        let epoch = cache.epoch();
+        cache.apply([Change::Forget(SessionId::from_store(7))]);
+        cache.offer(session(7), epoch);
+        assert!(cache.get(SessionId::from_store(7)).is_none());
+        cache.offer(session(7), cache.epoch());
+        assert!(cache.get(SessionId::from_store(7)).is_some());
+    }
 }
