@@ -289,19 +289,29 @@ impl Store for PostgresStore {
     }
 
     async fn list_sessions(&self, query: &SessionQuery) -> Result<Vec<Session>> {
-        let rows = sqlx::query(select_session!(
-            "WHERE ($1::text IS NULL OR s.user_id = $1) AND ($2::text IS NULL OR s.kind = $2) \
-             AND ($3::text IS NULL OR s.state = $3) AND s.session_id > $4 \
-             ORDER BY s.session_id LIMIT $5"
-        ))
-        .bind(query.user.as_ref().map(UserId::as_str))
-        .bind(query.kind.map(kind_name))
-        .bind(query.state.map(state_name))
-        .bind(query.after.map_or(0, SessionId::get))
-        .bind(i64::from(query.limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(store_error)?;
+        // A user's sessions come from the index by user, in id order.
+        let sql = if query.user.is_some() {
+            select_session!(
+                "WHERE s.user_id = $1 AND ($2::text IS NULL OR s.kind = $2) \
+                 AND ($3::text IS NULL OR s.state = $3) AND s.session_id > $4 \
+                 ORDER BY s.session_id LIMIT $5"
+            )
+        } else {
+            select_session!(
+                "WHERE $1::text IS NULL AND ($2::text IS NULL OR s.kind = $2) \
+                 AND ($3::text IS NULL OR s.state = $3) AND s.session_id > $4 \
+                 ORDER BY s.session_id LIMIT $5"
+            )
+        };
+        let rows = sqlx::query(sql)
+            .bind(query.user.as_ref().map(UserId::as_str))
+            .bind(query.kind.map(kind_name))
+            .bind(query.state.map(state_name))
+            .bind(query.after.map_or(0, SessionId::get))
+            .bind(i64::from(query.limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_error)?;
         rows.iter().map(session_from_row).collect()
     }
 

@@ -26,6 +26,14 @@ pub(super) fn execute(conn: &Connection, sql: &str, params: impl Params) -> Resu
         .map_err(store_error)
 }
 
+/// Runs an INSERT of one row (prepared once per connection) and returns
+/// the new row's id. Cheaper than `RETURNING`, for which SQLite builds a
+/// temporary table on every run.
+pub(super) fn insert(conn: &Connection, sql: &str, params: impl Params) -> Result<i64> {
+    execute(conn, sql, params)?;
+    Ok(conn.last_insert_rowid())
+}
+
 /// Runs a query and decodes its first row, if any.
 pub(super) fn query_one<T>(
     conn: &Connection,
