@@ -973,6 +973,19 @@ mod tests {
         .unwrap();
     }
 
+    /// A new clientless session of `R41`, who may have two open, at `now`.
+    fn limited_session_of_r41(now: i64) -> NewSession {
+        NewSession {
+            uuid: uuid::Uuid::now_v7(),
+            user: UserId::from_store("R41".to_owned()),
+            kind: SessionKind::Clientless,
+            client: crate::model::ClientDescription::default(),
+            now: Timestamp::from_unix_micros(now),
+            owner_node: "a".to_owned(),
+            max_open_per_user: Some(2),
+        }
+    }
+
     #[tokio::test]
     async fn migration_4_keeps_every_record_and_id_counter() {
         let dir = tempfile::tempdir().unwrap();
@@ -1006,30 +1019,12 @@ mod tests {
 
         // The deleted session's id is not handed out again.
         let created = store
-            .create_session(NewSession {
-                uuid: uuid::Uuid::now_v7(),
-                user: UserId::from_store("R41".to_owned()),
-                kind: SessionKind::Clientless,
-                client: crate::model::ClientDescription::default(),
-                now: Timestamp::from_unix_micros(3),
-                owner_node: "a".to_owned(),
-                max_open_per_user: Some(2),
-            })
+            .create_session(limited_session_of_r41(3))
             .await
             .unwrap();
         assert_eq!(created.id.get(), 4);
         // The per-user limit still counts the user's open sessions.
-        let refused = store
-            .create_session(NewSession {
-                uuid: uuid::Uuid::now_v7(),
-                user: UserId::from_store("R41".to_owned()),
-                kind: SessionKind::Clientless,
-                client: crate::model::ClientDescription::default(),
-                now: Timestamp::from_unix_micros(4),
-                owner_node: "a".to_owned(),
-                max_open_per_user: Some(2),
-            })
-            .await;
+        let refused = store.create_session(limited_session_of_r41(4)).await;
         assert!(matches!(
             refused,
             Err(Error::TooManySessions { limit: 2, .. })
