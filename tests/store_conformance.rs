@@ -1995,6 +1995,10 @@ async fn sqlite_session_records_in_memory_match_the_database() {
         .pop_user_context(scoped, inner.scope_id, at(130))
         .await
         .unwrap();
+    store
+        .set_user_context(scoped, user("Z"), at(140))
+        .await
+        .unwrap();
     let expired = clientless(&store, "R41").await;
     let expiry = Expiry {
         idle_before: None,

@@ -5,8 +5,10 @@
 //! holds its lock, [`super::ownership`]) and every write goes through the
 //! one writer thread: after each commit, before any caller of that batch
 //! hears back, the writer applies the batch's changes here — the new record
-//! of each session it changed, or forgetting one it changed without
-//! knowing the new record. So a caller always reads its own writes.
+//! of each session it changed, or forgetting them all after a change to
+//! many. So a caller always reads its own writes, and the writer itself
+//! checks its writes' preconditions against these records
+//! ([`super::writer::Transaction`]).
 //!
 //! Readers that miss read the database and *offer* the record. An offer is
 //! refused once any commit happened since the reader began (the record may
@@ -29,8 +31,6 @@ const SHARDS: usize = 16;
 pub enum Change {
     /// The session's record is now this.
     Session(Session),
-    /// The session changed in a way the writer did not spell out.
-    Forget(SessionId),
     /// Many sessions changed (crash recovery, a node taken over).
     ForgetAll,
 }
@@ -86,9 +86,6 @@ impl SessionCache {
                 Change::Session(session) => {
                     let mut shard = self.shard(session.id);
                     self.insert(&mut shard, session);
-                }
-                Change::Forget(id) => {
-                    self.shard(id).remove(&id);
                 }
                 Change::ForgetAll => {
                     for shard in &self.shards {
@@ -158,7 +155,7 @@ mod tests {
     fn refuses_an_offer_read_before_a_commit() {
         let cache = SessionCache::new(32);
         let epoch = cache.epoch();
-        cache.apply([Change::Forget(SessionId::from_store(7))]);
+        cache.apply([Change::Session(session(8))]);
         cache.offer(session(7), epoch);
         assert!(cache.get(SessionId::from_store(7)).is_none());
         cache.offer(session(7), cache.epoch());

@@ -25,13 +25,13 @@ use rusqlite::{Connection, OpenFlags, params};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{Connection as _, SqliteConnection};
 
-use self::cache::{Change, SessionCache};
+use self::cache::SessionCache;
 use self::codec::{
     column, execute, failure_kind_name, insert, kind_name, query_all, query_one, reason_name,
     run_from_row, run_state_name, session_from_row, state_name, store_error,
 };
 use self::ownership::Ownership;
-use self::writer::Writer;
+use self::writer::{Transaction, Writer};
 use super::{Expiry, NewSession, Recovered, SessionQuery, StartedRun, Store};
 use crate::error::{Error, Result};
 use crate::model::{
@@ -215,10 +215,10 @@ impl Readers {
 impl Store for SqliteStore {
     async fn create_session(&self, new: NewSession) -> Result<Session> {
         self.writer
-            .write(move |conn, changes| {
+            .write(move |tx| {
                 if let Some(limit) = new.max_open_per_user {
                     let open: i64 = query_one(
-                        conn,
+                        tx.conn,
                         "SELECT COUNT(*) AS open FROM sessions \
                          WHERE user_id = ? AND state <> 'ended'",
                         [new.user.as_str()],
@@ -233,7 +233,7 @@ impl Store for SqliteStore {
                     }
                 }
                 let id: i64 = insert(
-                    conn,
+                    tx.conn,
                     "INSERT INTO sessions (session_uuid, user_id, kind, state, start_time, \
                      last_activity_time, effective_user, client, owner_node) \
                      VALUES (?, ?, ?, 'open', ?, ?, ?, ?, ?)",
@@ -248,10 +248,7 @@ impl Store for SqliteStore {
                         new.owner_node,
                     ],
                 )?;
-                Ok(changed(
-                    changes,
-                    new.into_session(SessionId::from_store(id)),
-                ))
+                Ok(tx.changed(new.into_session(SessionId::from_store(id))))
             })
             .await
     }
@@ -319,24 +316,21 @@ impl Store for SqliteStore {
 
     async fn touch_session(&self, id: SessionId, now: Timestamp) -> Result<Session> {
         self.writer
-            .write(move |conn, changes| {
-                let session = fetch_live_session(conn, id)?;
-                record_activity(conn, id, now)?;
-                Ok(changed(
-                    changes,
-                    Session {
-                        last_activity_time: session.last_activity_time.max(now),
-                        ..session
-                    },
-                ))
+            .write(move |tx| {
+                let session = live_session_in(tx, id)?;
+                record_activity(tx.conn, id, now)?;
+                Ok(tx.changed(Session {
+                    last_activity_time: session.last_activity_time.max(now),
+                    ..session
+                }))
             })
             .await
     }
 
     async fn begin_closing(&self, id: SessionId, now: Timestamp) -> Result<Session> {
         self.writer
-            .write(move |conn, changes| {
-                let session = fetch_session(conn, id)?;
+            .write(move |tx| {
+                let session = session_in(tx, id)?;
                 if session.kind != SessionKind::Clientless {
                     return Err(Error::SessionNotClientless { session_id: id });
                 }
@@ -344,19 +338,16 @@ impl Store for SqliteStore {
                     return Ok(session);
                 }
                 execute(
-                    conn,
+                    tx.conn,
                     "UPDATE sessions SET state = 'closing', \
                      last_activity_time = MAX(last_activity_time, ?) WHERE session_id = ?",
                     params![now.unix_micros(), id.get()],
                 )?;
-                Ok(changed(
-                    changes,
-                    Session {
-                        state: SessionState::Closing,
-                        last_activity_time: session.last_activity_time.max(now),
-                        ..session
-                    },
-                ))
+                Ok(tx.changed(Session {
+                    state: SessionState::Closing,
+                    last_activity_time: session.last_activity_time.max(now),
+                    ..session
+                }))
             })
             .await
     }
@@ -368,7 +359,10 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> Result<Session> {
         self.writer
-            .write(move |conn, changes| end(conn, changes, fetch_session(conn, id)?, reason, now))
+            .write(move |tx| {
+                let session = session_in(tx, id)?;
+                end(tx, session, reason, now)
+            })
             .await
     }
 
@@ -379,12 +373,12 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> Result<Session> {
         self.writer
-            .write(move |conn, changes| {
-                let session = fetch_session(conn, id)?;
+            .write(move |tx| {
+                let session = session_in(tx, id)?;
                 if session.kind != SessionKind::Clientless {
                     return Err(Error::SessionNotClientless { session_id: id });
                 }
-                end(conn, changes, session, reason, now)
+                end(tx, session, reason, now)
             })
             .await
     }
@@ -397,23 +391,23 @@ impl Store for SqliteStore {
     ) -> Result<Recovered> {
         let node = node.to_owned();
         self.writer
-            .write(move |conn, changes| recover(conn, changes, &node, reason, now))
+            .write(move |tx| recover(tx, &node, reason, now))
             .await
     }
 
     async fn renew_node(&self, node: &str, endpoint: &str, expires: Timestamp) -> Result<bool> {
         let (node, endpoint) = (node.to_owned(), endpoint.to_owned());
         self.writer
-            .write(move |conn, _| {
+            .write(move |tx| {
                 let known = query_one(
-                    conn,
+                    tx.conn,
                     "SELECT 1 AS known FROM nodes WHERE node_id = ?",
                     [&node],
                     |_| Ok(()),
                 )?
                 .is_some();
                 execute(
-                    conn,
+                    tx.conn,
                     "INSERT INTO nodes (node_id, endpoint, lease_expires) VALUES (?, ?, ?) \
                      ON CONFLICT (node_id) DO UPDATE SET endpoint = excluded.endpoint, \
                      lease_expires = excluded.lease_expires",
@@ -443,17 +437,17 @@ impl Store for SqliteStore {
     ) -> Result<Vec<(String, Recovered)>> {
         let taker = taker.to_owned();
         self.writer
-            .write(move |conn, changes| {
+            .write(move |tx| {
                 let lost: Vec<String> = query_all(
-                    conn,
+                    tx.conn,
                     "SELECT node_id FROM nodes WHERE lease_expires <= ? AND node_id <> ?",
                     params![now.unix_micros(), taker],
                     |row| column(row, "node_id"),
                 )?;
                 let mut taken = Vec::with_capacity(lost.len());
                 for node in lost {
-                    let recovered = recover(conn, changes, &node, reason, now)?;
-                    forget_node(conn, &node)?;
+                    let recovered = recover(tx, &node, reason, now)?;
+                    forget_node(tx.conn, &node)?;
                     taken.push((node, recovered));
                 }
                 Ok(taken)
@@ -464,7 +458,7 @@ impl Store for SqliteStore {
     async fn remove_node(&self, node: &str) -> Result<()> {
         let node = node.to_owned();
         self.writer
-            .write(move |conn, _| forget_node(conn, &node))
+            .write(move |tx| forget_node(tx.conn, &node))
             .await
     }
 
@@ -513,8 +507,8 @@ impl Store for SqliteStore {
     ) -> Result<Option<EndReason>> {
         let expiry = *expiry;
         self.writer
-            .write(move |conn, changes| {
-                let session = fetch_session(conn, id)?;
+            .write(move |tx| {
+                let session = session_in(tx, id)?;
                 if session.kind != SessionKind::Clientless || session.state != SessionState::Open {
                     return Ok(None);
                 }
@@ -524,7 +518,7 @@ impl Store for SqliteStore {
                 let idle = match expiry.idle_before {
                     Some(limit) if session.last_activity_time < limit => {
                         let running = query_one(
-                            conn,
+                            tx.conn,
                             "SELECT 1 AS running FROM module_runs \
                              WHERE session_id = ? AND state = 'running' LIMIT 1",
                             [id.get()],
@@ -542,17 +536,14 @@ impl Store for SqliteStore {
                     return Ok(None);
                 };
                 execute(
-                    conn,
+                    tx.conn,
                     "UPDATE sessions SET state = 'closing' WHERE session_id = ?",
                     [id.get()],
                 )?;
-                changed(
-                    changes,
-                    Session {
-                        state: SessionState::Closing,
-                        ..session
-                    },
-                );
+                tx.changed(Session {
+                    state: SessionState::Closing,
+                    ..session
+                });
                 Ok(Some(reason))
             })
             .await
@@ -569,8 +560,8 @@ impl Store for SqliteStore {
             .map_err(|e| Error::Internal(format!("encoding parameters: {e}")))?;
         let module = module.clone();
         self.writer
-            .write(move |conn, changes| {
-                let session = fetch_session(conn, session_id)?;
+            .write(move |tx| {
+                let session = session_in(tx, session_id)?;
                 match (session.kind, session.state) {
                     (SessionKind::Interactive, _) => {
                         return Err(Error::SessionNotClientless { session_id });
@@ -580,7 +571,7 @@ impl Store for SqliteStore {
                     (SessionKind::Clientless, SessionState::Open) => {}
                 }
                 let run_id: i64 = insert(
-                    conn,
+                    tx.conn,
                     "INSERT INTO module_runs (session_id, module_id, acting_user, parameters, \
                      state, start_time) VALUES (?, ?, ?, ?, 'running', ?)",
                     params![
@@ -591,7 +582,7 @@ impl Store for SqliteStore {
                         now.unix_micros(),
                     ],
                 )?;
-                record_activity(conn, session_id, now)?;
+                record_activity(tx.conn, session_id, now)?;
                 // Both records as just written, without reading them back.
                 let run = ModuleRun {
                     id: RunId::from_store(run_id),
@@ -602,13 +593,10 @@ impl Store for SqliteStore {
                     end_time: None,
                     outcome: None,
                 };
-                let session = changed(
-                    changes,
-                    Session {
-                        last_activity_time: session.last_activity_time.max(now),
-                        ..session
-                    },
-                );
+                let session = tx.changed(Session {
+                    last_activity_time: session.last_activity_time.max(now),
+                    ..session
+                });
                 Ok(StartedRun { run, session })
             })
             .await
@@ -628,9 +616,9 @@ impl Store for SqliteStore {
             }
         };
         self.writer
-            .write(move |conn, changes| {
+            .write(move |tx| {
                 let updated = execute(
-                    conn,
+                    tx.conn,
                     "UPDATE module_runs SET state = ?, end_time = ?, value = ?, failure_kind = ?, \
                      failure_message = ?, exit_code = ?, signal = ?, stderr_tail = ? \
                      WHERE run_id = ? AND state = 'running'",
@@ -646,10 +634,14 @@ impl Store for SqliteStore {
                         run_id.get(),
                     ],
                 )?;
-                let run = fetch_run(conn, run_id)?;
+                let run = fetch_run(tx.conn, run_id)?;
                 if updated > 0 {
-                    record_activity(conn, run.session_id, now)?;
-                    changes.push(Change::Forget(run.session_id));
+                    let session = session_in(tx, run.session_id)?;
+                    record_activity(tx.conn, run.session_id, now)?;
+                    tx.changed(Session {
+                        last_activity_time: session.last_activity_time.max(now),
+                        ..session
+                    });
                 }
                 Ok(run)
             })
@@ -701,10 +693,12 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> Result<UserId> {
         self.writer
-            .write(move |conn, changes| {
-                let session = fetch_live_session(conn, id)?;
-                set_effective_user(conn, changes, id, &user, now)?;
-                Ok(session.effective_user)
+            .write(move |tx| {
+                let session = live_session_in(tx, id)?;
+                let depth = session.user_context_depth;
+                let previous = session.effective_user.clone();
+                set_effective_user(tx, session, user, depth, now)?;
+                Ok(previous)
             })
             .await
     }
@@ -716,11 +710,11 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> Result<PushedScope> {
         self.writer
-            .write(move |conn, changes| {
-                let session = fetch_live_session(conn, id)?;
+            .write(move |tx| {
+                let session = live_session_in(tx, id)?;
                 let depth = session.user_context_depth + 1;
                 let scope_id: i64 = insert(
-                    conn,
+                    tx.conn,
                     "INSERT INTO user_context_scopes (session_id, depth, user_id, previous_user, \
                      pushed_at) VALUES (?, ?, ?, ?, ?)",
                     params![
@@ -731,10 +725,11 @@ impl Store for SqliteStore {
                         now.unix_micros(),
                     ],
                 )?;
-                set_effective_user(conn, changes, id, &user, now)?;
+                let previous_user = session.effective_user.clone();
+                set_effective_user(tx, session, user, depth, now)?;
                 Ok(PushedScope {
                     scope_id: ScopeId::from_store(scope_id),
-                    previous_user: session.effective_user,
+                    previous_user,
                     depth,
                 })
             })
@@ -748,10 +743,10 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> Result<PoppedScope> {
         self.writer
-            .write(move |conn, changes| {
-                let session = fetch_live_session(conn, id)?;
+            .write(move |tx| {
+                let session = live_session_in(tx, id)?;
                 let innermost = query_one(
-                    conn,
+                    tx.conn,
                     "SELECT scope_id, previous_user FROM user_context_scopes \
                      WHERE session_id = ? ORDER BY depth DESC LIMIT 1",
                     [id.get()],
@@ -770,7 +765,7 @@ impl Store for SqliteStore {
                 };
                 if innermost != scope {
                     let open = query_one(
-                        conn,
+                        tx.conn,
                         "SELECT 1 AS open FROM user_context_scopes \
                          WHERE session_id = ? AND scope_id = ?",
                         [id.get(), scope.get()],
@@ -789,14 +784,15 @@ impl Store for SqliteStore {
                     });
                 }
                 execute(
-                    conn,
+                    tx.conn,
                     "DELETE FROM user_context_scopes WHERE scope_id = ?",
                     [scope.get()],
                 )?;
-                set_effective_user(conn, changes, id, &restored, now)?;
+                let depth = session.user_context_depth - 1;
+                set_effective_user(tx, session, restored.clone(), depth, now)?;
                 Ok(PoppedScope {
                     user: restored,
-                    depth: session.user_context_depth - 1,
+                    depth,
                 })
             })
             .await
@@ -814,11 +810,21 @@ fn fetch_session(conn: &Connection, id: SessionId) -> Result<Session> {
     .ok_or(Error::SessionNotFound { session_id: id })
 }
 
+/// Session `id` as the writer's transaction sees it: from memory when the
+/// batch or the cache knows it, else read (and kept for the batch).
+fn session_in(tx: &mut Transaction<'_>, id: SessionId) -> Result<Session> {
+    if let Some(session) = tx.known_session(id) {
+        return Ok(session);
+    }
+    let session = fetch_session(tx.conn, id)?;
+    tx.read(session.clone());
+    Ok(session)
+}
+
 /// Ends `session` (as read in this transaction) unless it already ended;
 /// returns it as it is now.
 fn end(
-    conn: &Connection,
-    changes: &mut Vec<Change>,
+    tx: &mut Transaction<'_>,
     session: Session,
     reason: EndReason,
     now: Timestamp,
@@ -827,24 +833,22 @@ fn end(
         return Ok(session);
     }
     execute(
-        conn,
+        tx.conn,
         "UPDATE sessions SET state = 'ended', end_time = ?, end_reason = ? WHERE session_id = ?",
         params![now.unix_micros(), reason_name(reason), session.id.get()],
     )?;
-    Ok(changed(
-        changes,
-        Session {
-            state: SessionState::Ended,
-            end_time: Some(now),
-            end_reason: Some(reason),
-            ..session
-        },
-    ))
+    Ok(tx.changed(Session {
+        state: SessionState::Ended,
+        end_time: Some(now),
+        end_reason: Some(reason),
+        ..session
+    }))
 }
 
-/// Reads a session whose user context may change: one that has not ended.
-fn fetch_live_session(conn: &Connection, id: SessionId) -> Result<Session> {
-    let session = fetch_session(conn, id)?;
+/// A session whose user context may change, as the writer's transaction
+/// sees it: one that has not ended.
+fn live_session_in(tx: &mut Transaction<'_>, id: SessionId) -> Result<Session> {
+    let session = session_in(tx, id)?;
     if session.state == SessionState::Ended {
         return Err(Error::SessionEnded { session_id: id });
     }
@@ -854,14 +858,13 @@ fn fetch_live_session(conn: &Connection, id: SessionId) -> Result<Session> {
 /// Crash recovery of `node` on `conn`: its running runs fail (interrupted)
 /// and its clientless sessions that have not ended end with `reason`.
 fn recover(
-    conn: &Connection,
-    changes: &mut Vec<Change>,
+    tx: &mut Transaction<'_>,
     node: &str,
     reason: EndReason,
     now: Timestamp,
 ) -> Result<Recovered> {
     let runs = execute(
-        conn,
+        tx.conn,
         "UPDATE module_runs SET state = 'failed', end_time = ?1, failure_kind = 'interrupted', \
          failure_message = 'the server stopped while the module was running' \
          WHERE state = 'running' AND session_id IN \
@@ -869,13 +872,13 @@ fn recover(
         params![now.unix_micros(), node],
     )?;
     let sessions = execute(
-        conn,
+        tx.conn,
         "UPDATE sessions SET state = 'ended', end_time = ?, end_reason = ? \
          WHERE owner_node = ? AND kind = 'clientless' AND state <> 'ended'",
         params![now.unix_micros(), reason_name(reason), node],
     )?;
     if sessions > 0 {
-        changes.push(Change::ForgetAll);
+        tx.changed_all();
     }
     Ok(Recovered {
         sessions: sessions as u64,
@@ -908,29 +911,28 @@ fn record_activity(conn: &Connection, id: SessionId, now: Timestamp) -> Result<(
     .map(drop)
 }
 
-/// Changes a session's user context (a scope's push or pop rewrites the
-/// depth too, so the session's record is forgotten, not rewritten).
+/// Changes a session's user context: its effective user is now `user`,
+/// at user-context depth `depth` (the scope pushed or popped is the
+/// caller's); returns its record.
 fn set_effective_user(
-    conn: &Connection,
-    changes: &mut Vec<Change>,
-    id: SessionId,
-    user: &UserId,
+    tx: &mut Transaction<'_>,
+    session: Session,
+    user: UserId,
+    depth: u32,
     now: Timestamp,
-) -> Result<()> {
+) -> Result<Session> {
     execute(
-        conn,
+        tx.conn,
         "UPDATE sessions SET effective_user = ?, \
          last_activity_time = MAX(last_activity_time, ?) WHERE session_id = ?",
-        params![user.as_str(), now.unix_micros(), id.get()],
+        params![user.as_str(), now.unix_micros(), session.id.get()],
     )?;
-    changes.push(Change::Forget(id));
-    Ok(())
-}
-
-/// Records that a session's record is now `session`, and returns it.
-fn changed(changes: &mut Vec<Change>, session: Session) -> Session {
-    changes.push(Change::Session(session.clone()));
-    session
+    Ok(tx.changed(Session {
+        effective_user: user,
+        user_context_depth: depth,
+        last_activity_time: session.last_activity_time.max(now),
+        ..session
+    }))
 }
 
 #[cfg(test)]

@@ -15,7 +15,15 @@
 //! statement, and the async callers only wait on a channel. After a commit
 //! it applies the sessions the batch changed to the store's
 //! [`SessionCache`], before replying to anyone.
+//!
+//! An operation reads the sessions it checks through its [`Transaction`],
+//! which answers from memory when it can: from the records the batch's
+//! earlier operations wrote or read (not committed yet, so kept apart and
+//! dropped with the batch), else from the [`SessionCache`], which holds
+//! committed records only. Both are exact for the transaction, so a write's
+//! preconditions cost no query in the common case.
 
+use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
@@ -25,6 +33,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::cache::{Change, SessionCache};
 use super::codec::execute;
 use crate::error::{Error, Result};
+use crate::model::{Session, SessionId};
 
 /// The most operations committed together.
 pub const MAX_BATCH: usize = 256;
@@ -33,8 +42,93 @@ pub const MAX_BATCH: usize = 256;
 const QUEUE: usize = 4096;
 
 /// An operation on the write connection, run inside the batch's
-/// transaction; it lists what it did to sessions in the `Vec<Change>`.
-pub type Operation<T> = Box<dyn FnOnce(&Connection, &mut Vec<Change>) -> Result<T> + Send>;
+/// transaction; it tells its [`Transaction`] what it did to sessions.
+pub type Operation<T> = Box<dyn FnOnce(&mut Transaction<'_>) -> Result<T> + Send>;
+
+/// What an operation works with: the write connection inside the batch's
+/// transaction, and the session records as that transaction sees them.
+#[derive(Debug)]
+pub struct Transaction<'a> {
+    /// The write connection, inside the batch's transaction.
+    pub conn: &'a Connection,
+    /// What the batch's earlier operations wrote or read.
+    batch: &'a mut BatchRecords,
+    /// The committed records.
+    cache: &'a SessionCache,
+    /// What this operation did to sessions, in order.
+    changes: Vec<Change>,
+}
+
+impl Transaction<'_> {
+    /// The record of session `id` as this transaction sees it, when it is
+    /// in memory; `None` means it must be read from the database (and then
+    /// handed to [`Transaction::read`]).
+    pub fn known_session(&self, id: SessionId) -> Option<Session> {
+        for change in self.changes.iter().rev() {
+            match change {
+                Change::Session(session) if session.id == id => return Some(session.clone()),
+                Change::ForgetAll => return None,
+                _ => {}
+            }
+        }
+        self.batch.get(id, self.cache)
+    }
+
+    /// Keeps `session`, just read from the database in this transaction,
+    /// for the batch's later operations.
+    pub fn read(&mut self, session: Session) {
+        self.batch.records.insert(session.id, session);
+    }
+
+    /// Records that this operation changed a session, whose record is now
+    /// `session`; returns it.
+    pub fn changed(&mut self, session: Session) -> Session {
+        self.changes.push(Change::Session(session.clone()));
+        session
+    }
+
+    /// Records that this operation changed many sessions at once.
+    pub fn changed_all(&mut self) {
+        self.changes.push(Change::ForgetAll);
+    }
+}
+
+/// The session records of a batch so far: written or read by its
+/// operations, not committed yet.
+#[derive(Debug, Default)]
+struct BatchRecords {
+    /// Records by session.
+    records: HashMap<SessionId, Session>,
+    /// Whether an operation changed many sessions: the committed records
+    /// no longer tell this transaction's.
+    all_changed: bool,
+}
+
+impl BatchRecords {
+    /// The record of `id` as the batch sees it, if in memory.
+    fn get(&self, id: SessionId, cache: &SessionCache) -> Option<Session> {
+        match self.records.get(&id) {
+            Some(session) => Some(session.clone()),
+            None if self.all_changed => None,
+            None => cache.get(id),
+        }
+    }
+
+    /// Takes in the changes of an operation that succeeded.
+    fn apply(&mut self, changes: &[Change]) {
+        for change in changes {
+            match change {
+                Change::Session(session) => {
+                    self.records.insert(session.id, session.clone());
+                }
+                Change::ForgetAll => {
+                    self.records.clear();
+                    self.all_changed = true;
+                }
+            }
+        }
+    }
+}
 
 /// The handle through which writes reach the writer thread. Cheap to clone;
 /// the thread ends (and closes the connection) once every handle is gone.
@@ -68,7 +162,7 @@ impl Writer {
     pub async fn write<T, F>(&self, operation: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection, &mut Vec<Change>) -> Result<T> + Send + 'static,
+        F: FnOnce(&mut Transaction<'_>) -> Result<T> + Send + 'static,
     {
         let (reply, result) = oneshot::channel();
         let job = TypedJob {
@@ -88,9 +182,9 @@ impl Writer {
 
 /// One queued write, its result type erased.
 trait Job: Send + std::fmt::Debug {
-    /// Runs the operation; true when it succeeded, and then its changes
-    /// are added to `changes`.
-    fn run(&mut self, connection: &Connection, changes: &mut Vec<Change>) -> bool;
+    /// Runs the operation in `transaction`; true when it succeeded, and then
+    /// its changes are added to `changes`.
+    fn run(&mut self, transaction: Transaction<'_>, changes: &mut Vec<Change>) -> bool;
     /// Replies: the operation's result if `committed` is `Ok`, its error
     /// otherwise.
     fn finish(self: Box<Self>, committed: std::result::Result<(), String>);
@@ -109,19 +203,19 @@ impl<T> std::fmt::Debug for TypedJob<T> {
 }
 
 impl<T: Send + 'static> Job for TypedJob<T> {
-    fn run(&mut self, connection: &Connection, changes: &mut Vec<Change>) -> bool {
+    fn run(&mut self, mut transaction: Transaction<'_>, changes: &mut Vec<Change>) -> bool {
         let Some(operation) = self.operation.take() else {
             return false;
         };
-        let mut own = Vec::new();
         // A panicking operation fails alone (its result stays unset) and
         // leaves the writer running for the others.
-        let Ok(result) = catch_unwind(AssertUnwindSafe(|| operation(connection, &mut own))) else {
+        let Ok(result) = catch_unwind(AssertUnwindSafe(|| operation(&mut transaction))) else {
             return false;
         };
         let ok = result.is_ok();
         if ok {
-            changes.append(&mut own);
+            transaction.batch.apply(&transaction.changes);
+            changes.append(&mut transaction.changes);
         }
         self.result = Some(result);
         ok
@@ -156,7 +250,7 @@ fn write_batches(
                 Err(_) => break,
             }
         }
-        let committed = commit_batch(connection, &mut batch, &mut changes);
+        let committed = commit_batch(connection, cache, &mut batch, &mut changes);
         match &committed {
             Ok(()) => cache.apply(changes.drain(..)),
             Err(reason) => {
@@ -181,13 +275,22 @@ fn write_batches(
 /// operation, where a savepoint each would.
 fn commit_batch(
     connection: &Connection,
+    cache: &SessionCache,
     batch: &mut [Box<dyn Job>],
     changes: &mut Vec<Change>,
 ) -> std::result::Result<(), String> {
+    // The batch's own records: they live as long as its transaction.
+    let mut records = BatchRecords::default();
     run(connection, "BEGIN IMMEDIATE")?;
     for job in batch.iter_mut() {
         let before = connection.total_changes();
-        if job.run(connection, changes) {
+        let transaction = Transaction {
+            conn: connection,
+            batch: &mut records,
+            cache,
+            changes: Vec::new(),
+        };
+        if job.run(transaction, changes) {
             continue;
         }
         if connection.is_autocommit() {
@@ -220,10 +323,12 @@ fn unavailable(reason: &str) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{ClientDescription, SessionKind, SessionState, Timestamp, UserId};
+    use crate::store::NewSession;
 
     /// A queued write of `operation`, and where its reply arrives.
     fn job<T: Send + 'static>(
-        operation: impl FnOnce(&Connection, &mut Vec<Change>) -> Result<T> + Send + 'static,
+        operation: impl FnOnce(&mut Transaction<'_>) -> Result<T> + Send + 'static,
     ) -> (Box<dyn Job>, oneshot::Receiver<Result<T>>) {
         let (reply, result) = oneshot::channel();
         let job = TypedJob {
@@ -252,22 +357,174 @@ mod tests {
             .unwrap()
     }
 
-    /// Runs `jobs` as one batch and replies to each.
-    fn commit(connection: &Connection, jobs: Vec<Box<dyn Job>>) {
+    /// A clientless session `id`, open.
+    fn session(id: i64) -> Session {
+        NewSession {
+            uuid: uuid::Uuid::now_v7(),
+            user: UserId::from_store("R41".to_owned()),
+            kind: SessionKind::Clientless,
+            client: ClientDescription::default(),
+            now: Timestamp::from_unix_micros(id),
+            owner_node: "a".to_owned(),
+            max_open_per_user: None,
+        }
+        .into_session(SessionId::from_store(id))
+    }
+
+    /// Runs `jobs` as one batch over `cache` and replies to each; returns
+    /// the changes it committed.
+    fn commit_over(
+        connection: &Connection,
+        cache: &SessionCache,
+        jobs: Vec<Box<dyn Job>>,
+    ) -> Vec<Change> {
         let mut batch = jobs;
-        let committed = commit_batch(connection, &mut batch, &mut Vec::new());
+        let mut changes = Vec::new();
+        let committed = commit_batch(connection, cache, &mut batch, &mut changes);
         for job in batch {
             job.finish(committed.clone());
         }
+        if committed.is_err() {
+            changes.clear();
+        }
+        changes
+    }
+
+    /// Runs `jobs` as one batch and replies to each.
+    fn commit(connection: &Connection, jobs: Vec<Box<dyn Job>>) {
+        commit_over(connection, &SessionCache::new(16), jobs);
+    }
+
+    /// A write that reads session `id` as its transaction sees it.
+    fn look_up(id: i64) -> (Box<dyn Job>, oneshot::Receiver<Result<Option<Session>>>) {
+        job(move |tx| Ok(tx.known_session(SessionId::from_store(id))))
+    }
+
+    /// A write that inserts a row and records session `id` as closing.
+    fn close(id: i64) -> (Box<dyn Job>, oneshot::Receiver<Result<()>>) {
+        job(move |tx| {
+            insert(tx.conn, id)?;
+            tx.changed(Session {
+                state: SessionState::Closing,
+                ..session(id)
+            });
+            Ok(())
+        })
+    }
+
+    fn state(result: oneshot::Receiver<Result<Option<Session>>>) -> Option<SessionState> {
+        result
+            .blocking_recv()
+            .unwrap()
+            .unwrap()
+            .map(|session| session.state)
+    }
+
+    #[test]
+    fn a_write_sees_what_earlier_writes_of_its_batch_did_and_the_cache_does_not() {
+        let connection = table();
+        let cache = SessionCache::new(16);
+        cache.apply([Change::Session(session(1)), Change::Session(session(2))]);
+        let (before, before_result) = look_up(1);
+        let (closing, _) = close(1);
+        let (after, after_result) = look_up(1);
+        let (other, other_result) = look_up(2);
+        let (unknown, unknown_result) = look_up(3);
+        let changes = commit_over(
+            &connection,
+            &cache,
+            vec![before, closing, after, other, unknown],
+        );
+        assert_eq!(state(before_result), Some(SessionState::Open));
+        assert_eq!(state(after_result), Some(SessionState::Closing));
+        assert_eq!(
+            state(other_result),
+            Some(SessionState::Open),
+            "from the cache"
+        );
+        assert_eq!(state(unknown_result), None, "to be read from the database");
+        assert!(matches!(
+            changes.as_slice(),
+            [Change::Session(s)] if s.state == SessionState::Closing
+        ));
+        assert_eq!(
+            cache.get(SessionId::from_store(1)).unwrap().state,
+            SessionState::Open,
+            "the cache holds committed records only; the writer thread applies the batch"
+        );
+    }
+
+    #[test]
+    fn what_a_refused_write_recorded_is_not_seen_by_the_rest_of_its_batch() {
+        let connection = table();
+        let cache = SessionCache::new(16);
+        cache.apply([Change::Session(session(1))]);
+        let (refused, refused_result) = job(|tx| -> Result<()> {
+            tx.changed(Session {
+                state: SessionState::Ended,
+                ..session(1)
+            });
+            Err(Error::Internal("refused".to_owned()))
+        });
+        let (after, after_result) = look_up(1);
+        let changes = commit_over(&connection, &cache, vec![refused, after]);
+        assert!(refused_result.blocking_recv().unwrap().is_err());
+        assert_eq!(state(after_result), Some(SessionState::Open));
+        assert!(changes.is_empty());
+    }
+
+    #[test]
+    fn a_batch_changing_every_session_is_not_answered_from_the_cache() {
+        let connection = table();
+        let cache = SessionCache::new(16);
+        cache.apply([Change::Session(session(1)), Change::Session(session(2))]);
+        let (closing, _) = close(2);
+        let (recovery, _) = job(|tx| {
+            tx.changed_all();
+            Ok(())
+        });
+        let (first, first_result) = look_up(1);
+        let (read, _) = job(|tx| {
+            tx.read(session(1));
+            Ok(())
+        });
+        let (again, again_result) = look_up(1);
+        let (second, second_result) = look_up(2);
+        commit_over(
+            &connection,
+            &cache,
+            vec![closing, recovery, first, read, again, second],
+        );
+        assert_eq!(state(first_result), None);
+        assert_eq!(state(again_result), Some(SessionState::Open), "as read");
+        assert_eq!(state(second_result), None);
+    }
+
+    #[test]
+    fn a_batch_rolled_back_leaves_nothing_for_the_next() {
+        let connection = table();
+        let cache = SessionCache::new(16);
+        cache.apply([Change::Session(session(1))]);
+        let (closing, closing_result) = close(1);
+        let (halfway, _) = job(|tx| -> Result<()> {
+            insert(tx.conn, 2)?;
+            Err(Error::Internal("halfway".to_owned()))
+        });
+        let changes = commit_over(&connection, &cache, vec![closing, halfway]);
+        assert!(changes.is_empty());
+        assert!(closing_result.blocking_recv().unwrap().is_err());
+        let (next, next_result) = look_up(1);
+        commit_over(&connection, &cache, vec![next]);
+        assert_eq!(state(next_result), Some(SessionState::Open));
     }
 
     #[test]
     fn a_write_failing_its_checks_fails_alone() {
         let connection = table();
-        let (first, first_result) = job(|c, _| insert(c, 1));
+        let (first, first_result) = job(|tx| insert(tx.conn, 1));
         let (refused, refused_result) =
-            job(|_, _| -> Result<()> { Err(Error::Internal("refused".to_owned())) });
-        let (last, last_result) = job(|c, _| insert(c, 2));
+            job(|_| -> Result<()> { Err(Error::Internal("refused".to_owned())) });
+        let (last, last_result) = job(|tx| insert(tx.conn, 2));
         commit(&connection, vec![first, refused, last]);
         assert!(first_result.blocking_recv().unwrap().is_ok());
         assert!(matches!(
@@ -281,12 +538,12 @@ mod tests {
     #[test]
     fn a_write_failing_halfway_fails_its_whole_batch() {
         let connection = table();
-        let (first, first_result) = job(|c, _| insert(c, 1));
-        let (halfway, halfway_result) = job(|c, _| -> Result<()> {
-            insert(c, 2)?;
+        let (first, first_result) = job(|tx| insert(tx.conn, 1));
+        let (halfway, halfway_result) = job(|tx| -> Result<()> {
+            insert(tx.conn, 2)?;
             Err(Error::Internal("halfway".to_owned()))
         });
-        let (last, last_result) = job(|c, _| insert(c, 3));
+        let (last, last_result) = job(|tx| insert(tx.conn, 3));
         commit(&connection, vec![first, halfway, last]);
         assert!(matches!(
             first_result.blocking_recv().unwrap(),
