@@ -117,12 +117,13 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::model::{ClientDescription, SessionKind, Timestamp, UserId};
     use crate::store::NewSession;
 
-    fn session(id: i64) -> Session {
+    /// A clientless session `id` of `R41`, open, started at `id` µs.
+    pub(in crate::store::sqlite) fn session(id: i64) -> Session {
         NewSession {
             uuid: uuid::Uuid::now_v7(),
             user: UserId::from_store("R41".to_owned()),

@@ -322,9 +322,9 @@ fn unavailable(reason: &str) -> Error {
 
 #[cfg(test)]
 mod tests {
+    use super::super::cache::tests::session;
     use super::*;
-    use crate::model::{ClientDescription, SessionKind, SessionState, Timestamp, UserId};
-    use crate::store::NewSession;
+    use crate::model::SessionState;
 
     /// A queued write of `operation`, and where its reply arrives.
     fn job<T: Send + 'static>(
@@ -357,18 +357,11 @@ mod tests {
             .unwrap()
     }
 
-    /// A clientless session `id`, open.
-    fn session(id: i64) -> Session {
-        NewSession {
-            uuid: uuid::Uuid::now_v7(),
-            user: UserId::from_store("R41".to_owned()),
-            kind: SessionKind::Clientless,
-            client: ClientDescription::default(),
-            now: Timestamp::from_unix_micros(id),
-            owner_node: "a".to_owned(),
-            max_open_per_user: None,
-        }
-        .into_session(SessionId::from_store(id))
+    /// A cache holding the committed records of sessions `ids`, open.
+    fn cache_of(ids: &[i64]) -> SessionCache {
+        let cache = SessionCache::new(16);
+        cache.apply(ids.iter().map(|&id| Change::Session(session(id))));
+        cache
     }
 
     /// Runs `jobs` as one batch over `cache` and replies to each; returns
@@ -423,8 +416,7 @@ mod tests {
     #[test]
     fn a_write_sees_what_earlier_writes_of_its_batch_did_and_the_cache_does_not() {
         let connection = table();
-        let cache = SessionCache::new(16);
-        cache.apply([Change::Session(session(1)), Change::Session(session(2))]);
+        let cache = cache_of(&[1, 2]);
         let (before, before_result) = look_up(1);
         let (closing, _) = close(1);
         let (after, after_result) = look_up(1);
@@ -457,8 +449,7 @@ mod tests {
     #[test]
     fn what_a_refused_write_recorded_is_not_seen_by_the_rest_of_its_batch() {
         let connection = table();
-        let cache = SessionCache::new(16);
-        cache.apply([Change::Session(session(1))]);
+        let cache = cache_of(&[1]);
         let (refused, refused_result) = job(|tx| -> Result<()> {
             tx.changed(Session {
                 state: SessionState::Ended,
@@ -476,8 +467,7 @@ mod tests {
     #[test]
     fn a_batch_changing_every_session_is_not_answered_from_the_cache() {
         let connection = table();
-        let cache = SessionCache::new(16);
-        cache.apply([Change::Session(session(1)), Change::Session(session(2))]);
+        let cache = cache_of(&[1, 2]);
         let (closing, _) = close(2);
         let (recovery, _) = job(|tx| {
             tx.changed_all();
@@ -503,8 +493,7 @@ mod tests {
     #[test]
     fn a_batch_rolled_back_leaves_nothing_for_the_next() {
         let connection = table();
-        let cache = SessionCache::new(16);
-        cache.apply([Change::Session(session(1))]);
+        let cache = cache_of(&[1]);
         let (closing, closing_result) = close(1);
         let (halfway, _) = job(|tx| -> Result<()> {
             insert(tx.conn, 2)?;
