@@ -443,6 +443,34 @@ async fn a_value_not_ready_in_time_is_still_running_and_comes_later() {
 }
 
 #[tokio::test]
+async fn a_waiter_is_answered_with_the_record_as_stored() {
+    let held = Held::default();
+    let server = server_with(&[], &held, |_| {}).await;
+    let mut sessions = server.sessions().await;
+    let session_id = open_session(&mut sessions, "R41").await;
+    let run_id = open_module(&mut sessions, session_id, "held", json!({"project": 7}))
+        .await
+        .unwrap();
+    let waiter = tokio::spawn({
+        let mut sessions = sessions.clone();
+        async move { return_value(&mut sessions, session_id, "held", seconds(30)).await }
+    });
+    // Lets the waiter start waiting, so that it is woken by the run's
+    // conclusion rather than finding it concluded; either way it must get
+    // exactly what the store holds.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    held.release(1);
+
+    let waited = waiter.await.unwrap().unwrap();
+    assert_eq!(waited.run_id, run_id);
+    assert_eq!(waited.state(), RunState::Succeeded);
+    let stored = return_value(&mut sessions, session_id, "held", None)
+        .await
+        .unwrap();
+    assert_eq!(waited, stored);
+}
+
+#[tokio::test]
 async fn a_wait_never_outlasts_the_callers_own_deadline() {
     let held = Held::default();
     let server = server_with(&[], &held, |_| {}).await;

@@ -95,10 +95,28 @@ impl LiveSession {
 /// A run in progress, as waiters and drains see it.
 #[derive(Clone, Debug)]
 struct LiveRun {
-    /// Turns true once the outcome is recorded.
-    concluded: watch::Receiver<bool>,
+    /// Leaves [`Conclusion::Pending`] once the run has concluded.
+    concluded: watch::Receiver<Conclusion>,
     /// Asks the run to stop.
     cancel: CancellationToken,
+}
+
+/// Where a run in progress stands, as its run task publishes it.
+#[derive(Clone, Debug)]
+enum Conclusion {
+    /// Running, or concluded with its outcome not yet durable.
+    Pending,
+    /// Concluded, and this is its durable record.
+    Recorded(ModuleRun),
+    /// Concluded, but its outcome could not be recorded (the run stays
+    /// running in the store until the next start-up recovery).
+    Unrecorded,
+}
+
+impl Conclusion {
+    fn is_final(&self) -> bool {
+        !matches!(self, Self::Pending)
+    }
 }
 
 /// One reserved place under a limit, released when dropped.
@@ -226,7 +244,7 @@ impl Runner {
         };
         let run = started.run.clone();
         let cancel = CancellationToken::new();
-        let (concluded_tx, concluded) = watch::channel(false);
+        let (concluded_tx, concluded) = watch::channel(Conclusion::Pending);
         live.runs.lock().expect("runs lock").insert(
             run.id,
             LiveRun {
@@ -250,16 +268,20 @@ impl Runner {
         let run_id = run.id;
         tokio::spawn(async move {
             let outcome = execute(module.run(ctx), &cancel).await;
-            this.record(run_id, &outcome).await;
+            let conclusion = match this.record(run_id, &outcome).await {
+                Some(recorded) => Conclusion::Recorded(recorded),
+                None => Conclusion::Unrecorded,
+            };
             live.runs.lock().expect("runs lock").remove(&run_id);
             drop((server_slot, session_slot));
-            concluded_tx.send_replace(true);
+            concluded_tx.send_replace(conclusion);
         });
         Ok(run)
     }
 
     /// Writes a run's outcome, retrying while the store is unavailable.
-    async fn record(&self, run_id: RunId, outcome: &RunOutcome) {
+    /// Returns the run's durable record, or `None` when it gave up.
+    async fn record(&self, run_id: RunId, outcome: &RunOutcome) -> Option<ModuleRun> {
         let mut backoff = Duration::from_millis(100);
         for attempt in 1..=RECORD_ATTEMPTS {
             match self
@@ -270,7 +292,7 @@ impl Runner {
             {
                 Ok(run) => {
                     tracing::debug!(run_id = %run_id, state = ?run.state(), "module concluded");
-                    return;
+                    return Some(run);
                 }
                 Err(error) => {
                     tracing::warn!(run_id = %run_id, attempt, error = %error, "recording a run's outcome failed");
@@ -280,6 +302,7 @@ impl Runner {
             }
         }
         tracing::error!(run_id = %run_id, "gave up recording a run's outcome; it stays running until the next start");
+        None
     }
 
     /// The latest run of `module_id` in a session, once it concluded or
@@ -302,7 +325,13 @@ impl Runner {
             return Ok(run);
         }
         if let Some(mut concluded) = self.subscribe(session_id, run.id) {
-            let _ = tokio::time::timeout(timeout, concluded.wait_for(|done| *done)).await;
+            let waited = tokio::time::timeout(timeout, concluded.wait_for(Conclusion::is_final));
+            if let Ok(Ok(conclusion)) = waited.await
+                && let Conclusion::Recorded(recorded) = &*conclusion
+            {
+                // The record this process just made durable: no need to read it back.
+                return Ok(recorded.clone());
+            }
         }
         let run = store.run(run.id).await?;
         if run.state() == RunState::Running {
@@ -348,7 +377,7 @@ impl Runner {
         let all_concluded = join_all(runs.iter().map(|run| {
             let mut concluded = run.concluded.clone();
             async move {
-                let _ = concluded.wait_for(|done| *done).await;
+                let _ = concluded.wait_for(Conclusion::is_final).await;
             }
         }));
         tokio::pin!(all_concluded);
@@ -421,7 +450,11 @@ impl Runner {
         )
     }
 
-    fn subscribe(&self, session_id: SessionId, run_id: RunId) -> Option<watch::Receiver<bool>> {
+    fn subscribe(
+        &self,
+        session_id: SessionId,
+        run_id: RunId,
+    ) -> Option<watch::Receiver<Conclusion>> {
         let sessions = self.inner.sessions.lock().expect("sessions lock");
         let runs = sessions.get(&session_id)?.runs.lock().expect("runs lock");
         runs.get(&run_id).map(|run| run.concluded.clone())
