@@ -46,14 +46,12 @@ impl Module for Noop {
     }
 }
 
-/// Runs `main` on the runtime every child uses: tokio's default
-/// multi-threaded runtime, which under `taskset -c 0` starts one worker, as
-/// sessiond would. The runtime is then shut down without waiting for its
+/// Runs `main` on the runtime every child uses: sessiond's own
+/// ([`sessiond::server::runtime`]), which under `taskset -c 0` starts one
+/// worker. The runtime is then shut down without waiting for its
 /// blocking threads (one is parked reading stdin).
 fn run<F: Future<Output = Result<()>>>(main: F) -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = sessiond::server::runtime()?;
     let result = runtime.block_on(main);
     runtime.shutdown_background();
     result

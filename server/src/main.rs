@@ -9,8 +9,7 @@ use sessiond::Sessiond;
 use sessiond::config::{Args, Config};
 use tracing_subscriber::EnvFilter;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
@@ -18,7 +17,11 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    match run(Args::parse()).await {
+    let args = Args::parse();
+    let result = sessiond::server::runtime()
+        .map_err(Into::into)
+        .and_then(|runtime| runtime.block_on(run(args)));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(error = %error, "sessiond stopped");

@@ -296,6 +296,27 @@ impl Sessiond {
     }
 }
 
+/// The tokio runtime sessiond serves on (exposed, like [`transport`], so
+/// that a benchmark's baseline server runs on exactly the same): the
+/// multi-threaded scheduler, one worker per core.
+///
+/// Built with `--cfg tokio_unstable` (the repository's `.cargo/config.toml`
+/// sets it), the runtime also turns off tokio's LIFO slot. With the slot, a
+/// handler that completes a response wakes its connection's task, which then
+/// runs at once and writes that one response; without it, the responses
+/// completed together (a committed batch of writes, a burst of reads) leave
+/// in one write per connection. BENCHMARKS.md has the measurement.
+///
+/// # Errors
+/// When the runtime cannot be built (its threads or I/O driver).
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    #[cfg(tokio_unstable)]
+    builder.disable_lifo_slot();
+    builder.build()
+}
+
 /// The gRPC transport settings sessiond serves with (exposed so that a
 /// benchmark's baseline server can use exactly the same).
 #[must_use]
