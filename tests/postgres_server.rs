@@ -161,6 +161,53 @@ async fn two_replicas_on_postgres_share_sessions_and_user_contexts() {
 }
 
 #[tokio::test]
+async fn a_replica_replaces_pooled_connections_the_database_dropped() {
+    let Some(url) = common::postgres::fresh_database("replaces_dropped_connections").await else {
+        return;
+    };
+    let server = replica(&url, "replica-a").await;
+    let mut sessions = server.sessions().await;
+    let open = OpenClientlessSessionRequest { user: "R41".into() };
+    let first = sessions
+        .open_clientless_session(open.clone())
+        .await
+        .unwrap()
+        .into_inner();
+
+    // The database drops every connection the server holds (a restart, a
+    // failover, an administrator), while they sit idle in its pool.
+    common::postgres::execute(
+        &url,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE application_name = 'sessiond'",
+    )
+    .await;
+    // Long enough for the pool to check a connection before handing it out.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    // Every request still succeeds: the dead connections are noticed and
+    // replaced, not handed to requests.
+    let second = sessions
+        .open_clientless_session(open)
+        .await
+        .expect("an open after the connections were dropped")
+        .into_inner();
+    assert_ne!(second.session_id, first.session_id);
+    for id in [first.session_id, second.session_id] {
+        let closed = sessions
+            .close_clientless_session(CloseClientlessSessionRequest {
+                session_id: id,
+                ..Default::default()
+            })
+            .await
+            .expect("a close after the connections were dropped")
+            .into_inner();
+        assert_eq!(closed.session.unwrap().state(), SessionState::Ended);
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn the_store_debug_output_hides_the_password() {
     let Some(url) =
         common::postgres::fresh_database("the_store_debug_output_hides_the_password").await

@@ -81,3 +81,21 @@ fn fresh_database_blocking(test: &str) -> Option<String> {
         .unwrap_or_else(|e| panic!("creating a database for {test}: {e}"));
     Some(url)
 }
+
+/// Runs `sql` on the database at `url` with `psql`, as the test's own
+/// client (not through sessiond).
+///
+/// # Panics
+/// When there is no server or `psql` fails.
+pub async fn execute(url: &str, sql: &str) {
+    let (url, sql) = (url.to_owned(), sql.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let server = server().as_ref().expect("a PostgreSQL server");
+        let mut psql = std::process::Command::new(&server.psql);
+        psql.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &url, "-c", &sql]);
+        sessiond_testkit::postgres::run(psql, &format!("psql {sql}"))
+            .unwrap_or_else(|e| panic!("{e}"));
+    })
+    .await
+    .expect("running psql");
+}

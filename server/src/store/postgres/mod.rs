@@ -26,10 +26,11 @@ mod codec;
 mod settings;
 
 use std::fmt;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{PgConnection, Postgres, Row, Transaction};
+use sqlx::{Connection, PgConnection, Postgres, Row, Transaction};
 
 pub use self::settings::{PostgresSettings, redact_password};
 
@@ -51,6 +52,9 @@ const PER_USER_LOCK_CLASS: i32 = 0x5345_5353;
 
 /// How long a statement waits for a lock (PostgreSQL's `lock_timeout`).
 const LOCK_TIMEOUT: &str = "30s";
+
+/// A pooled connection idle for this long is pinged before it is used.
+const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
 
 /// How long a connection may sit idle inside a transaction before the
 /// server ends it (`idle_in_transaction_session_timeout`); sessiond's own
@@ -138,6 +142,19 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
+            // A connection in steady use is not pinged before each use (a
+            // round trip per statement); one idle for a while is, so that a
+            // server restart or a dropped connection is noticed here rather
+            // than by a caller's request.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= PING_WHEN_IDLE_FOR {
+                        conn.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(options)
             .await
             .map_err(store_error)?;
