@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::TestServer;
 use sessiond::Error;
+use sessiond::model::{ScopeId, SessionId, Timestamp, UserId};
 use sessiond_proto::v1::{
     CloseClientlessSessionRequest, EndReason, EndSessionRequest, GetSessionInfoRequest,
     GetSessionUserRequest, GetUserContextRequest, ListSessionsRequest,
@@ -205,6 +206,70 @@ async fn a_replica_replaces_pooled_connections_the_database_dropped() {
         assert_eq!(closed.session.unwrap().state(), SessionState::Ended);
     }
     server.stop().await;
+}
+
+#[tokio::test]
+async fn migration_5_gives_existing_sessions_their_scope_count_and_keeps_it() {
+    let Some(url) = common::postgres::fresh_database("migration_5_scope_count").await else {
+        return;
+    };
+    // The database as the first four migrations left it: a session with two
+    // scopes pushed and one without.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("server/migrations/postgres");
+    let mut migrator = sqlx::migrate::Migrator::new(dir).await.unwrap();
+    migrator.migrations = migrator.migrations[..4].to_vec().into();
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    migrator.run(&pool).await.unwrap();
+    for (uuid, effective) in [
+        ("0190a0b0-0000-7000-8000-000000000001", "R43"),
+        ("0190a0b0-0000-7000-8000-000000000002", "R41"),
+    ] {
+        sqlx::query(
+            "INSERT INTO sessions (session_uuid, user_id, kind, state, start_time, \
+             last_activity_time, effective_user, owner_node) \
+             VALUES ($1::uuid, 'R41', 'clientless', 'open', 1, 1, $2, 'a')",
+        )
+        .bind(uuid)
+        .bind(effective)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    sqlx::query(
+        "INSERT INTO user_context_scopes (session_id, depth, user_id, previous_user, pushed_at) \
+         VALUES (1, 1, 'R42', 'R41', 1), (1, 2, 'R43', 'R42', 1)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let store = sessiond::store::open(&url).await.unwrap();
+    let (one, two) = (SessionId::from_store(1), SessionId::from_store(2));
+    assert_eq!(store.session(one).await.unwrap().user_context_depth, 2);
+    assert_eq!(store.session(two).await.unwrap().user_context_depth, 0);
+
+    // Pops and pushes keep the count.
+    let now = Timestamp::from_unix_micros(2);
+    store
+        .pop_user_context(one, ScopeId::from_store(2), now)
+        .await
+        .unwrap();
+    let pushed = store
+        .push_user_context(two, UserId::from_store("R44".to_owned()), now)
+        .await
+        .unwrap();
+    assert_eq!(pushed.depth, 1);
+    let one = store.session(one).await.unwrap();
+    assert_eq!(
+        (one.user_context_depth, one.effective_user.as_str()),
+        (1, "R42")
+    );
+    let two = store.session(two).await.unwrap();
+    assert_eq!(
+        (two.user_context_depth, two.effective_user.as_str()),
+        (1, "R44")
+    );
 }
 
 #[tokio::test]

@@ -27,7 +27,7 @@ pub(super) fn session_from_row(row: &PgRow) -> Result<Session> {
     let kind: String = row.try_get("kind").map_err(store_error)?;
     let state: String = row.try_get("state").map_err(store_error)?;
     let end_reason: Option<String> = row.try_get("end_reason").map_err(store_error)?;
-    let depth: i64 = row.try_get("depth").map_err(store_error)?;
+    let depth: i32 = row.try_get("depth").map_err(store_error)?;
     Ok(Session {
         id: SessionId::from_store(id),
         uuid: Uuid::from_str(&uuid).map_err(|e| corrupt("session_uuid", e))?,

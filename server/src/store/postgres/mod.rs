@@ -67,9 +67,8 @@ macro_rules! select_session {
         concat!(
             "SELECT s.session_id, s.session_uuid::text AS session_uuid, s.user_id, s.kind, ",
             "s.state, s.start_time, s.end_time, s.last_activity_time, s.end_reason, ",
-            "s.effective_user, s.client, s.owner_node, ",
-            "(SELECT COUNT(*) FROM user_context_scopes c WHERE c.session_id = s.session_id) ",
-            "AS depth FROM sessions s ",
+            "s.effective_user, s.client, s.owner_node, s.user_context_depth AS depth ",
+            "FROM sessions s ",
             $rest
         )
     };
@@ -208,7 +207,7 @@ impl PostgresStore {
 
     /// Ends a session that has not ended (and, with `clientless_only`, is
     /// clientless) in one statement, its own transaction; `None` when no
-    /// session matched. The common case of a close costs two round trips
+    /// session matched. The common case of a close costs one round trip
     /// instead of a locked read-check-write.
     async fn end_at_once(
         &self,
@@ -222,7 +221,7 @@ impl PostgresStore {
              WHERE session_id = $3 AND state <> 'ended' AND (NOT $4 OR kind = 'clientless') \
              RETURNING session_id, session_uuid::text AS session_uuid, user_id, kind, state, \
              start_time, end_time, last_activity_time, end_reason, effective_user, client, \
-             owner_node, 0::bigint AS depth",
+             owner_node, user_context_depth AS depth",
         )
         .bind(now.unix_micros())
         .bind(reason_name(reason))
@@ -231,22 +230,7 @@ impl PostgresStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(store_error)?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let mut session = session_from_row(&row)?;
-        // An ended session's scopes never change (pushes and pops lock the
-        // row and refuse an ended session), so counting them after the
-        // commit gives the depth it ended with.
-        let depth: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM user_context_scopes WHERE session_id = $1")
-                .bind(id.get())
-                .fetch_one(&self.pool)
-                .await
-                .map_err(store_error)?;
-        session.user_context_depth = u32::try_from(depth)
-            .map_err(|e| Error::Internal(format!("scope count {depth}: {e}")))?;
-        Ok(Some(session))
+        row.as_ref().map(session_from_row).transpose()
     }
 }
 
@@ -874,21 +858,20 @@ async fn end(
     Ok(session)
 }
 
-/// Locks a session's row until the transaction ends, then reads it.
+/// Locks a session's row until the transaction ends, and reads it.
 ///
-/// Two statements on purpose: a `FOR UPDATE` that waited for another
-/// transaction re-reads the locked row itself, but its subqueries (the
-/// scope count) still see the snapshot from before the wait. The read after
-/// the lock starts a new snapshot, which includes everything the previous
-/// holder committed.
+/// One statement: a `FOR UPDATE` that waited for another transaction reads
+/// the row version that transaction committed, the user-context depth
+/// included (a column of the row since migration 0005, where a subquery
+/// would see the snapshot from before the wait).
 async fn lock_session(conn: &mut PgConnection, id: SessionId) -> Result<Session> {
-    sqlx::query("SELECT session_id FROM sessions WHERE session_id = $1 FOR UPDATE")
+    let row = sqlx::query(select_session!("WHERE s.session_id = $1 FOR UPDATE"))
         .bind(id.get())
-        .fetch_optional(&mut *conn)
+        .fetch_optional(conn)
         .await
         .map_err(store_error)?
         .ok_or(Error::SessionNotFound { session_id: id })?;
-    fetch_session(conn, id).await
+    session_from_row(&row)
 }
 
 /// Locks and reads a session whose user context may change: one that has
