@@ -79,6 +79,7 @@ conformance!(
     failure_text_with_nul_characters_is_stored,
     a_second_store_on_the_same_database_sees_every_write,
     concurrent_creates_get_distinct_ids,
+    a_duplicate_uuid_among_concurrent_creates_fails_only_its_own,
     concurrent_creates_on_two_stores_respect_the_per_user_limit,
     concurrent_pushes_stack_without_gaps_and_pop_back_exactly,
     concurrent_sets_each_replace_a_different_user_context,
@@ -1475,6 +1476,47 @@ async fn concurrent_creates_get_distinct_ids(f: Fixture) {
     assert_eq!(listed.len(), CREATES);
     for session in listed {
         assert_eq!(created.get(&session.id), Some(&session.uuid));
+    }
+}
+
+async fn a_duplicate_uuid_among_concurrent_creates_fails_only_its_own(f: Fixture) {
+    const CREATES: usize = 40;
+    // With and without a per-user limit: both ways of creating together.
+    for limit in [None, Some(1_000)] {
+        let taken = new_session("R41", SessionKind::Clientless);
+        let taken_uuid = taken.uuid;
+        f.store.create_session(taken).await.unwrap();
+        let barrier = Arc::new(Barrier::new(CREATES));
+        let tasks: Vec<_> = (0..CREATES)
+            .map(|i| {
+                let (store, barrier) = (f.store.clone(), barrier.clone());
+                tokio::spawn(async move {
+                    let mut new = new_session(&format!("U{}", i % 3), SessionKind::Clientless);
+                    new.max_open_per_user = limit;
+                    if i == CREATES / 2 {
+                        new.uuid = taken_uuid;
+                    }
+                    barrier.wait().await;
+                    (new.uuid, store.create_session(new).await)
+                })
+            })
+            .collect();
+        let mut created = Vec::new();
+        for task in tasks {
+            match task.await.unwrap() {
+                (uuid, Ok(session)) => {
+                    assert_eq!(session.uuid, uuid);
+                    created.push(session.id);
+                }
+                (uuid, Err(Error::Internal(_))) => assert_eq!(uuid, taken_uuid),
+                (_, Err(other)) => panic!("unexpected error ({limit:?}): {other}"),
+            }
+        }
+        assert_eq!(created.len(), CREATES - 1, "{limit:?}");
+        for id in created {
+            let session = f.store.session(id).await.unwrap();
+            assert_ne!(session.uuid, taken_uuid);
+        }
     }
 }
 

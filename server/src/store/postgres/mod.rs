@@ -4,7 +4,8 @@
 //! means:
 //! - **durable before acknowledged**: every write is one transaction
 //!   committed with the server's `synchronous_commit` (on by default; the
-//!   store warns at start-up when it is off);
+//!   store warns at start-up when it is off) before it is answered; opens
+//!   and ends that arrive together share one ([`group_commit`]);
 //! - **no lost update across processes**: transactions run at READ
 //!   COMMITTED and every write method first *locks* what its check depends
 //!   on — the session row (`SELECT … FOR UPDATE`) before it checks the
@@ -13,7 +14,8 @@
 //!   and only then reads (each later statement sees everything the previous
 //!   lock holder committed) and writes;
 //! - **no deadlock**: a transaction locks at most sessions (in ascending id
-//!   order), and only then their scopes and runs;
+//!   order), and only then their scopes and runs; a batch of opens takes
+//!   its users' advisory locks in ascending order too;
 //! - **no endless wait**: a statement waits at most 30 s for a lock
 //!   (`lock_timeout`), and a connection stalled inside a transaction loses it
 //!   after 60 s (`idle_in_transaction_session_timeout`), releasing its locks.
@@ -23,9 +25,11 @@
 //! holds an advisory lock, so replicas starting together migrate once.
 
 mod codec;
+mod group_commit;
 mod settings;
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -38,6 +42,7 @@ use self::codec::{
     failure_kind_name, kind_name, reason_name, run_from_row, run_state_name, session_from_row,
     state_name, store_error, text,
 };
+use self::group_commit::{Batcher, End};
 use super::{Expiry, NewSession, Recovered, SessionQuery, StartedRun, Store};
 use crate::error::{Error, Result};
 use crate::model::{
@@ -91,6 +96,11 @@ macro_rules! select_run {
 pub struct PostgresStore {
     /// The connections; each write transaction holds one for its duration.
     pool: PgPool,
+    /// Opens that arrive together, created together.
+    opens: Arc<Batcher<NewSession, Result<SessionId>>>,
+    /// Ends of sessions (by their clients or ours) that arrive together,
+    /// committed together.
+    ends: Arc<Batcher<End, Result<Option<Session>>>>,
     /// The URL without its password, for `Debug`.
     redacted_url: String,
 }
@@ -173,6 +183,14 @@ impl PostgresStore {
             );
         }
         Ok(Self {
+            opens: Arc::new(Batcher::start({
+                let pool = pool.clone();
+                move |batch| group_commit::create_batch(pool.clone(), batch)
+            })),
+            ends: Arc::new(Batcher::start({
+                let pool = pool.clone();
+                move |batch| group_commit::end_batch(pool.clone(), batch)
+            })),
             pool,
             redacted_url: settings.redacted_url(),
         })
@@ -206,9 +224,8 @@ impl PostgresStore {
     }
 
     /// Ends a session that has not ended (and, with `clientless_only`, is
-    /// clientless) in one statement, its own transaction; `None` when no
-    /// session matched. The common case of a close costs one round trip
-    /// instead of a locked read-check-write.
+    /// clientless), with the other ends that arrive at the same time; `None`
+    /// when no session matched.
     async fn end_at_once(
         &self,
         id: SessionId,
@@ -216,57 +233,27 @@ impl PostgresStore {
         now: Timestamp,
         clientless_only: bool,
     ) -> Result<Option<Session>> {
-        let row = sqlx::query(
-            "UPDATE sessions SET state = 'ended', end_time = $1, end_reason = $2 \
-             WHERE session_id = $3 AND state <> 'ended' AND (NOT $4 OR kind = 'clientless') \
-             RETURNING session_id, session_uuid::text AS session_uuid, user_id, kind, state, \
-             start_time, end_time, last_activity_time, end_reason, effective_user, client, \
-             owner_node, user_context_depth AS depth",
-        )
-        .bind(now.unix_micros())
-        .bind(reason_name(reason))
-        .bind(id.get())
-        .bind(clientless_only)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(store_error)?;
-        row.as_ref().map(session_from_row).transpose()
+        let end = End {
+            id,
+            reason,
+            now,
+            clientless_only,
+        };
+        self.ends
+            .submit(end)
+            .await
+            .unwrap_or_else(|| Err(stopping()))
     }
 }
 
 #[async_trait]
 impl Store for PostgresStore {
     async fn create_session(&self, new: NewSession) -> Result<Session> {
-        let Some(limit) = new.max_open_per_user else {
-            // Nothing to check: one statement, its own transaction.
-            let id = insert_session(&self.pool, &new).await?;
-            return Ok(new.into_session(id));
-        };
-        let mut tx = self.begin().await?;
-        // Two replicas creating this user's sessions at once would both
-        // count below the limit; the lock makes the second count after the
-        // first commits.
-        sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
-            .bind(PER_USER_LOCK_CLASS)
-            .bind(new.user.as_str())
-            .execute(&mut *tx)
+        let id = self
+            .opens
+            .submit(new.clone())
             .await
-            .map_err(store_error)?;
-        let open: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM sessions WHERE user_id = $1 AND state <> 'ended'",
-        )
-        .bind(new.user.as_str())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(store_error)?;
-        if open >= i64::from(limit) {
-            return Err(Error::TooManySessions {
-                user: new.user.into_string(),
-                limit,
-            });
-        }
-        let id = insert_session(&mut *tx, &new).await?;
-        tx.commit().await.map_err(store_error)?;
+            .unwrap_or_else(|| Err(stopping()))?;
         Ok(new.into_session(id))
     }
 
@@ -808,6 +795,64 @@ async fn fetch_session(conn: &mut PgConnection, id: SessionId) -> Result<Session
         .map_err(store_error)?
         .ok_or(Error::SessionNotFound { session_id: id })?;
     session_from_row(&row)
+}
+
+/// Creates one session by itself; returns its id.
+async fn create_session_alone(pool: &PgPool, new: &NewSession) -> Result<SessionId> {
+    let Some(limit) = new.max_open_per_user else {
+        // Nothing to check: one statement, its own transaction.
+        return insert_session(pool, new).await;
+    };
+    let mut tx = pool.begin().await.map_err(store_error)?;
+    // Two replicas creating this user's sessions at once would both
+    // count below the limit; the lock makes the second count after the
+    // first commits.
+    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+        .bind(PER_USER_LOCK_CLASS)
+        .bind(new.user.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?;
+    let open: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE user_id = $1 AND state <> 'ended'")
+            .bind(new.user.as_str())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(store_error)?;
+    if open >= i64::from(limit) {
+        return Err(Error::TooManySessions {
+            user: new.user.as_str().to_owned(),
+            limit,
+        });
+    }
+    let id = insert_session(&mut *tx, new).await?;
+    tx.commit().await.map_err(store_error)?;
+    Ok(id)
+}
+
+/// Ends one session by itself, in one statement (see
+/// [`PostgresStore::end_at_once`]).
+async fn end_at_once_alone(pool: &PgPool, end: End) -> Result<Option<Session>> {
+    let row = sqlx::query(
+        "UPDATE sessions SET state = 'ended', end_time = $1, end_reason = $2 \
+         WHERE session_id = $3 AND state <> 'ended' AND (NOT $4 OR kind = 'clientless') \
+         RETURNING session_id, session_uuid::text AS session_uuid, user_id, kind, state, \
+         start_time, end_time, last_activity_time, end_reason, effective_user, client, \
+         owner_node, user_context_depth AS depth",
+    )
+    .bind(end.now.unix_micros())
+    .bind(reason_name(end.reason))
+    .bind(end.id.get())
+    .bind(end.clientless_only)
+    .fetch_optional(pool)
+    .await
+    .map_err(store_error)?;
+    row.as_ref().map(session_from_row).transpose()
+}
+
+/// The answer to a write queued while the runtime shuts down.
+fn stopping() -> Error {
+    Error::StoreUnavailable("the store is shutting down".into())
 }
 
 /// Inserts an open session; returns its id.
