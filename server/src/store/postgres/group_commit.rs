@@ -11,6 +11,12 @@
 //! commit fails the whole batch, whose outcome is then unknown, as a single
 //! write's would be.
 //!
+//! The statements that find many sessions by a list (`= ANY($1)`) are
+//! planned on each run rather than prepared once: a plan prepared while the
+//! table was small scans the whole table, and PostgreSQL keeps using it as
+//! the table grows (until its statistics are next refreshed), so that every
+//! batch read more sessions than the one before.
+//!
 //! The locking rules of the store hold inside a batch: the per-user
 //! advisory locks of a batch of opens are taken in ascending order, and the
 //! session rows of a batch of closes are locked in ascending id order before
@@ -249,6 +255,7 @@ async fn per_user_refusals(
         "SELECT user_id, COUNT(*) FROM sessions \
          WHERE user_id = ANY($1) AND state <> 'ended' GROUP BY user_id",
     )
+    .persistent(false)
     .bind(&limited)
     .fetch_all(&mut **tx)
     .await
@@ -336,18 +343,22 @@ async fn end_sessions(
     sqlx::query(
         "SELECT session_id FROM sessions WHERE session_id = ANY($1) ORDER BY session_id FOR UPDATE",
     )
+    .persistent(false)
     .bind(&ids)
     .execute(&mut *tx)
     .await
     .map_err(|_| BatchFailure::Replay)?;
+    // By primary key, not through a partial index (see `end_at_once_alone`).
     let rows = sqlx::query(
         "UPDATE sessions s SET state = 'ended', end_time = e.t, end_reason = e.reason \
          FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bool[]) AS e(id, t, reason, clientless_only) \
-         WHERE s.session_id = e.id AND s.state <> 'ended' AND (NOT e.clientless_only OR s.kind = 'clientless') \
+         WHERE s.session_id = ANY($1) AND s.session_id = e.id AND (s.state <> 'ended') IS TRUE \
+         AND (NOT e.clientless_only OR s.kind = 'clientless') \
          RETURNING s.session_id, s.session_uuid::text AS session_uuid, s.user_id, s.kind, s.state, \
          s.start_time, s.end_time, s.last_activity_time, s.end_reason, s.effective_user, s.client, \
          s.owner_node, s.user_context_depth AS depth",
     )
+    .persistent(false)
     .bind(&ids)
     .bind(firsts.iter().map(|end| end.now.unix_micros()).collect::<Vec<_>>())
     .bind(firsts.iter().map(|end| reason_name(end.reason)).collect::<Vec<_>>())
