@@ -211,6 +211,22 @@ impl Readers {
     }
 }
 
+/// The clientless sessions of node `?1` that are open and started before
+/// `?2` or idle since `?3` without a running module (either may be NULL).
+///
+/// `s.state <> 'ended'` repeats what `s.state = 'open'` implies, because
+/// SQLite uses the partial index `sessions_unended_by_owner` only for a
+/// query that states its condition: without it, every run of the reaper
+/// (every 5 s by default) read the whole table, every session that ever
+/// existed.
+const EXPIRED_SESSIONS: &str = "SELECT s.session_id FROM sessions s \
+     WHERE s.owner_node = ?1 AND s.kind = 'clientless' AND s.state <> 'ended' \
+     AND s.state = 'open' \
+     AND ((?2 IS NOT NULL AND s.start_time < ?2) \
+       OR (?3 IS NOT NULL AND s.last_activity_time < ?3 AND NOT EXISTS \
+           (SELECT 1 FROM module_runs r \
+            WHERE r.session_id = s.session_id AND r.state = 'running')))";
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn create_session(&self, new: NewSession) -> Result<Session> {
@@ -483,12 +499,7 @@ impl Store for SqliteStore {
             .scan(move |conn| {
                 query_all(
                     conn,
-                    "SELECT s.session_id FROM sessions s \
-                     WHERE s.owner_node = ?1 AND s.kind = 'clientless' AND s.state = 'open' \
-                     AND ((?2 IS NOT NULL AND s.start_time < ?2) \
-                       OR (?3 IS NOT NULL AND s.last_activity_time < ?3 AND NOT EXISTS \
-                           (SELECT 1 FROM module_runs r \
-                            WHERE r.session_id = s.session_id AND r.state = 'running')))",
+                    EXPIRED_SESSIONS,
                     params![
                         node,
                         expiry.started_before.map(Timestamp::unix_micros),
@@ -986,6 +997,33 @@ mod tests {
             owner_node: "a".to_owned(),
             max_open_per_user: Some(2),
         }
+    }
+
+    #[tokio::test]
+    async fn the_reapers_query_reads_only_sessions_that_have_not_ended() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sessiond.db");
+        let store = SqliteStore::open(&path).await.unwrap();
+        let conn = Connection::open(&path).unwrap();
+        let mut plan = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {EXPIRED_SESSIONS}"))
+            .unwrap();
+        let steps: Vec<String> = plan
+            .query_map(params!["a", 1, 1], |row| row.get::<_, String>(3))
+            .unwrap()
+            .collect::<std::result::Result<_, _>>()
+            .unwrap();
+        assert!(
+            steps
+                .iter()
+                .any(|step| step.contains("USING INDEX sessions_unended_by_owner")),
+            "{steps:?}"
+        );
+        assert!(
+            !steps.iter().any(|step| step.starts_with("SCAN s")),
+            "{steps:?}"
+        );
+        drop(store);
     }
 
     #[tokio::test]
