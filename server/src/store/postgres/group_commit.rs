@@ -279,7 +279,7 @@ async fn per_user_refusals(
 }
 
 /// Inserts `sessions` in one statement; their ids by UUID.
-async fn insert_sessions<'e>(
+pub(super) async fn insert_sessions<'e>(
     executor: impl sqlx::PgExecutor<'e>,
     sessions: &[&NewSession],
 ) -> std::result::Result<HashMap<String, SessionId>, sqlx::Error> {
@@ -349,15 +349,14 @@ async fn end_sessions(
     .await
     .map_err(|_| BatchFailure::Replay)?;
     // By primary key, not through a partial index (see `end_at_once_alone`).
-    let rows = sqlx::query(
+    let rows = sqlx::query(concat!(
         "UPDATE sessions s SET state = 'ended', end_time = e.t, end_reason = e.reason \
          FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bool[]) AS e(id, t, reason, clientless_only) \
          WHERE s.session_id = ANY($1) AND s.session_id = e.id AND (s.state <> 'ended') IS TRUE \
          AND (NOT e.clientless_only OR s.kind = 'clientless') \
-         RETURNING s.session_id, s.session_uuid::text AS session_uuid, s.user_id, s.kind, s.state, \
-         s.start_time, s.end_time, s.last_activity_time, s.end_reason, s.effective_user, s.client, \
-         s.owner_node, s.user_context_depth AS depth",
-    )
+         RETURNING ",
+        session_columns!()
+    ))
     .persistent(false)
     .bind(&ids)
     .bind(firsts.iter().map(|end| end.now.unix_micros()).collect::<Vec<_>>())

@@ -24,6 +24,38 @@
 //! migrated (`migrations/postgres`) when the store opens; sqlx's migrator
 //! holds an advisory lock, so replicas starting together migrate once.
 
+/// The columns of a [`Session`] (`codec::session_from_row`) of the
+/// `sessions` row aliased `s`, for a `SELECT` or a `RETURNING`.
+macro_rules! session_columns {
+    () => {
+        concat!(
+            "s.session_id, s.session_uuid::text AS session_uuid, s.user_id, s.kind, ",
+            "s.state, s.start_time, s.end_time, s.last_activity_time, s.end_reason, ",
+            "s.effective_user, s.client, s.owner_node, s.user_context_depth AS depth"
+        )
+    };
+}
+
+/// The columns of a [`Session`], followed by the rest of a query.
+macro_rules! select_session {
+    ($rest:literal) => {
+        concat!("SELECT ", session_columns!(), " FROM sessions s ", $rest)
+    };
+}
+
+/// The columns of a [`ModuleRun`], followed by the rest of a query.
+macro_rules! select_run {
+    ($rest:literal) => {
+        concat!(
+            "SELECT run_id, session_id, module_id, acting_user, state, start_time, end_time, ",
+            "value, failure_kind, failure_message, exit_code, signal, stderr_tail ",
+            "FROM module_runs ",
+            $rest
+        )
+    };
+}
+
+// After the macros above, which `group_commit` uses too.
 mod codec;
 mod group_commit;
 mod settings;
@@ -65,31 +97,6 @@ const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
 /// server ends it (`idle_in_transaction_session_timeout`); sessiond's own
 /// transactions never pause between statements.
 const IDLE_IN_TRANSACTION_TIMEOUT: &str = "60s";
-
-/// The columns of a [`Session`], followed by the rest of a query.
-macro_rules! select_session {
-    ($rest:literal) => {
-        concat!(
-            "SELECT s.session_id, s.session_uuid::text AS session_uuid, s.user_id, s.kind, ",
-            "s.state, s.start_time, s.end_time, s.last_activity_time, s.end_reason, ",
-            "s.effective_user, s.client, s.owner_node, s.user_context_depth AS depth ",
-            "FROM sessions s ",
-            $rest
-        )
-    };
-}
-
-/// The columns of a [`ModuleRun`], followed by the rest of a query.
-macro_rules! select_run {
-    ($rest:literal) => {
-        concat!(
-            "SELECT run_id, session_id, module_id, acting_user, state, start_time, end_time, ",
-            "value, failure_kind, failure_message, exit_code, signal, stderr_tail ",
-            "FROM module_runs ",
-            $rest
-        )
-    };
-}
 
 /// The PostgreSQL implementation of [`Store`].
 #[derive(Clone)]
@@ -841,14 +848,12 @@ async fn end_at_once_alone(pool: &PgPool, end: End) -> Result<Option<Session>> {
     // stay in it until a vacuum, so a close would read more entries the
     // more sessions closed before it. This way the row is found by its
     // primary key.
-    let row = sqlx::query(
-        "UPDATE sessions SET state = 'ended', end_time = $1, end_reason = $2 \
-         WHERE session_id = $3 AND (state <> 'ended') IS TRUE \
-         AND (NOT $4 OR kind = 'clientless') \
-         RETURNING session_id, session_uuid::text AS session_uuid, user_id, kind, state, \
-         start_time, end_time, last_activity_time, end_reason, effective_user, client, \
-         owner_node, user_context_depth AS depth",
-    )
+    let row = sqlx::query(concat!(
+        "UPDATE sessions s SET state = 'ended', end_time = $1, end_reason = $2 \
+         WHERE s.session_id = $3 AND (s.state <> 'ended') IS TRUE \
+         AND (NOT $4 OR s.kind = 'clientless') RETURNING ",
+        session_columns!()
+    ))
     .bind(end.now.unix_micros())
     .bind(reason_name(end.reason))
     .bind(end.id.get())
@@ -869,21 +874,11 @@ async fn insert_session<'e>(
     executor: impl sqlx::PgExecutor<'e>,
     new: &NewSession,
 ) -> Result<SessionId> {
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO sessions (session_uuid, user_id, kind, state, start_time, \
-         last_activity_time, effective_user, client, owner_node) \
-         VALUES ($1::uuid, $2, $3, 'open', $4, $4, $2, $5, $6) RETURNING session_id",
-    )
-    .bind(new.uuid.to_string())
-    .bind(new.user.as_str())
-    .bind(kind_name(new.kind))
-    .bind(new.now.unix_micros())
-    .bind(new.client.as_str())
-    .bind(&new.owner_node)
-    .fetch_one(executor)
-    .await
-    .map_err(store_error)?;
-    Ok(SessionId::from_store(id))
+    group_commit::insert_sessions(executor, &[new])
+        .await
+        .map_err(store_error)?
+        .remove(&new.uuid.to_string())
+        .ok_or_else(|| Error::Internal(format!("session {} was not inserted", new.uuid)))
 }
 
 /// Ends `session` (locked by `tx`) unless it already ended, commits, and
