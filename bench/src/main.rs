@@ -11,7 +11,7 @@
 //! ```text
 //! cargo run --release -p sessiond-bench                      # the full run
 //! cargo run -p sessiond-bench -- --quick                     # smoke test (CI)
-//! cargo run --release -p sessiond-bench -- --scenario open_close --pairs 5
+//! cargo run --release -p sessiond-bench -- --scenario open_close --pairs 3
 //! ```
 //!
 //! Modules:
@@ -20,7 +20,7 @@
 //! - [`child`]: starting, pinning, sampling and stopping child processes;
 //! - [`machine`]: `/proc` readings (CPU, RSS, machine load) and pinning;
 //! - [`load`]: the closed-loop load generator and its operations;
-//! - [`store`]: SQLite seeding and the raw durable write rate;
+//! - [`store`]: SQLite seeding and the raw durable write rates;
 //! - [`pg`]: PostgreSQL for the `pg_*` scenarios (a given server or a
 //!   throwaway cluster);
 //! - [`scenarios`]: the scenarios and the pair protocol;
@@ -82,7 +82,7 @@ pub struct Options {
     /// --quick: 0.1].
     #[arg(long, value_name = "SECONDS")]
     pub warmup: Option<f64>,
-    /// Pairs (baseline + sessiond) to keep per measurement [default: 3;
+    /// Pairs (baseline + sessiond) to keep per measurement [default: 5;
     /// --quick: 1].
     #[arg(long)]
     pub pairs: Option<usize>,
@@ -137,7 +137,7 @@ impl Options {
 
     /// The pairs to keep per measurement.
     pub fn pairs(&self) -> usize {
-        self.pick(self.pairs, 3, 1).max(1)
+        self.pick(self.pairs, 5, 1).max(1)
     }
 
     /// The size of the get_session_* table.

@@ -1,6 +1,6 @@
 //! SQLite straight from the benchmark: bulk-seeding a sessiond database
-//! (too many sessions to create over gRPC), and the raw durable write rate
-//! that anchors the open/close scenario.
+//! (too many sessions to create over gRPC), and the raw durable write rates
+//! that anchor the open/close scenario: one commit per write, and many.
 //!
 //! Both use the pragmas of sessiond's store: WAL, `synchronous = FULL`.
 
@@ -11,6 +11,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection};
 
 use crate::Result;
+use crate::machine::{process_cpu_ticks, ticks_to_us};
 use crate::serve::NODE_ID;
 
 /// Rows inserted per transaction when seeding.
@@ -81,66 +82,100 @@ pub async fn seed_sessions(path: &Path, count: u64) -> Result<i64> {
 /// The raw durable write rate.
 #[derive(Clone, Copy, Debug)]
 pub struct RawRate {
-    /// Transactions per second, each one insert and one update by key,
-    /// committed with `synchronous = FULL`.
+    /// Insert+update pairs committed together.
+    pub per_transaction: u32,
+    /// Insert+update pairs per second, committed with `synchronous = FULL`.
     pub per_second: f64,
-    /// Transactions in the measured window.
-    pub transactions: u64,
+    /// Pairs in the measured window.
+    pub pairs: u64,
+    /// CPU time of this process per pair (SQLite's work, as nothing else
+    /// runs meanwhile), in microseconds.
+    pub cpu_us: f64,
 }
 
-/// Measures transactions of one insert plus one update by key on one
-/// connection to a fresh database at `path`, for `warmup` then `duration`.
+/// Measures one insert plus one update by key, `per_transaction` such
+/// pairs per durable transaction, on one connection to a fresh database at
+/// `path`, for `warmup` then `duration`.
+///
+/// With one pair per transaction this is the one-commit-per-write rate;
+/// with many, what SQLite itself allows group commit on this machine: no
+/// gRPC, no sessiond, the same pragmas, and rusqlite on one thread, as
+/// sessiond's writer runs it.
 ///
 /// # Errors
 /// When the database cannot be created or written.
-pub async fn raw_write_rate(path: &Path, warmup: Duration, duration: Duration) -> Result<RawRate> {
-    let mut conn = options(path).connect().await?;
-    sqlx::query(
-        "CREATE TABLE IF NOT EXISTS raw_sessions (\
+pub async fn raw_write_rate(
+    path: &Path,
+    per_transaction: u32,
+    warmup: Duration,
+    duration: Duration,
+) -> Result<RawRate> {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || raw_write_loop(&path, per_transaction, warmup, duration))
+        .await?
+}
+
+fn raw_write_loop(
+    path: &Path,
+    per_transaction: u32,
+    warmup: Duration,
+    duration: Duration,
+) -> Result<RawRate> {
+    let conn = rusqlite::Connection::open(path)?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+         CREATE TABLE IF NOT EXISTS raw_sessions (\
              session_id INTEGER PRIMARY KEY AUTOINCREMENT, \
              session_uuid TEXT NOT NULL UNIQUE, \
              user_id TEXT NOT NULL, \
              state TEXT NOT NULL, \
              start_time INTEGER NOT NULL, \
-             end_time INTEGER)",
-    )
-    .execute(&mut conn)
-    .await?;
-    let begin = Instant::now();
-    let window_start = begin + warmup;
+             end_time INTEGER);",
+    )?;
+    let window_start = Instant::now() + warmup;
     let window_end = window_start + duration;
-    let mut transactions = 0_u64;
+    // When the first transaction of the window began, and the CPU used by then.
+    let mut measured_from: Option<(Instant, u64)> = None;
+    let mut pairs = 0_u64;
     let mut serial = 0_u64;
     loop {
         let now = Instant::now();
         if now >= window_end {
             break;
         }
-        serial += 1;
-        let mut tx = conn.begin().await?;
-        let id = sqlx::query(
-            "INSERT INTO raw_sessions (session_uuid, user_id, state, start_time) \
-             VALUES (?, 'user-1', 'open', ?)",
-        )
-        .bind(format!("00000000-0000-4000-8000-{serial:012x}"))
-        .bind(now_micros())
-        .execute(&mut *tx)
-        .await?
-        .last_insert_rowid();
-        sqlx::query("UPDATE raw_sessions SET state = 'ended', end_time = ? WHERE session_id = ?")
-            .bind(now_micros())
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        let done = Instant::now();
-        if done >= window_start && done < window_end {
-            transactions += 1;
+        if now >= window_start && measured_from.is_none() {
+            measured_from = Some((now, process_cpu_ticks("self")?));
+        }
+        let tx = conn.unchecked_transaction()?;
+        for _ in 0..per_transaction {
+            serial += 1;
+            tx.prepare_cached(
+                "INSERT INTO raw_sessions (session_uuid, user_id, state, start_time) \
+                 VALUES (?, 'user-1', 'open', ?)",
+            )?
+            .execute(rusqlite::params![
+                format!("00000000-0000-4000-8000-{serial:012x}"),
+                now_micros()
+            ])?;
+            let id = tx.last_insert_rowid();
+            tx.prepare_cached(
+                "UPDATE raw_sessions SET state = 'ended', end_time = ? WHERE session_id = ?",
+            )?
+            .execute(rusqlite::params![now_micros(), id])?;
+        }
+        tx.commit()?;
+        if measured_from.is_some() {
+            pairs += u64::from(per_transaction);
         }
     }
-    conn.close().await?;
+    // The window's transactions, each from its start to its commit.
+    let (from, cpu_from) = measured_from.unwrap_or((window_end, 0));
+    let elapsed = from.elapsed().as_secs_f64().max(f64::EPSILON);
+    let cpu_ticks = process_cpu_ticks("self")?.saturating_sub(cpu_from);
     Ok(RawRate {
-        per_second: transactions as f64 / duration.as_secs_f64(),
-        transactions,
+        per_transaction,
+        per_second: pairs as f64 / elapsed,
+        pairs,
+        cpu_us: ticks_to_us(cpu_ticks) / pairs.max(1) as f64,
     })
 }
