@@ -9,6 +9,20 @@
 //! preconditions and applies its change atomically: a write returns only
 //! once it is durable, and a failed write changes nothing.
 
+/// The columns of a [`ModuleRun`], followed by the rest of a query: the
+/// same SQL on both backends, in the order SQLite's codec reads them by
+/// position (PostgreSQL's reads them by name).
+macro_rules! select_run {
+    ($rest:literal) => {
+        concat!(
+            "SELECT run_id, session_id, module_id, acting_user, state, start_time, end_time, ",
+            "value, failure_kind, failure_message, exit_code, signal, stderr_tail ",
+            "FROM module_runs ",
+            $rest
+        )
+    };
+}
+
 mod names;
 mod postgres;
 mod sqlite;

@@ -63,19 +63,6 @@ macro_rules! select_session {
     };
 }
 
-/// The columns of a [`ModuleRun`], followed by the rest of a query (in the
-/// order `codec::run_from_row` reads them).
-macro_rules! select_run {
-    ($rest:literal) => {
-        concat!(
-            "SELECT run_id, session_id, module_id, acting_user, state, start_time, end_time, ",
-            "value, failure_kind, failure_message, exit_code, signal, stderr_tail ",
-            "FROM module_runs ",
-            $rest
-        )
-    };
-}
-
 /// The SQLite implementation of [`Store`].
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
