@@ -23,7 +23,18 @@ const TASKS: usize = 64;
 /// Distinct users of the open+close workload.
 const USERS: usize = 64;
 
-type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+/// The error type `machine` expects at the crate root, as in the benchmark.
+type Result<T, E = Box<dyn std::error::Error + Send + Sync>> = std::result::Result<T, E>;
+
+/// The benchmark's readings of `/proc` (this example uses the CPU time).
+#[allow(dead_code)]
+#[path = "../src/machine.rs"]
+mod machine;
+
+/// This process's CPU time so far, in microseconds.
+fn cpu_micros() -> Result<f64> {
+    Ok(machine::ticks_to_us(machine::process_cpu_ticks("self")?))
+}
 
 /// What each task repeats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,23 +50,6 @@ fn now() -> Timestamp {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
     Timestamp::from_unix_micros(micros)
-}
-
-/// This process's user plus system CPU time, in microseconds.
-fn cpu_micros() -> Result<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat")?;
-    // Fields are counted from the last ')': the command name may hold spaces.
-    let (_, after) = stat.rsplit_once(')').ok_or("unexpected /proc/self/stat")?;
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    // fields[11] and fields[12] are utime and stime (fields 14 and 15).
-    let ticks = fields
-        .get(11..13)
-        .ok_or("short /proc/self/stat")?
-        .iter()
-        .map(|f| f.parse::<f64>())
-        .sum::<std::result::Result<f64, _>>()?;
-    let per_second = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)?.unwrap_or(100);
-    Ok(ticks * 1e6 / per_second as f64)
 }
 
 fn new_session(task: usize) -> NewSession {
