@@ -3,6 +3,10 @@
 //! messages shaped like sessiond's (a full `SessionInfo` where sessiond
 //! returns one), so that the bytes on the wire are comparable.
 //!
+//! Served with a [`DurableLog`] it is the *durable floor*: the same, except
+//! that each call that writes in sessiond answers only once the log has
+//! made a record of it durable.
+//!
 //! Every message ends in `..Default::default()` so that fields the contract
 //! gains later do not break the baseline.
 #![allow(clippy::needless_update)]
@@ -23,6 +27,8 @@ use sessiond_proto::v1::{
 };
 use tonic::{Request, Response, Status};
 
+use crate::floor::DurableLog;
+
 /// The fixed session every answer describes.
 const SESSION_ID: i64 = 1;
 /// Its UUID.
@@ -36,6 +42,27 @@ const USER: &str = "user-1";
 pub struct Baseline {
     /// The session that every session-returning call answers with.
     session: SessionInfo,
+    /// Where writes are made durable before they are answered (the durable
+    /// floor); none for the plain baseline.
+    log: Option<DurableLog>,
+}
+
+impl Baseline {
+    /// The durable floor: writes are answered once `log` made them durable.
+    pub fn durable(log: DurableLog) -> Self {
+        Self {
+            log: Some(log),
+            ..Self::default()
+        }
+    }
+
+    /// Returns once a write is durable (at once for the plain baseline).
+    async fn write(&self) -> Result<(), Status> {
+        match &self.log {
+            Some(log) => log.commit().await,
+            None => Ok(()),
+        }
+    }
 }
 
 impl Default for Baseline {
@@ -60,6 +87,7 @@ impl Default for Baseline {
                 user_context_depth: 0,
                 ..Default::default()
             },
+            log: None,
         }
     }
 }
@@ -107,6 +135,7 @@ impl SessionService for Baseline {
         &self,
         _request: Request<StartSessionRequest>,
     ) -> Result<Response<StartSessionResponse>, Status> {
+        self.write().await?;
         Ok(Response::new(StartSessionResponse {
             session_id: SESSION_ID,
             session_uuid: SESSION_UUID.to_owned(),
@@ -119,6 +148,7 @@ impl SessionService for Baseline {
         &self,
         _request: Request<TouchSessionRequest>,
     ) -> Result<Response<TouchSessionResponse>, Status> {
+        self.write().await?;
         Ok(Response::new(TouchSessionResponse {
             last_activity_time: self.time(),
             ..Default::default()
@@ -129,6 +159,7 @@ impl SessionService for Baseline {
         &self,
         _request: Request<EndSessionRequest>,
     ) -> Result<Response<EndSessionResponse>, Status> {
+        self.write().await?;
         Ok(Response::new(EndSessionResponse {
             session: Some(self.session.clone()),
             ..Default::default()
@@ -139,6 +170,7 @@ impl SessionService for Baseline {
         &self,
         _request: Request<OpenClientlessSessionRequest>,
     ) -> Result<Response<OpenClientlessSessionResponse>, Status> {
+        self.write().await?;
         Ok(Response::new(OpenClientlessSessionResponse {
             session_id: SESSION_ID,
             session_uuid: SESSION_UUID.to_owned(),
@@ -151,6 +183,7 @@ impl SessionService for Baseline {
         &self,
         _request: Request<CloseClientlessSessionRequest>,
     ) -> Result<Response<CloseClientlessSessionResponse>, Status> {
+        self.write().await?;
         Ok(Response::new(CloseClientlessSessionResponse {
             session: Some(self.session.clone()),
             ..Default::default()
@@ -161,6 +194,7 @@ impl SessionService for Baseline {
         &self,
         _request: Request<OpenModuleRequest>,
     ) -> Result<Response<OpenModuleResponse>, Status> {
+        self.write().await?;
         Ok(Response::new(OpenModuleResponse {
             run_id: 1,
             state: RunState::Running.into(),
@@ -207,6 +241,7 @@ impl UserContextService for Baseline {
         &self,
         _request: Request<SetUserContextRequest>,
     ) -> Result<Response<SetUserContextResponse>, Status> {
+        self.write().await?;
         Ok(Response::new(SetUserContextResponse {
             previous_user: USER.to_owned(),
             ..Default::default()
@@ -217,6 +252,7 @@ impl UserContextService for Baseline {
         &self,
         _request: Request<PushUserContextRequest>,
     ) -> Result<Response<PushUserContextResponse>, Status> {
+        self.write().await?;
         Ok(Response::new(PushUserContextResponse {
             scope_id: 1,
             previous_user: USER.to_owned(),
@@ -229,6 +265,7 @@ impl UserContextService for Baseline {
         &self,
         _request: Request<PopUserContextRequest>,
     ) -> Result<Response<PopUserContextResponse>, Status> {
+        self.write().await?;
         Ok(Response::new(PopUserContextResponse {
             user: USER.to_owned(),
             depth: 0,

@@ -16,6 +16,7 @@
 //!
 //! Modules:
 //! - [`baseline`]: the empty-handler servers of the contract;
+//! - [`floor`]: the durable floor's group-committed log;
 //! - [`serve`]: the hidden child modes (servers, the direct spawn loop);
 //! - [`child`]: starting, pinning, sampling and stopping child processes;
 //! - [`machine`]: `/proc` readings (CPU, RSS, machine load) and pinning;
@@ -30,6 +31,7 @@
 
 mod baseline;
 mod child;
+mod floor;
 mod load;
 mod machine;
 mod pg;
@@ -168,6 +170,10 @@ enum ChildMode {
         /// The address to bind.
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: SocketAddr,
+        /// Serve the durable floor: answer writes once a log file at this
+        /// path has made them durable.
+        #[arg(long)]
+        durable_log: Option<PathBuf>,
     },
     /// Serve sessiond with the in-process `noop` module; print
     /// `LISTEN <addr>`.
@@ -207,7 +213,10 @@ enum ChildMode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Some(ChildMode::ServeBaseline { listen }) => serve::baseline(listen),
+        Some(ChildMode::ServeBaseline {
+            listen,
+            durable_log,
+        }) => serve::baseline(listen, durable_log),
         Some(ChildMode::ServeSessiond {
             listen,
             database,

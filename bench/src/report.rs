@@ -61,6 +61,10 @@ pub enum Figure {
     P99,
     /// Subject p50 ÷ the reference side's p50 (side 3).
     P50OverReference,
+    /// The reference side's throughput ÷ baseline throughput.
+    ReferenceThroughput,
+    /// Subject throughput ÷ the reference side's throughput.
+    ThroughputOverReference,
 }
 
 impl Figure {
@@ -73,6 +77,8 @@ impl Figure {
             Self::P50 => subject.p50_us / base.p50_us,
             Self::P99 => subject.p99_us / base.p99_us,
             Self::P50OverReference => subject.p50_us / pair.sides[2].p50_us,
+            Self::ReferenceThroughput => pair.sides[2].rps / base.rps,
+            Self::ThroughputOverReference => subject.rps / pair.sides[2].rps,
         }
     }
 
@@ -83,6 +89,8 @@ impl Figure {
             Self::P50 => "p50",
             Self::P99 => "p99",
             Self::P50OverReference => "p50/ref p50",
+            Self::ReferenceThroughput => "ref throughput",
+            Self::ThroughputOverReference => "throughput/ref throughput",
         }
     }
 }
@@ -140,6 +148,10 @@ pub struct Stats {
     pub switches_per_op: f64,
 }
 
+/// The `BENCH` field of the durable floor's rate; the others follow it
+/// ([`Measurement::floor_fields`]).
+pub const FLOOR_RPS: &str = "floor_rps";
+
 /// The median of `values` (0 when empty).
 pub fn median(mut values: Vec<f64>) -> f64 {
     if values.is_empty() {
@@ -195,6 +207,31 @@ impl Measurement {
     /// The headline ratio.
     pub fn ratio(&self) -> f64 {
         self.figure(self.spec.headline)
+    }
+
+    /// Whether side 3 is the durable floor (it then has the `floor_*`
+    /// fields).
+    pub fn has_floor(&self) -> bool {
+        self.extra.iter().any(|(key, _)| key == FLOOR_RPS)
+    }
+
+    /// The `floor_*` fields of a measurement whose side 3 is the durable
+    /// floor.
+    pub fn floor_fields(&self) -> Vec<(String, String)> {
+        let floor = self.side(2);
+        vec![
+            (FLOOR_RPS.to_owned(), int(floor.rps)),
+            ("floor_p50_us".to_owned(), us(floor.p50_us)),
+            ("floor_cpu_us".to_owned(), us(floor.cpu_us_per_op)),
+            (
+                "floor_ratio".to_owned(),
+                ratio(self.figure(Figure::ReferenceThroughput)),
+            ),
+            (
+                "of_floor".to_owned(),
+                ratio(self.figure(Figure::ThroughputOverReference)),
+            ),
+        ]
     }
 
     /// The medians of side `index`.
@@ -454,6 +491,28 @@ impl Report {
                 );
             }
         }
+        let floors: Vec<&Measurement> =
+            self.measurements.iter().filter(|m| m.has_floor()).collect();
+        if !floors.is_empty() {
+            let _ = writeln!(
+                out,
+                "\ndurable floor (the baseline answering each write only once a group-committed \
+                 fsync covers a record of it):"
+            );
+        }
+        for m in floors {
+            let _ = writeln!(
+                out,
+                "  {} at {} in flight: {:.0}/s = {} x the baseline, p50 {:.1} us; sessiond = {} \
+                 x the floor",
+                m.name(),
+                m.inflight,
+                m.side(2).rps,
+                ratio(m.figure(Figure::ReferenceThroughput)),
+                m.side(2).p50_us,
+                ratio(m.figure(Figure::ThroughputOverReference)),
+            );
+        }
         let discarded: Vec<String> = self
             .measurements
             .iter()
@@ -582,6 +641,8 @@ fn key(figure: Figure) -> &'static str {
         Figure::P50 => "p50",
         Figure::P99 => "p99",
         Figure::P50OverReference => "p50_ref",
+        Figure::ReferenceThroughput => "ref_throughput",
+        Figure::ThroughputOverReference => "throughput_over_ref",
     }
 }
 
@@ -657,6 +718,50 @@ mod tests {
             lines[0]
         );
         assert!(lines[0].contains(" pairs=3/4"), "{}", lines[0]);
+    }
+
+    #[test]
+    fn floor_figures_are_medians_of_per_pair_ratios() {
+        let triple = |base: f64, subject: f64, floor: f64| Pair {
+            sides: vec![
+                side("baseline", base, 100.0, 200.0),
+                side("sessiond", subject, 300.0, 600.0),
+                side("durable floor", floor, 250.0, 500.0),
+            ],
+            kept: true,
+        };
+        let mut measurement = Measurement {
+            scenario: "user_context".to_owned(),
+            inflight: 64,
+            replicas: None,
+            spec: Spec {
+                headline: Figure::Throughput,
+                targets: Vec::new(),
+            },
+            pairs: vec![
+                triple(100.0, 40.0, 50.0),
+                triple(200.0, 60.0, 80.0),
+                triple(100.0, 30.0, 60.0),
+            ],
+            noisy: false,
+            extra: Vec::new(),
+        };
+        assert!(!measurement.has_floor());
+        measurement.extra = measurement.floor_fields();
+        assert!(measurement.has_floor());
+        // Floor ÷ baseline per pair: 0.5, 0.4, 0.6; sessiond ÷ floor: 0.8,
+        // 0.75, 0.5.
+        assert!((measurement.figure(Figure::ReferenceThroughput) - 0.5).abs() < 1e-9);
+        assert!((measurement.figure(Figure::ThroughputOverReference) - 0.75).abs() < 1e-9);
+        let line = &Report {
+            measurements: vec![measurement],
+            ..Report::default()
+        }
+        .bench_lines()[0];
+        assert!(
+            line.contains(" floor_rps=60 floor_p50_us=250.0 floor_cpu_us=10.0 floor_ratio=0.500 of_floor=0.750 "),
+            "{line}"
+        );
     }
 
     #[test]

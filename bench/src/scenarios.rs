@@ -321,6 +321,17 @@ impl Bench {
         .await
     }
 
+    /// The durable floor: the baseline, answering writes once a log file
+    /// `file` (in the run's directory) has made them durable.
+    async fn start_floor(&self, file: &str) -> Result<Server> {
+        let args: Vec<OsString> = vec![
+            "serve-baseline".into(),
+            "--durable-log".into(),
+            self.path(file).into(),
+        ];
+        Server::start("the durable floor", &args, self.server_core).await
+    }
+
     async fn start_sessiond(&self, database: &Path) -> Result<Server> {
         self.start_sessiond_on(&format!("sqlite://{}", database.display()), NODE_ID)
             .await
@@ -553,7 +564,8 @@ impl Bench {
     }
 
     /// `open_close`, with the raw SQLite rates measured first: one
-    /// open+close per transaction (the anchor), and [`RAW_GROUP`].
+    /// open+close per transaction (the anchor), and [`RAW_GROUP`]; the
+    /// durable floor is each pair's third side.
     async fn open_close(&self, report: &mut Report) -> Result<()> {
         let mut raw = Vec::new();
         for (per_transaction, name) in [(1, "raw.db"), (RAW_GROUP, "raw_group.db")] {
@@ -576,6 +588,7 @@ impl Bench {
         report.raw_group = Some(raw_group);
         let baseline = self.start_baseline().await?;
         let sessiond = self.start_sessiond(&self.path("open_close.db")).await?;
+        let floor = self.start_floor("open_close.log").await?;
         for &inflight in &self.options.inflight {
             let sides = [
                 Side::Grpc {
@@ -586,6 +599,11 @@ impl Bench {
                 Side::Grpc {
                     label: "sessiond",
                     server: &sessiond,
+                    workload: Workload::OpenClose,
+                },
+                Side::Grpc {
+                    label: "durable floor",
+                    server: &floor,
                     workload: Workload::OpenClose,
                 },
             ];
@@ -606,17 +624,21 @@ impl Bench {
                     format!("{:.1}", raw_group.cpu_us),
                 ),
             ];
+            measurement.extra.extend(measurement.floor_fields());
             report.measurements.push(measurement);
         }
         baseline.stop().await?;
         sessiond.stop().await?;
+        floor.stop().await?;
         Ok(())
     }
 
-    /// `user_context`: push+pop in one session per worker.
+    /// `user_context`: push+pop in one session per worker; the durable
+    /// floor is each pair's third side.
     async fn user_context(&self, report: &mut Report) -> Result<()> {
         let baseline = self.start_baseline().await?;
         let sessiond = self.start_sessiond(&self.path("user_context.db")).await?;
+        let floor = self.start_floor("user_context.log").await?;
         let sessions: Arc<[i64]> = open_sessions(&sessiond, self.max_inflight(), "uc")
             .await?
             .into();
@@ -633,17 +655,24 @@ impl Bench {
                 Side::Grpc {
                     label: "sessiond",
                     server: &sessiond,
+                    workload: workload.clone(),
+                },
+                Side::Grpc {
+                    label: "durable floor",
+                    server: &floor,
                     workload,
                 },
             ];
             let spec = throughput_spec(inflight, 0.50);
-            report.measurements.push(
-                self.pairs("user_context", inflight, &sides, spec, Vec::new())
-                    .await?,
-            );
+            let mut measurement = self
+                .pairs("user_context", inflight, &sides, spec, Vec::new())
+                .await?;
+            measurement.extra = measurement.floor_fields();
+            report.measurements.push(measurement);
         }
         baseline.stop().await?;
         sessiond.stop().await?;
+        floor.stop().await?;
         Ok(())
     }
 

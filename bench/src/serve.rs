@@ -1,7 +1,7 @@
 //! The hidden child modes: the benchmark re-executes itself, pinned to the
-//! server core, as the baseline server, as sessiond (the library, embedded,
-//! with an in-process no-op module), or as the direct spawn loop that the
-//! exec-module scenario is compared with.
+//! server core, as the baseline server (plain, or the durable floor), as
+//! sessiond (the library, embedded, with an in-process no-op module), or as
+//! the direct spawn loop that the exec-module scenario is compared with.
 //!
 //! The servers print `LISTEN <addr>` on stdout once bound and stop at
 //! SIGTERM or when their stdin closes (so they never outlive the benchmark).
@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 
 use crate::Result;
 use crate::baseline::Baseline;
+use crate::floor::DurableLog;
 use crate::load::{self, SpawnOp};
 use crate::machine;
 
@@ -103,19 +104,25 @@ async fn bind(listen: SocketAddr) -> Result<TcpListener> {
 
 /// Serves the baseline with sessiond's transport and TCP settings
 /// ([`sessiond::server::transport`], [`sessiond::server::incoming`]) and
-/// sessiond's default message-size limits.
+/// sessiond's default message-size limits; with `durable_log`, the durable
+/// floor, its writes made durable in a [`DurableLog`] at that path.
 ///
 /// # Errors
-/// When the address cannot be bound or the transport fails.
-pub fn baseline(listen: SocketAddr) -> Result<()> {
+/// When the address cannot be bound, the log cannot be created or the
+/// transport fails.
+pub fn baseline(listen: SocketAddr, durable_log: Option<PathBuf>) -> Result<()> {
     init_logging();
     run(async {
+        let baseline = match durable_log {
+            Some(path) => Baseline::durable(DurableLog::start(&path)?),
+            None => Baseline::default(),
+        };
         let listener = bind(listen).await?;
         let max_request = sessiond::Config::default().max_message_bytes;
-        let sessions = SessionServiceServer::new(Baseline::default())
+        let sessions = SessionServiceServer::new(baseline.clone())
             .max_decoding_message_size(max_request)
             .max_encoding_message_size(MAX_RESPONSE_BYTES);
-        let user_contexts = UserContextServiceServer::new(Baseline::default())
+        let user_contexts = UserContextServiceServer::new(baseline)
             .max_decoding_message_size(max_request)
             .max_encoding_message_size(MAX_RESPONSE_BYTES);
         sessiond::server::transport()
