@@ -292,6 +292,14 @@ impl Bench {
              is the server's CPU time per operation (with its child processes), sw/op its \
              threads' context switches per operation"
         );
+        if self.selected("open_close") || self.selected("user_context") {
+            println!(
+                "  durable floor (open_close, user_context): a third side, the baseline \
+                 answering each write only once a group-committed fsync covers a 100-byte \
+                 record of it (one thread, a pre-written 16 MiB log); floor_ratio = floor / \
+                 baseline, of_floor = sessiond / floor"
+            );
+        }
         if self.selected("pg_get_session_user") || self.selected("pg_open_close") {
             println!(
                 "  pg_*: sessiond on PostgreSQL with 1 and with 2 replicas (both pinned like the \
