@@ -20,7 +20,10 @@ use sessiond::model::{
     ClientDescription, EndReason, FailureKind, ModuleFailure, ModuleId, RunOutcome, RunState,
     ScopeId, SessionId, SessionKind, SessionState, Timestamp, UserId,
 };
-use sessiond::store::{Expiry, NewSession, Recovered, SessionQuery, SqliteStore, Store};
+use sessiond::store::{
+    Expiry, NewSession, Recovered, RunStore, ScopeStore, SessionQuery, SessionStore, SqliteStore,
+    Store,
+};
 use tempfile::TempDir;
 use tokio::sync::Barrier;
 use uuid::Uuid;

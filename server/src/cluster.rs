@@ -17,8 +17,8 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::clock::Clock;
-use crate::error::{Error, Result};
 use crate::model::{EndReason, SessionId};
+use crate::model::{Error, Result};
 use crate::modules::runner::Runner;
 use crate::store::Store;
 

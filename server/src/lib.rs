@@ -42,7 +42,6 @@ pub mod api;
 pub mod clock;
 pub mod cluster;
 pub mod config;
-pub mod error;
 pub mod known_sessions;
 pub mod model;
 pub mod modules;
@@ -54,5 +53,5 @@ pub mod task;
 pub mod user_context;
 
 pub use config::Config;
-pub use error::{Error, Result};
+pub use model::{Error, Result};
 pub use server::{Sessiond, SessiondBuilder, StartError};

@@ -22,7 +22,7 @@ use crate::api::{Router, SessionApi, UserContextApi};
 use crate::clock::{Clock, SystemClock};
 use crate::cluster::Cluster;
 use crate::config::Config;
-use crate::error::Error;
+use crate::model::Error;
 use crate::model::{EndReason, ModuleId};
 use crate::modules::manifest::{self, ManifestError};
 use crate::modules::runner::{RunLimits, Runner};

@@ -10,12 +10,12 @@ use futures::future::join_all;
 use uuid::Uuid;
 
 use crate::clock::Clock;
-use crate::error::{Error, Result};
 use crate::known_sessions::KnownSessions;
 use crate::model::{
     ClientDescription, EndReason, Session, SessionFacts, SessionId, SessionKind, SessionState,
     UserId,
 };
+use crate::model::{Error, Result};
 use crate::modules::runner::Runner;
 use crate::principal::Principal;
 use crate::store::{Expiry, NewSession, Recovered, SessionQuery, Store};

@@ -7,7 +7,7 @@
 
 use std::future::Future;
 
-use crate::error::{Error, Result};
+use crate::model::{Error, Result};
 
 /// Runs `work` to completion in its own task, even if the caller stops
 /// waiting, and returns its result.

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::clock::Clock;
-use crate::error::Result;
+use crate::model::Result;
 use crate::model::{PoppedScope, PushedScope, ScopeId, SessionId, UserContext, UserId};
 use crate::principal::Principal;
 use crate::store::Store;

@@ -2,7 +2,7 @@
 
 use sessiond_proto::v1 as pb;
 
-use crate::error::FieldViolation;
+use crate::model::FieldViolation;
 use crate::model::{EndReason, Session, SessionKind, SessionState};
 
 impl From<Session> for pb::SessionInfo {

@@ -6,7 +6,7 @@ use tonic_types::StatusExt;
 
 use super::convert::call_deadline;
 use crate::cluster::{Cluster, NodeClient};
-use crate::error::{Error, Result};
+use crate::model::{Error, Result};
 use crate::model::{SessionId, SessionState};
 use crate::principal::Principal;
 use crate::sessions::Sessions;

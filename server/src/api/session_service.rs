@@ -6,8 +6,8 @@ use tonic::{Request, Response, Status};
 
 use super::convert::{call_deadline, kind_filter, state_filter, struct_to_json, wait};
 use super::forward::{Router, relay};
-use crate::error::{FieldViolation, Validate};
 use crate::model::{ClientDescription, ModuleId, SessionId, SessionKind, UserId};
+use crate::model::{FieldViolation, Validate};
 use crate::modules::runner::Runner;
 use crate::principal;
 use crate::sessions::Sessions;

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::error::Error;
+use crate::model::Error;
 
 /// The `ErrorInfo` domain of every sessiond error.
 pub const ERROR_DOMAIN: &str = "sessiond";

@@ -4,7 +4,7 @@ use sessiond_proto::v1 as pb;
 use sessiond_proto::v1::user_context_service_server::UserContextService;
 use tonic::{Request, Response, Status};
 
-use crate::error::Validate;
+use crate::model::Validate;
 use crate::model::{ScopeId, SessionId, UserId};
 use crate::principal;
 use crate::user_context::UserContexts;

@@ -1,5 +1,14 @@
-//! The domain's values: ids, users, times, the session record and module
-//! runs.
+//! The domain: its values (ids, users, times, the session record, user
+//! contexts, module runs), its one error type, and **every rule**, once, as
+//! plain functions on those values.
+//!
+//! A rule takes the records as they are and says what they become, or why
+//! not: [`Session::start_run`] says whether a module may start and what the
+//! run and the session look like then, [`Session::pop_user_context`] which
+//! scope may be popped, [`Expiry::applies_to`] which expiry applies,
+//! [`Session::end`] what an ended record looks like, [`admit`] whether a
+//! user may open one more session. The stores lock and read, ask these,
+//! and write what they answer; they know no rule.
 //!
 //! Constructors that take caller input (`SessionId::parse`, `UserId::parse`,
 //! …) validate it and say what is wrong as a [`FieldViolation`], so that the
@@ -8,13 +17,19 @@
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use uuid::Uuid;
-
-use crate::error::FieldViolation;
-
+mod error;
 mod run;
+mod scope;
+mod session;
 
-pub use run::{FailureKind, ModuleFailure, ModuleId, ModuleRun, RunId, RunOutcome, RunState};
+pub use error::{BoxError, Error, FieldViolation, Result, Validate};
+pub use run::{
+    FailureKind, ModuleFailure, ModuleId, ModuleRun, NewRun, RunId, RunOutcome, RunState,
+};
+pub use scope::{NewScope, PoppedScope, PushedScope, Scope, UserContext};
+pub use session::{
+    EndReason, Expiry, NewSession, Session, SessionFacts, SessionKind, SessionState, admit,
+};
 
 /// The longest user id, module id or client description, in characters.
 pub const MAX_ID_CHARS: usize = 256;
@@ -233,112 +248,4 @@ impl From<Timestamp> for prost_types::Timestamp {
             nanos: i32::try_from(time.0.rem_euclid(1_000_000) * 1_000).unwrap_or(0),
         }
     }
-}
-
-/// Who drives a session.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum SessionKind {
-    /// A client logged in (StartSession / EndSession).
-    Interactive,
-    /// A headless session opened on behalf of a user to run modules.
-    Clientless,
-}
-
-/// Where a session is in its life: `Open` → `Closing` → `Ended`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum SessionState {
-    /// Live.
-    Open,
-    /// Clientless only: no new modules; running ones conclude.
-    Closing,
-    /// Over, for good.
-    Ended,
-}
-
-/// Why a session ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum EndReason {
-    /// EndSession or CloseClientlessSession was called.
-    ClosedByClient,
-    /// No activity for longer than the idle timeout.
-    IdleTimeout,
-    /// The session outlived the maximum lifetime.
-    MaxLifetime,
-    /// The server ended it while shutting down.
-    ServerShutdown,
-    /// Its server died without ending it; ended at the next start.
-    ServerRestart,
-    /// Its replica stopped renewing its lease; another replica ended it.
-    NodeLost,
-}
-
-/// The record of one session (a row of the sessions table).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Session {
-    /// The store-assigned id.
-    pub id: SessionId,
-    /// The unique UUID (v7).
-    pub uuid: Uuid,
-    /// Whom the session belongs to; never changes.
-    pub user: UserId,
-    /// Interactive or clientless.
-    pub kind: SessionKind,
-    /// Open, closing or ended.
-    pub state: SessionState,
-    /// When it started.
-    pub start_time: Timestamp,
-    /// When it ended, once it has.
-    pub end_time: Option<Timestamp>,
-    /// The last recorded activity.
-    pub last_activity_time: Timestamp,
-    /// Why it ended, once it has.
-    pub end_reason: Option<EndReason>,
-    /// The user context: whom work in the session acts as now.
-    pub effective_user: UserId,
-    /// The client description of an interactive session; empty otherwise.
-    pub client: ClientDescription,
-    /// How many user-context scopes are open.
-    pub user_context_depth: u32,
-    /// The node that owns the session (opened it; runs its modules).
-    pub owner_node: String,
-}
-
-/// What never changes about a session: whose it is and which node owns it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SessionFacts {
-    /// The session's user.
-    pub user: UserId,
-    /// The node that owns it.
-    pub owner_node: String,
-}
-
-/// A session's user context as `GetUserContext` reports it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct UserContext {
-    /// The effective user.
-    pub user: UserId,
-    /// The session's own user.
-    pub session_user: UserId,
-    /// How many scopes are open.
-    pub depth: u32,
-}
-
-/// What a `PushUserContext` created.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PushedScope {
-    /// The new scope's id, for the matching pop.
-    pub scope_id: ScopeId,
-    /// The user context before the push; the pop restores it.
-    pub previous_user: UserId,
-    /// Open scopes, the new one included.
-    pub depth: u32,
-}
-
-/// What a `PopUserContext` restored.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PoppedScope {
-    /// The restored user context.
-    pub user: UserId,
-    /// Scopes still open.
-    pub depth: u32,
 }

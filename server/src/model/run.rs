@@ -1,10 +1,13 @@
 //! Module runs: one `OpenModule` of a module in a clientless session, its
-//! state and its outcome.
+//! state and its outcome; and the rules: which session may start a run, and
+//! how a run concludes once, for good.
 
 use std::fmt;
 
-use super::{SessionId, Timestamp, UserId, check_text};
-use crate::error::FieldViolation;
+use super::{
+    Error, FieldViolation, Result, Session, SessionId, SessionKind, SessionState, Timestamp,
+    UserId, check_text,
+};
 
 /// A module run's id: assigned by the store, > 0.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -184,5 +187,98 @@ impl ModuleRun {
         self.outcome
             .as_ref()
             .map_or(RunState::Running, RunOutcome::state)
+    }
+
+    /// The record of this run concluded with `outcome` at `now`; `None` when
+    /// it already concluded: the first outcome stands.
+    #[must_use]
+    pub fn conclude(&self, outcome: RunOutcome, now: Timestamp) -> Option<Self> {
+        if self.outcome.is_some() {
+            return None;
+        }
+        Some(Self {
+            end_time: Some(now),
+            outcome: Some(outcome),
+            ..self.clone()
+        })
+    }
+
+    /// What crash recovery records of a run its server stopped in the
+    /// middle of: failed, interrupted; `None` when it had concluded.
+    #[must_use]
+    pub fn interrupt(&self, now: Timestamp) -> Option<Self> {
+        self.conclude(
+            RunOutcome::Failed(ModuleFailure::new(
+                FailureKind::Interrupted,
+                "the server stopped while the module was running",
+            )),
+            now,
+        )
+    }
+}
+
+/// A run about to be recorded (the store assigns its id).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewRun {
+    /// The session it runs in.
+    pub session_id: SessionId,
+    /// The module.
+    pub module_id: ModuleId,
+    /// The session's user context when it was opened.
+    pub acting_user: UserId,
+    /// Its parameters.
+    pub parameters: serde_json::Map<String, serde_json::Value>,
+    /// When it started.
+    pub start_time: Timestamp,
+}
+
+impl NewRun {
+    /// The record of this run as created with `id`, running.
+    #[must_use]
+    pub fn into_run(self, id: RunId) -> ModuleRun {
+        ModuleRun {
+            id,
+            session_id: self.session_id,
+            module_id: self.module_id,
+            acting_user: self.acting_user,
+            start_time: self.start_time,
+            end_time: None,
+            outcome: None,
+        }
+    }
+}
+
+impl Session {
+    /// `OpenModule`: whether a run of `module` may start now — only in an
+    /// open clientless session — and, if so, the run to record (acting as
+    /// the session's current user context) and the session with activity at
+    /// `now`.
+    ///
+    /// # Errors
+    /// [`Error::SessionNotClientless`], [`Error::SessionClosing`],
+    /// [`Error::SessionEnded`].
+    pub fn start_run(
+        &self,
+        module: ModuleId,
+        parameters: serde_json::Map<String, serde_json::Value>,
+        now: Timestamp,
+    ) -> Result<(NewRun, Self)> {
+        let session_id = self.id;
+        match (self.kind, self.state) {
+            (SessionKind::Interactive, _) => {
+                return Err(Error::SessionNotClientless { session_id });
+            }
+            (_, SessionState::Closing) => return Err(Error::SessionClosing { session_id }),
+            (_, SessionState::Ended) => return Err(Error::SessionEnded { session_id }),
+            (SessionKind::Clientless, SessionState::Open) => {}
+        }
+        let run = NewRun {
+            session_id,
+            module_id: module,
+            acting_user: self.effective_user.clone(),
+            parameters,
+            start_time: now,
+        };
+        Ok((run, self.touched(now)))
     }
 }

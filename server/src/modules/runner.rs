@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{ModuleContext, ModuleRegistry};
 use crate::clock::Clock;
-use crate::error::{Error, Result};
+use crate::model::{Error, Result};
 use crate::model::{
     FailureKind, ModuleFailure, ModuleId, ModuleRun, RunId, RunOutcome, RunState, SessionId,
     SessionState,

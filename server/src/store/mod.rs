@@ -1,13 +1,21 @@
-//! Durable storage of sessions and user-context scopes.
+//! Durable storage: persistence only, no rule.
 //!
-//! [`Store`] is the one interface the domain talks to; each backend
-//! implements it in its own module with its own migrations, and [`open`]
-//! picks the backend from the database URL's scheme. The trait is
-//! backend-neutral (no SQL types in its signatures; ids assigned by the
-//! store; times passed in by the caller, so every replica and every test
-//! clock agrees) and every write method is one transaction that checks its
-//! preconditions and applies its change atomically: a write returns only
-//! once it is durable, and a failed write changes nothing.
+//! The store is split by concern — [`SessionStore`], [`ScopeStore`],
+//! [`RunStore`], [`NodeStore`] — and [`Store`] is all of them on one
+//! database; each backend implements them in its own module with its own
+//! migrations, and [`open`] picks the backend from the database URL's
+//! scheme. The traits are backend-neutral (no SQL types in their
+//! signatures; ids assigned by the store; times passed in by the caller, so
+//! every replica and every test clock agrees).
+//!
+//! Every write method is one transaction of the same shape: lock and read
+//! what the rule depends on, ask the domain ([`crate::model`]) what it
+//! becomes, write that (a session's changed columns: [`changed_columns`]),
+//! commit. A write returns only once it is durable, and a failed write —
+//! refused by the rule or by the database — changes nothing.
+//!
+//! One migration number is one change on both backends, from 0006 on
+//! (`migrations/sqlite`, `migrations/postgres`).
 
 /// The columns of a [`ModuleRun`], followed by the rest of a query: the
 /// same SQL on both backends, in the order SQLite's codec reads them by
@@ -30,60 +38,16 @@ mod sqlite;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use uuid::Uuid;
 
-use crate::error::{Error, Result};
 use crate::model::{
-    ClientDescription, EndReason, ModuleId, ModuleRun, PoppedScope, PushedScope, RunId, RunOutcome,
+    EndReason, Error, ModuleId, ModuleRun, PoppedScope, PushedScope, Result, RunId, RunOutcome,
     ScopeId, Session, SessionFacts, SessionId, SessionKind, SessionState, Timestamp, UserContext,
     UserId,
 };
 
+pub use crate::model::{Expiry, NewSession};
 pub use postgres::{PostgresSettings, PostgresStore, redact_password};
 pub use sqlite::SqliteStore;
-
-/// The fields of a session about to be created.
-#[derive(Clone, Debug)]
-pub struct NewSession {
-    /// Its UUID (v7).
-    pub uuid: Uuid,
-    /// Its user.
-    pub user: UserId,
-    /// Interactive or clientless.
-    pub kind: SessionKind,
-    /// The client description (empty for clientless sessions).
-    pub client: ClientDescription,
-    /// The start time, also its first activity time.
-    pub now: Timestamp,
-    /// The node that owns it: it runs its modules and ends it after a crash.
-    pub owner_node: String,
-    /// The most open (not ended) sessions its user may have, this one
-    /// included; `None`: no limit.
-    pub max_open_per_user: Option<u32>,
-}
-
-impl NewSession {
-    /// The record of this session as created with `id`: what the store
-    /// wrote, without reading it back.
-    #[must_use]
-    pub fn into_session(self, id: SessionId) -> Session {
-        Session {
-            id,
-            uuid: self.uuid,
-            effective_user: self.user.clone(),
-            user: self.user,
-            kind: self.kind,
-            state: SessionState::Open,
-            start_time: self.now,
-            end_time: None,
-            last_activity_time: self.now,
-            end_reason: None,
-            client: self.client,
-            user_context_depth: 0,
-            owner_node: self.owner_node,
-        }
-    }
-}
 
 /// Which sessions to list, and where the page starts.
 #[derive(Clone, Debug, Default)]
@@ -118,26 +82,16 @@ pub struct Recovered {
     pub runs: u64,
 }
 
-/// When an open clientless session has outlived its welcome. A field that is
-/// `None` is a limit that is off.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Expiry {
-    /// Idle: no run running and no activity since before this time.
-    pub idle_before: Option<Timestamp>,
-    /// Too old: started before this time.
-    pub started_before: Option<Timestamp>,
-}
-
-/// The durable store behind sessiond.
+/// Sessions: creating, reading, listing, and the writes of their life.
 ///
 /// # Errors
 /// Every method fails with [`Error::StoreUnavailable`] when the database
-/// cannot be reached or written, and with the domain error its documentation
-/// names when a precondition does not hold (then nothing was changed).
+/// cannot be reached or written, and with the error of the domain rule it
+/// applies (then nothing was changed).
 #[async_trait]
-pub trait Store: Send + Sync + std::fmt::Debug + 'static {
-    /// Creates an open session. Fails with [`Error::TooManySessions`] when
-    /// its user already has `max_open_per_user` open sessions.
+pub trait SessionStore: Send + Sync + std::fmt::Debug + 'static {
+    /// Creates an open session, admitted by [`crate::model::admit`] against
+    /// its user's sessions that have not ended.
     async fn create_session(&self, new: NewSession) -> Result<Session>;
 
     /// Reads a session. [`Error::SessionNotFound`] when there is none.
@@ -150,20 +104,16 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Lists sessions matching `query`, in ascending id order.
     async fn list_sessions(&self, query: &SessionQuery) -> Result<Vec<Session>>;
 
-    /// Records activity at `now` on a session that has not ended.
-    /// [`Error::SessionEnded`] when it has.
+    /// Records activity ([`Session::touch`]).
     async fn touch_session(&self, id: SessionId, now: Timestamp) -> Result<Session>;
 
-    /// Moves an open clientless session to closing.
-    /// [`Error::SessionNotClientless`] for an interactive session; a session
-    /// already closing or ended is returned unchanged.
+    /// Moves a session to closing ([`Session::begin_closing`]); returns it
+    /// as it is now.
     async fn begin_closing(&self, id: SessionId, now: Timestamp) -> Result<Session>;
 
-    /// Ends an open or closing clientless session with `reason` at `now`
-    /// without a closing phase: for a session whose owner knows that no run
-    /// is in progress in it. [`Error::SessionNotClientless`] for an
-    /// interactive session; a session that already ended is returned
-    /// unchanged (its first reason stays).
+    /// Ends a clientless session with no closing phase
+    /// ([`Session::end_clientless`]): for a session whose owner knows that no
+    /// run is in progress in it. Returns it as it is now.
     async fn end_clientless_session(
         &self,
         id: SessionId,
@@ -171,10 +121,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         now: Timestamp,
     ) -> Result<Session>;
 
-    /// Ends a session with `reason` at `now`. Its user-context scopes stay
-    /// as they were (the ended record shows the depth it ended with). A
-    /// session that already ended is returned unchanged (its first reason
-    /// stays).
+    /// Ends a session ([`Session::end`]); returns it as it is now. Its
+    /// user-context scopes stay as they were (the ended record shows the
+    /// depth it ended with).
     async fn end_session(
         &self,
         id: SessionId,
@@ -182,36 +131,62 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         now: Timestamp,
     ) -> Result<Session>;
 
-    /// Crash recovery for `node`: records its sessions' running runs as
-    /// failed (interrupted) and ends its clientless sessions that have not
-    /// ended with `reason`, in one transaction.
-    async fn recover_node(
-        &self,
-        node: &str,
-        reason: EndReason,
-        now: Timestamp,
-    ) -> Result<Recovered>;
-
     /// The clientless sessions owned by `node` that have not ended.
     async fn unended_clientless_sessions(&self, node: &str) -> Result<Vec<SessionId>>;
 
-    /// The open clientless sessions owned by `node` that `expiry` says have
-    /// expired (candidates: [`Store::begin_closing_expired`] decides).
+    /// The open clientless sessions owned by `node` that may have expired:
+    /// candidates for [`SessionStore::begin_closing_expired`], which decides.
     async fn expired_sessions(&self, node: &str, expiry: &Expiry) -> Result<Vec<SessionId>>;
 
-    /// Moves an open clientless session to closing if `expiry` says it has
-    /// expired, checked in the same transaction; returns why it expired
-    /// (maximum lifetime before idleness), or `None` when it has not.
+    /// Moves a session to closing if [`Expiry::close`] says it expired,
+    /// checked in the same transaction; returns why, or `None`.
     async fn begin_closing_expired(
         &self,
         id: SessionId,
         expiry: &Expiry,
     ) -> Result<Option<EndReason>>;
+}
 
-    /// Records a running run of `module` in an open clientless session,
-    /// acting as the session's current user context, and records activity.
-    /// [`Error::SessionNotClientless`], [`Error::SessionClosing`],
-    /// [`Error::SessionEnded`] when the session cannot run modules.
+/// User contexts and their scopes.
+///
+/// # Errors
+/// As [`SessionStore`].
+#[async_trait]
+pub trait ScopeStore: Send + Sync + std::fmt::Debug + 'static {
+    /// Reads a session's user context ([`Session::user_context`]).
+    async fn user_context(&self, id: SessionId) -> Result<UserContext>;
+
+    /// Replaces a session's user context ([`Session::set_user_context`]);
+    /// returns the previous one.
+    async fn set_user_context(&self, id: SessionId, user: UserId, now: Timestamp)
+    -> Result<UserId>;
+
+    /// Pushes a scope acting as `user` ([`Session::push_user_context`]).
+    async fn push_user_context(
+        &self,
+        id: SessionId,
+        user: UserId,
+        now: Timestamp,
+    ) -> Result<PushedScope>;
+
+    /// Pops the innermost scope ([`Session::pop_user_context`]), restoring
+    /// the user context from before its push.
+    async fn pop_user_context(
+        &self,
+        id: SessionId,
+        scope: ScopeId,
+        now: Timestamp,
+    ) -> Result<PoppedScope>;
+}
+
+/// Module runs.
+///
+/// # Errors
+/// As [`SessionStore`].
+#[async_trait]
+pub trait RunStore: Send + Sync + std::fmt::Debug + 'static {
+    /// Records a running run of `module` ([`Session::start_run`]), and
+    /// activity on its session.
     async fn start_run(
         &self,
         session: SessionId,
@@ -220,8 +195,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         now: Timestamp,
     ) -> Result<StartedRun>;
 
-    /// Records how a running run concluded, and activity on its session. A
-    /// run that already concluded is returned unchanged.
+    /// Records how a run concluded ([`ModuleRun::conclude`]), and activity
+    /// on its session. A run that already concluded is returned unchanged.
     async fn finish_run(
         &self,
         run: RunId,
@@ -232,6 +207,18 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Reads a run.
     async fn run(&self, run: RunId) -> Result<ModuleRun>;
 
+    /// Reads the latest run of `module` in `session`.
+    /// [`Error::SessionNotFound`], [`Error::ModuleNotOpened`].
+    async fn latest_run(&self, session: SessionId, module: &ModuleId) -> Result<ModuleRun>;
+}
+
+/// The server nodes sharing the database: leases, and recovering what a
+/// node left behind.
+///
+/// # Errors
+/// As [`SessionStore`].
+#[async_trait]
+pub trait NodeStore: Send + Sync + std::fmt::Debug + 'static {
     /// Records that `node` is alive until `expires` and reachable at
     /// `endpoint`, registering it if it is not known. Returns whether it was
     /// known: `false` for a node's first lease, and for a node that another
@@ -241,11 +228,21 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// The endpoint of `node` if its lease has not expired at `now`.
     async fn node_endpoint(&self, node: &str, now: Timestamp) -> Result<Option<String>>;
 
+    /// Crash recovery for `node`, in one transaction: its sessions' running
+    /// runs are interrupted ([`ModuleRun::interrupt`]) and its sessions
+    /// recovered ([`Session::recover`]) with `reason`.
+    async fn recover_node(
+        &self,
+        node: &str,
+        reason: EndReason,
+        now: Timestamp,
+    ) -> Result<Recovered>;
+
     /// Takes over every node but `taker` whose lease expired before `now`:
-    /// for each, in one transaction, what [`Store::recover_node`] does with
-    /// `reason`, and the node is forgotten. Concurrent callers never take
-    /// over the same node twice. Returns each node taken over and what was
-    /// ended.
+    /// for each, in one transaction, what [`NodeStore::recover_node`] does
+    /// with `reason`, and the node is forgotten. Concurrent callers never
+    /// take over the same node twice. Returns each node taken over and what
+    /// was ended.
     async fn take_over_lost_nodes(
         &self,
         taker: &str,
@@ -255,39 +252,71 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Forgets `node` (it left cleanly).
     async fn remove_node(&self, node: &str) -> Result<()>;
+}
 
-    /// Reads the latest run of `module` in `session`.
-    /// [`Error::SessionNotFound`], [`Error::ModuleNotOpened`].
-    async fn latest_run(&self, session: SessionId, module: &ModuleId) -> Result<ModuleRun>;
+/// The durable store behind sessiond: every concern, on one database.
+pub trait Store: SessionStore + ScopeStore + RunStore + NodeStore {}
 
-    /// Reads a session's user context. [`Error::SessionEnded`] when the
-    /// session has ended.
-    async fn user_context(&self, id: SessionId) -> Result<UserContext>;
+impl<T: SessionStore + ScopeStore + RunStore + NodeStore> Store for T {}
 
-    /// Replaces the user context of a session that has not ended; returns
-    /// the previous one. [`Error::SessionEnded`] when it has.
-    async fn set_user_context(&self, id: SessionId, user: UserId, now: Timestamp)
-    -> Result<UserId>;
+/// A value of a session column a write changes.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum ColumnValue {
+    /// An integer (times, the depth), or NULL.
+    Int(Option<i64>),
+    /// Text (names, users), or NULL.
+    Text(Option<String>),
+}
 
-    /// Pushes a scope acting as `user`. [`Error::SessionEnded`] when the
-    /// session has ended.
-    async fn push_user_context(
-        &self,
-        id: SessionId,
-        user: UserId,
-        now: Timestamp,
-    ) -> Result<PushedScope>;
+/// The columns of a session's row that differ between `old` and `new`
+/// (two versions of one record), as `(column, value)`: what a store writes
+/// for a change the domain decided, and nothing more (an index on a
+/// column that did not change is not touched).
+pub(crate) fn changed_columns(old: &Session, new: &Session) -> Vec<(&'static str, ColumnValue)> {
+    let mut columns = Vec::new();
+    if old.state != new.state {
+        let state = names::state_name(new.state).to_owned();
+        columns.push(("state", ColumnValue::Text(Some(state))));
+    }
+    if old.end_time != new.end_time {
+        let end = new.end_time.map(Timestamp::unix_micros);
+        columns.push(("end_time", ColumnValue::Int(end)));
+    }
+    if old.end_reason != new.end_reason {
+        let reason = new.end_reason.map(|r| names::reason_name(r).to_owned());
+        columns.push(("end_reason", ColumnValue::Text(reason)));
+    }
+    if old.last_activity_time != new.last_activity_time {
+        let last = Some(new.last_activity_time.unix_micros());
+        columns.push(("last_activity_time", ColumnValue::Int(last)));
+    }
+    if old.effective_user != new.effective_user {
+        let user = Some(new.effective_user.as_str().to_owned());
+        columns.push(("effective_user", ColumnValue::Text(user)));
+    }
+    if old.user_context_depth != new.user_context_depth {
+        let depth = Some(i64::from(new.user_context_depth));
+        columns.push(("user_context_depth", ColumnValue::Int(depth)));
+    }
+    columns
+}
 
-    /// Pops the innermost scope, restoring the user context from before its
-    /// push. [`Error::ScopeNotFound`] / [`Error::ScopeNotInnermost`] when
-    /// `scope` is not open / not innermost; [`Error::SessionEnded`] when the
-    /// session has ended.
-    async fn pop_user_context(
-        &self,
-        id: SessionId,
-        scope: ScopeId,
-        now: Timestamp,
-    ) -> Result<PoppedScope>;
+/// `UPDATE sessions SET …` of `columns`, with placeholders `placeholder(n)`
+/// (1-based) and the session id last.
+pub(crate) fn update_session_sql(
+    columns: &[(&'static str, ColumnValue)],
+    placeholder: impl Fn(usize) -> String,
+) -> String {
+    let set: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, (column, _))| format!("{column} = {}", placeholder(i + 1)))
+        .collect();
+    format!(
+        "UPDATE sessions SET {} WHERE session_id = {}",
+        set.join(", "),
+        placeholder(columns.len() + 1)
+    )
 }
 
 /// Opens the store a database URL names, creating and migrating it as
@@ -309,7 +338,7 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
         return Ok(Arc::new(PostgresStore::open(url).await?));
     }
     Err(Error::InvalidArgument(vec![
-        crate::error::FieldViolation::new(
+        crate::model::FieldViolation::new(
             "database",
             "unsupported database URL; expected sqlite://PATH or postgres://…",
         ),

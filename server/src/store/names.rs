@@ -2,8 +2,8 @@
 //! same words in SQLite and PostgreSQL, so that a session reads the same in
 //! either.
 
-use crate::error::{Error, Result};
-use crate::model::{EndReason, FailureKind, RunOutcome, SessionKind, SessionState};
+use crate::model::{EndReason, FailureKind, ModuleRun, RunOutcome, SessionKind, SessionState};
+use crate::model::{Error, Result};
 
 pub(crate) fn kind_name(kind: SessionKind) -> &'static str {
     match kind {
@@ -95,6 +95,71 @@ pub(crate) fn parse_failure_kind(name: &str) -> Result<FailureKind> {
         "spawn_failed" => FailureKind::SpawnFailed,
         other => return Err(corrupt("failure_kind", other)),
     })
+}
+
+/// The columns of a concluded run's row, as both schemas spell them, in the
+/// order of [`CONCLUDE_RUN_COLUMNS`].
+#[derive(Debug)]
+pub(crate) struct ConcludedRun<'a> {
+    pub state: &'static str,
+    pub end_time: Option<i64>,
+    pub value: Option<String>,
+    pub failure_kind: Option<&'static str>,
+    pub failure_message: Option<&'a str>,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub stderr_tail: Option<&'a str>,
+}
+
+/// The columns a run's conclusion writes, in [`ConcludedRun`]'s order.
+pub(crate) const CONCLUDE_RUN_COLUMNS: [&str; 8] = [
+    "state",
+    "end_time",
+    "value",
+    "failure_kind",
+    "failure_message",
+    "exit_code",
+    "signal",
+    "stderr_tail",
+];
+
+impl<'a> ConcludedRun<'a> {
+    /// The columns of `run`, which has concluded (else `None`).
+    pub(crate) fn of(run: &'a ModuleRun) -> Option<Self> {
+        let outcome = run.outcome.as_ref()?;
+        let failure = match outcome {
+            RunOutcome::Succeeded(_) => None,
+            RunOutcome::Failed(failure) | RunOutcome::Cancelled(failure) => Some(failure),
+        };
+        Some(Self {
+            state: run_state_name(outcome),
+            end_time: run.end_time.map(crate::model::Timestamp::unix_micros),
+            value: match outcome {
+                RunOutcome::Succeeded(value) => Some(value.to_string()),
+                _ => None,
+            },
+            failure_kind: failure.map(|f| failure_kind_name(f.kind)),
+            failure_message: failure.map(|f| f.message.as_str()),
+            exit_code: failure.and_then(|f| f.exit_code),
+            signal: failure.and_then(|f| f.signal),
+            stderr_tail: failure.map(|f| f.stderr_tail.as_str()),
+        })
+    }
+}
+
+/// `UPDATE module_runs SET <CONCLUDE_RUN_COLUMNS> … WHERE run_id = …` with
+/// placeholders `placeholder(n)`, 1-based, the run id last.
+pub(crate) fn conclude_run_sql(placeholder: impl Fn(usize) -> String) -> String {
+    let set: Vec<String> = CONCLUDE_RUN_COLUMNS
+        .iter()
+        .enumerate()
+        .map(|(i, column)| format!("{column} = {}", placeholder(i + 1)))
+        .collect();
+    format!(
+        "UPDATE module_runs SET {} WHERE run_id = {}",
+        set.join(", "),
+        placeholder(CONCLUDE_RUN_COLUMNS.len() + 1)
+    )
 }
 
 /// A value in the database that no version of sessiond writes.

@@ -9,16 +9,14 @@ use sqlx::Row;
 use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
-use crate::error::{Error, Result};
 use crate::model::{
     ClientDescription, ModuleFailure, ModuleId, ModuleRun, RunId, RunOutcome, Session, SessionId,
     Timestamp, UserId,
 };
+use crate::model::{Error, Result};
 
 use crate::store::names::{corrupt, parse_failure_kind, parse_kind, parse_reason, parse_state};
-pub(super) use crate::store::names::{
-    failure_kind_name, kind_name, reason_name, run_state_name, state_name,
-};
+pub(super) use crate::store::names::{kind_name, reason_name, state_name};
 
 /// Decodes a row of the session columns (`select_session!`).
 pub(super) fn session_from_row(row: &PgRow) -> Result<Session> {

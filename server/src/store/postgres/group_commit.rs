@@ -17,30 +17,27 @@
 //! the table grows (until its statistics are next refreshed), so that every
 //! batch read more sessions than the one before.
 //!
-//! The locking rules of the store hold inside a batch: the per-user
-//! advisory locks of a batch of opens are taken in ascending order, and the
-//! session rows of a batch of closes are locked in ascending id order before
-//! they are updated.
+//! The locking rules of the store hold inside a batch: the user rows of a
+//! batch of opens are locked in ascending order, and the session rows of a
+//! batch of ends in ascending id order, before anything is written. The
+//! domain decides each write of a batch as it would alone.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
 use futures::future::join_all;
 
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::PgPool;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use super::codec::{kind_name, reason_name, session_from_row, store_error};
-use crate::error::{Error, Result};
-use crate::model::{EndReason, Session, SessionId, Timestamp};
-use crate::store::NewSession;
+use super::codec::{reason_name, state_name, store_error};
+use super::rows::{insert_sessions, lock_sessions, lock_users};
+use crate::model::{EndReason, NewSession, Session, SessionId, Timestamp, admit};
+use crate::model::{Error, Result};
 
 /// The most writes one batch takes.
 const MAX_BATCH: usize = 256;
-/// The fewest ends run together: one alone is one statement, a batch four
-/// (begin, lock, update, commit).
-const MIN_END_BATCH: usize = 4;
 /// Batches of one kind that run at once (each holds a pooled connection).
 const WORKERS: usize = 2;
 
@@ -106,8 +103,9 @@ async fn next_batch<W, R>(
 
 /// Why a batch did not commit.
 enum BatchFailure {
-    /// Nothing of it was written: replay its writes one by one.
-    Replay,
+    /// Nothing of it was written, for this reason: replay its writes one by
+    /// one.
+    Replay(Error),
     /// Its outcome is unknown (its commit failed, or the connection did
     /// during a statement that commits by itself): every write fails.
     Unknown(Error),
@@ -117,8 +115,28 @@ enum BatchFailure {
 /// the database refused it (nothing was written).
 fn autocommit_failure(error: sqlx::Error) -> BatchFailure {
     match error {
-        sqlx::Error::Database(_) => BatchFailure::Replay,
+        sqlx::Error::Database(_) => BatchFailure::Replay(store_error(error)),
         other => BatchFailure::Unknown(store_error(other)),
+    }
+}
+
+/// A failure before the commit: nothing was written.
+fn replay(error: impl Into<StoreFailure>) -> BatchFailure {
+    BatchFailure::Replay(error.into().0)
+}
+
+/// A failure of the database or of a store function, as an [`Error`].
+struct StoreFailure(Error);
+
+impl From<Error> for StoreFailure {
+    fn from(error: Error) -> Self {
+        Self(error)
+    }
+}
+
+impl From<sqlx::Error> for StoreFailure {
+    fn from(error: sqlx::Error) -> Self {
+        Self(store_error(error))
     }
 }
 
@@ -133,77 +151,93 @@ fn all_failed<T>(count: usize, error: &Error) -> Vec<Result<T>> {
         .collect()
 }
 
-/// Runs a batch of opens: one write alone, else together, else replayed
-/// one by one.
-pub(super) async fn create_batch(pool: PgPool, batch: Vec<NewSession>) -> Vec<Result<SessionId>> {
-    if batch.len() > 1 {
-        match create_sessions(&pool, &batch).await {
-            Ok(results) => return results,
-            Err(BatchFailure::Unknown(error)) => return all_failed(batch.len(), &error),
-            Err(BatchFailure::Replay) => {}
-        }
+/// Runs `batch` together, else (when nothing of it was written) each write
+/// alone, so that each caller gets the answer its own write deserves.
+async fn together_else_alone<W, R, F, Fut>(batch: &[W], run: F) -> Vec<Result<R>>
+where
+    W: Clone,
+    F: Fn(Vec<W>) -> Fut,
+    Fut: Future<Output = std::result::Result<Vec<Result<R>>, BatchFailure>>,
+{
+    match run(batch.to_vec()).await {
+        Ok(results) => return results,
+        Err(BatchFailure::Unknown(error)) => return all_failed(batch.len(), &error),
+        Err(BatchFailure::Replay(error)) if batch.len() == 1 => return vec![Err(error)],
+        Err(BatchFailure::Replay(_)) => {}
     }
-    join_all(
-        batch
-            .iter()
-            .map(|new| super::create_session_alone(&pool, new)),
-    )
+    join_all(batch.iter().map(|write| {
+        let alone = run(vec![write.clone()]);
+        async move {
+            match alone.await {
+                Ok(mut results) => results
+                    .pop()
+                    .unwrap_or_else(|| Err(Error::Internal("a write had no result".to_owned()))),
+                Err(BatchFailure::Unknown(error) | BatchFailure::Replay(error)) => Err(error),
+            }
+        }
+    }))
     .await
 }
 
-/// Runs a batch of ends: a few alone (each one statement), more together,
-/// else replayed one by one.
-pub(super) async fn end_batch(pool: PgPool, batch: Vec<End>) -> Vec<Result<Option<Session>>> {
-    if batch.len() >= MIN_END_BATCH {
-        match end_sessions(&pool, &batch).await {
-            Ok(results) => return results.into_iter().map(Ok).collect(),
-            Err(BatchFailure::Unknown(error)) => return all_failed(batch.len(), &error),
-            Err(BatchFailure::Replay) => {}
-        }
-    }
-    join_all(
-        batch
-            .iter()
-            .map(|&end| super::end_at_once_alone(&pool, end)),
-    )
-    .await
+/// Runs a batch of opens.
+pub(super) async fn create_batch(pool: PgPool, batch: Vec<NewSession>) -> Vec<Result<SessionId>> {
+    together_else_alone(&batch, |sessions| create_sessions(&pool, sessions)).await
+}
+
+/// Runs a batch of ends.
+pub(super) async fn end_batch(pool: PgPool, batch: Vec<End>) -> Vec<Result<Session>> {
+    together_else_alone(&batch, |ends| end_sessions(&pool, ends)).await
 }
 
 /// Creates `sessions` together: their ids, in order, or each one's refusal
-/// ([`Error::TooManySessions`]). Without a per-user limit, one statement;
-/// with one, a transaction that locks and counts first.
+/// by [`admit`]. Without a per-user limit, one statement; with one, a
+/// transaction that locks the users' rows and counts first.
 async fn create_sessions(
     pool: &PgPool,
-    sessions: &[NewSession],
+    sessions: Vec<NewSession>,
 ) -> std::result::Result<Vec<Result<SessionId>>, BatchFailure> {
-    let all: Vec<&NewSession> = sessions.iter().collect();
     if sessions.iter().all(|new| new.max_open_per_user.is_none()) {
+        let all: Vec<&NewSession> = sessions.iter().collect();
         let ids = insert_sessions(pool, &all)
             .await
             .map_err(autocommit_failure)?;
         return Ok(ids_in_order(
-            sessions,
+            &sessions,
             &ids,
             sessions.iter().map(|_| None).collect(),
         ));
     }
-    let mut tx = pool.begin().await.map_err(|_| BatchFailure::Replay)?;
-    let refused = per_user_refusals(&mut tx, sessions)
-        .await
-        .map_err(|_| BatchFailure::Replay)?;
+    let mut tx = pool.begin().await.map_err(replay)?;
+    let limited: Vec<&str> = sessions
+        .iter()
+        .filter(|new| new.max_open_per_user.is_some())
+        .map(|new| new.user.as_str())
+        .collect();
+    let mut open = lock_users(&mut tx, &limited).await.map_err(replay)?;
+    let refused: Vec<Option<Error>> = sessions
+        .iter()
+        .map(|new| {
+            let count = open.entry(new.user.as_str().to_owned()).or_default();
+            match admit(new, *count) {
+                Ok(()) => {
+                    *count += 1;
+                    None
+                }
+                Err(refusal) => Some(refusal),
+            }
+        })
+        .collect();
     let admitted: Vec<&NewSession> = sessions
         .iter()
         .zip(&refused)
         .filter(|(_, refusal)| refusal.is_none())
         .map(|(new, _)| new)
         .collect();
-    let ids = insert_sessions(&mut *tx, &admitted)
-        .await
-        .map_err(|_| BatchFailure::Replay)?;
+    let ids = insert_sessions(&mut *tx, &admitted).await.map_err(replay)?;
     tx.commit()
         .await
         .map_err(|e| BatchFailure::Unknown(store_error(e)))?;
-    Ok(ids_in_order(sessions, &ids, refused))
+    Ok(ids_in_order(&sessions, &ids, refused))
 }
 
 /// Each new session's id (by UUID), or its refusal.
@@ -225,97 +259,7 @@ fn ids_in_order(
         .collect()
 }
 
-/// For each new session, its refusal under its user's limit, counting the
-/// user's sessions that have not ended and the batch's earlier ones. Takes
-/// the advisory lock of every limited user first, in ascending order.
-async fn per_user_refusals(
-    tx: &mut Transaction<'static, Postgres>,
-    sessions: &[NewSession],
-) -> Result<Vec<Option<Error>>> {
-    let limited: Vec<&str> = sessions
-        .iter()
-        .filter(|new| new.max_open_per_user.is_some())
-        .map(|new| new.user.as_str())
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
-    if limited.is_empty() {
-        return Ok(sessions.iter().map(|_| None).collect());
-    }
-    sqlx::query(
-        "SELECT pg_advisory_xact_lock($1, h) FROM \
-         (SELECT DISTINCT hashtext(u) AS h FROM unnest($2::text[]) AS u ORDER BY h) AS users",
-    )
-    .bind(super::PER_USER_LOCK_CLASS)
-    .bind(&limited)
-    .execute(&mut **tx)
-    .await
-    .map_err(store_error)?;
-    let counts: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT user_id, COUNT(*) FROM sessions \
-         WHERE user_id = ANY($1) AND state <> 'ended' GROUP BY user_id",
-    )
-    .persistent(false)
-    .bind(&limited)
-    .fetch_all(&mut **tx)
-    .await
-    .map_err(store_error)?;
-    let mut open: HashMap<String, i64> = counts.into_iter().collect();
-    Ok(sessions
-        .iter()
-        .map(|new| {
-            let limit = new.max_open_per_user?;
-            let count = open.entry(new.user.as_str().to_owned()).or_default();
-            if *count >= i64::from(limit) {
-                return Some(Error::TooManySessions {
-                    user: new.user.as_str().to_owned(),
-                    limit,
-                });
-            }
-            *count += 1;
-            None
-        })
-        .collect())
-}
-
-/// Inserts `sessions` in one statement; their ids by UUID.
-pub(super) async fn insert_sessions<'e>(
-    executor: impl sqlx::PgExecutor<'e>,
-    sessions: &[&NewSession],
-) -> std::result::Result<HashMap<String, SessionId>, sqlx::Error> {
-    if sessions.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let column =
-        |f: fn(&NewSession) -> String| sessions.iter().map(|new| f(new)).collect::<Vec<_>>();
-    let rows: Vec<(i64, String)> = sqlx::query_as(
-        "INSERT INTO sessions (session_uuid, user_id, kind, state, start_time, \
-         last_activity_time, effective_user, client, owner_node) \
-         SELECT u::uuid, usr, k, 'open', t, t, usr, c, o \
-         FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[]) \
-           AS n(u, usr, k, t, c, o) \
-         RETURNING session_id, session_uuid::text",
-    )
-    .bind(column(|new| new.uuid.to_string()))
-    .bind(column(|new| new.user.as_str().to_owned()))
-    .bind(column(|new| kind_name(new.kind).to_owned()))
-    .bind(
-        sessions
-            .iter()
-            .map(|new| new.now.unix_micros())
-            .collect::<Vec<_>>(),
-    )
-    .bind(column(|new| new.client.as_str().to_owned()))
-    .bind(column(|new| new.owner_node.clone()))
-    .fetch_all(executor)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, uuid)| (uuid, SessionId::from_store(id)))
-        .collect())
-}
-
-/// A session to end unless it has ended (see `PostgresStore::end_at_once`).
+/// A session to end (see `PostgresStore::end`).
 #[derive(Clone, Copy, Debug)]
 pub(super) struct End {
     /// The session.
@@ -324,55 +268,86 @@ pub(super) struct End {
     pub reason: EndReason,
     /// When.
     pub now: Timestamp,
-    /// Whether an interactive session is refused.
+    /// Whether an interactive session is refused
+    /// ([`Session::end_clientless`] rather than [`Session::end`]).
     pub clientless_only: bool,
 }
 
-/// Ends the sessions of `ends` that have not ended (and are clientless
-/// where asked) in one transaction: each one's new record, or `None` for
-/// one that did not match (unknown, refused, already ended, or a second
-/// end of the same session in the batch), for the caller's locked path.
+impl End {
+    /// What the domain makes of this end of `session`: its ended record,
+    /// `None` when it stays as it is, or the refusal.
+    fn decide(&self, session: &Session) -> Result<Option<Session>> {
+        if self.clientless_only {
+            session.end_clientless(self.reason, self.now)
+        } else {
+            Ok(session.end(self.reason, self.now))
+        }
+    }
+}
+
+/// Ends the sessions of `ends` in one transaction: locks and reads their
+/// rows (ascending id), asks the domain about each end in order (a second
+/// end of a session sees the first), writes every ended record in one
+/// statement, and commits. Each end's answer: the session as it is now, or
+/// its refusal.
 async fn end_sessions(
     pool: &PgPool,
-    ends: &[End],
-) -> std::result::Result<Vec<Option<Session>>, BatchFailure> {
-    let mut seen = HashSet::new();
-    let firsts: Vec<&End> = ends.iter().filter(|end| seen.insert(end.id)).collect();
-    let ids: Vec<i64> = firsts.iter().map(|end| end.id.get()).collect();
-    let mut tx = pool.begin().await.map_err(|_| BatchFailure::Replay)?;
-    sqlx::query(
-        "SELECT session_id FROM sessions WHERE session_id = ANY($1) ORDER BY session_id FOR UPDATE",
-    )
-    .persistent(false)
-    .bind(&ids)
-    .execute(&mut *tx)
-    .await
-    .map_err(|_| BatchFailure::Replay)?;
-    // By primary key, not through a partial index (see `end_at_once_alone`).
-    let rows = sqlx::query(concat!(
-        "UPDATE sessions s SET state = 'ended', end_time = e.t, end_reason = e.reason \
-         FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bool[]) AS e(id, t, reason, clientless_only) \
-         WHERE s.session_id = ANY($1) AND s.session_id = e.id AND (s.state <> 'ended') IS TRUE \
-         AND (NOT e.clientless_only OR s.kind = 'clientless') \
-         RETURNING ",
-        session_columns!()
-    ))
-    .persistent(false)
-    .bind(&ids)
-    .bind(firsts.iter().map(|end| end.now.unix_micros()).collect::<Vec<_>>())
-    .bind(firsts.iter().map(|end| reason_name(end.reason)).collect::<Vec<_>>())
-    .bind(firsts.iter().map(|end| end.clientless_only).collect::<Vec<_>>())
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(|_| BatchFailure::Replay)?;
-    let mut ended = HashMap::new();
-    for row in &rows {
-        let session = session_from_row(row).map_err(|_| BatchFailure::Replay)?;
-        ended.insert(session.id, session);
+    ends: Vec<End>,
+) -> std::result::Result<Vec<Result<Session>>, BatchFailure> {
+    let mut ids: Vec<i64> = ends.iter().map(|end| end.id.get()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut tx = pool.begin().await.map_err(replay)?;
+    let mut sessions = lock_sessions(&mut tx, &ids).await.map_err(replay)?;
+    let mut ended: HashMap<SessionId, Session> = HashMap::new();
+    let answers: Vec<Result<Session>> = ends
+        .iter()
+        .map(|end| {
+            let session = sessions
+                .get(&end.id)
+                .ok_or(Error::SessionNotFound { session_id: end.id })?;
+            let Some(now_ended) = end.decide(session)? else {
+                return Ok(session.clone());
+            };
+            sessions.insert(end.id, now_ended.clone());
+            ended.insert(end.id, now_ended.clone());
+            Ok(now_ended)
+        })
+        .collect();
+    if !ended.is_empty() {
+        let ended: Vec<&Session> = ended.values().collect();
+        sqlx::query(
+            "UPDATE sessions s SET state = e.state, end_time = e.t, end_reason = e.reason \
+             FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[]) \
+               AS e(id, state, t, reason) \
+             WHERE s.session_id = e.id",
+        )
+        .persistent(false)
+        .bind(ended.iter().map(|s| s.id.get()).collect::<Vec<_>>())
+        .bind(
+            ended
+                .iter()
+                .map(|s| state_name(s.state))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            ended
+                .iter()
+                .map(|s| s.end_time.map(Timestamp::unix_micros))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            ended
+                .iter()
+                .map(|s| s.end_reason.map(reason_name))
+                .collect::<Vec<_>>(),
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(replay)?;
     }
     tx.commit()
         .await
         .map_err(|e| BatchFailure::Unknown(store_error(e)))?;
-    // Only the first end of a session in the batch takes its record.
-    Ok(ends.iter().map(|end| ended.remove(&end.id)).collect())
+    Ok(answers)
 }

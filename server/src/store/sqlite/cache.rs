@@ -5,8 +5,7 @@
 //! holds its lock, [`super::ownership`]) and every write goes through the
 //! one writer thread: after each commit, before any caller of that batch
 //! hears back, the writer applies the batch's changes here — the new record
-//! of each session it changed, or forgetting them all after a change to
-//! many. So a caller always reads its own writes, and the writer itself
+//! of each session it changed. So a caller always reads its own writes, and the writer itself
 //! checks its writes' preconditions against these records
 //! ([`super::writer::Transaction`]).
 //!
@@ -25,15 +24,6 @@ use crate::model::{Session, SessionId};
 
 /// Shards, each with its own lock, so that concurrent reads rarely wait.
 const SHARDS: usize = 16;
-
-/// What a committed write did to the sessions.
-#[derive(Clone, Debug)]
-pub enum Change {
-    /// The session's record is now this.
-    Session(Session),
-    /// Many sessions changed (crash recovery, a node taken over).
-    ForgetAll,
-}
 
 /// Session records by id, bounded, exact (see the module documentation).
 #[derive(Debug)]
@@ -77,22 +67,14 @@ impl SessionCache {
         }
     }
 
-    /// Applies a committed batch's changes, in commit order. Called by the
-    /// writer thread only, after the commit and before it replies.
-    pub fn apply(&self, changes: impl IntoIterator<Item = Change>) {
+    /// Applies a committed batch's changes (the new record of each session
+    /// it changed), in commit order. Called by the writer thread only, after
+    /// the commit and before it replies.
+    pub fn apply(&self, changes: impl IntoIterator<Item = Session>) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
-        for change in changes {
-            match change {
-                Change::Session(session) => {
-                    let mut shard = self.shard(session.id);
-                    self.insert(&mut shard, session);
-                }
-                Change::ForgetAll => {
-                    for shard in &self.shards {
-                        lock(shard).clear();
-                    }
-                }
-            }
+        for session in changes {
+            let mut shard = self.shard(session.id);
+            self.insert(&mut shard, session);
         }
     }
 
@@ -119,8 +101,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
+    use crate::model::NewSession;
     use crate::model::{ClientDescription, SessionKind, Timestamp, UserId};
-    use crate::store::NewSession;
 
     /// A clientless session `id` of `R41`, open, started at `id` µs.
     pub(in crate::store::sqlite) fn session(id: i64) -> Session {
@@ -140,7 +122,7 @@ pub(super) mod tests {
     fn stays_within_its_capacity_and_keeps_the_latest_record() {
         let cache = SessionCache::new(32);
         for id in 1..=1000 {
-            cache.apply([Change::Session(session(id))]);
+            cache.apply([session(id)]);
         }
         let kept = (1..=1000)
             .filter(|&id| cache.get(SessionId::from_store(id)).is_some())
@@ -156,7 +138,7 @@ pub(super) mod tests {
     fn refuses_an_offer_read_before_a_commit() {
         let cache = SessionCache::new(32);
         let epoch = cache.epoch();
-        cache.apply([Change::Session(session(8))]);
+        cache.apply([session(8)]);
         cache.offer(session(7), epoch);
         assert!(cache.get(SessionId::from_store(7)).is_none());
         cache.offer(session(7), cache.epoch());

@@ -7,16 +7,14 @@ use rusqlite::types::FromSql;
 use rusqlite::{Connection, ErrorCode, Params, Row, RowIndex};
 use uuid::Uuid;
 
-use crate::error::{Error, Result};
 use crate::model::{
     ClientDescription, ModuleFailure, ModuleId, ModuleRun, RunId, RunOutcome, Session, SessionId,
     Timestamp, UserId,
 };
+use crate::model::{Error, Result};
 
 use crate::store::names::{corrupt, parse_failure_kind, parse_kind, parse_reason, parse_state};
-pub(super) use crate::store::names::{
-    failure_kind_name, kind_name, reason_name, run_state_name, state_name,
-};
+pub(super) use crate::store::names::{kind_name, state_name};
 
 /// Runs a statement (prepared once per connection) that returns no rows;
 /// returns how many rows it changed.

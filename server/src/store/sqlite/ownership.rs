@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 
-use crate::error::{Error, Result};
+use crate::model::{Error, Result};
 
 /// How long opening waits for another owner to let go (a server that is
 /// still shutting down) before giving up.

@@ -30,9 +30,9 @@ use std::sync::Arc;
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
-use super::cache::{Change, SessionCache};
+use super::cache::SessionCache;
 use super::codec::execute;
-use crate::error::{Error, Result};
+use crate::model::{Error, Result};
 use crate::model::{Session, SessionId};
 
 /// The most operations committed together.
@@ -55,8 +55,8 @@ pub struct Transaction<'a> {
     batch: &'a mut BatchRecords,
     /// The committed records.
     cache: &'a SessionCache,
-    /// What this operation did to sessions, in order.
-    changes: Vec<Change>,
+    /// The sessions this operation changed, as they are now, in order.
+    changes: Vec<Session>,
 }
 
 impl Transaction<'_> {
@@ -64,12 +64,8 @@ impl Transaction<'_> {
     /// in memory; `None` means it must be read from the database (and then
     /// handed to [`Transaction::read`]).
     pub fn known_session(&self, id: SessionId) -> Option<Session> {
-        for change in self.changes.iter().rev() {
-            match change {
-                Change::Session(session) if session.id == id => return Some(session.clone()),
-                Change::ForgetAll => return None,
-                _ => {}
-            }
+        if let Some(session) = self.changes.iter().rev().find(|s| s.id == id) {
+            return Some(session.clone());
         }
         self.batch.get(id, self.cache)
     }
@@ -83,13 +79,8 @@ impl Transaction<'_> {
     /// Records that this operation changed a session, whose record is now
     /// `session`; returns it.
     pub fn changed(&mut self, session: Session) -> Session {
-        self.changes.push(Change::Session(session.clone()));
+        self.changes.push(session.clone());
         session
-    }
-
-    /// Records that this operation changed many sessions at once.
-    pub fn changed_all(&mut self) {
-        self.changes.push(Change::ForgetAll);
     }
 }
 
@@ -99,9 +90,6 @@ impl Transaction<'_> {
 struct BatchRecords {
     /// Records by session.
     records: HashMap<SessionId, Session>,
-    /// Whether an operation changed many sessions: the committed records
-    /// no longer tell this transaction's.
-    all_changed: bool,
 }
 
 impl BatchRecords {
@@ -109,23 +97,14 @@ impl BatchRecords {
     fn get(&self, id: SessionId, cache: &SessionCache) -> Option<Session> {
         match self.records.get(&id) {
             Some(session) => Some(session.clone()),
-            None if self.all_changed => None,
             None => cache.get(id),
         }
     }
 
     /// Takes in the changes of an operation that succeeded.
-    fn apply(&mut self, changes: &[Change]) {
-        for change in changes {
-            match change {
-                Change::Session(session) => {
-                    self.records.insert(session.id, session.clone());
-                }
-                Change::ForgetAll => {
-                    self.records.clear();
-                    self.all_changed = true;
-                }
-            }
+    fn apply(&mut self, changes: &[Session]) {
+        for session in changes {
+            self.records.insert(session.id, session.clone());
         }
     }
 }
@@ -184,7 +163,7 @@ impl Writer {
 trait Job: Send + std::fmt::Debug {
     /// Runs the operation in `transaction`; true when it succeeded, and then
     /// its changes are added to `changes`.
-    fn run(&mut self, transaction: Transaction<'_>, changes: &mut Vec<Change>) -> bool;
+    fn run(&mut self, transaction: Transaction<'_>, changes: &mut Vec<Session>) -> bool;
     /// Replies: the operation's result if `committed` is `Ok`, its error
     /// otherwise.
     fn finish(self: Box<Self>, committed: std::result::Result<(), String>);
@@ -203,7 +182,7 @@ impl<T> std::fmt::Debug for TypedJob<T> {
 }
 
 impl<T: Send + 'static> Job for TypedJob<T> {
-    fn run(&mut self, mut transaction: Transaction<'_>, changes: &mut Vec<Change>) -> bool {
+    fn run(&mut self, mut transaction: Transaction<'_>, changes: &mut Vec<Session>) -> bool {
         let Some(operation) = self.operation.take() else {
             return false;
         };
@@ -277,7 +256,7 @@ fn commit_batch(
     connection: &Connection,
     cache: &SessionCache,
     batch: &mut [Box<dyn Job>],
-    changes: &mut Vec<Change>,
+    changes: &mut Vec<Session>,
 ) -> std::result::Result<(), String> {
     // The batch's own records: they live as long as its transaction.
     let mut records = BatchRecords::default();
@@ -360,7 +339,7 @@ mod tests {
     /// A cache holding the committed records of sessions `ids`, open.
     fn cache_of(ids: &[i64]) -> SessionCache {
         let cache = SessionCache::new(16);
-        cache.apply(ids.iter().map(|&id| Change::Session(session(id))));
+        cache.apply(ids.iter().map(|&id| session(id)));
         cache
     }
 
@@ -370,7 +349,7 @@ mod tests {
         connection: &Connection,
         cache: &SessionCache,
         jobs: Vec<Box<dyn Job>>,
-    ) -> Vec<Change> {
+    ) -> Vec<Session> {
         let mut batch = jobs;
         let mut changes = Vec::new();
         let committed = commit_batch(connection, cache, &mut batch, &mut changes);
@@ -437,7 +416,7 @@ mod tests {
         assert_eq!(state(unknown_result), None, "to be read from the database");
         assert!(matches!(
             changes.as_slice(),
-            [Change::Session(s)] if s.state == SessionState::Closing
+            [s] if s.state == SessionState::Closing
         ));
         assert_eq!(
             cache.get(SessionId::from_store(1)).unwrap().state,
@@ -462,32 +441,6 @@ mod tests {
         assert!(refused_result.blocking_recv().unwrap().is_err());
         assert_eq!(state(after_result), Some(SessionState::Open));
         assert!(changes.is_empty());
-    }
-
-    #[test]
-    fn a_batch_changing_every_session_is_not_answered_from_the_cache() {
-        let connection = table();
-        let cache = cache_of(&[1, 2]);
-        let (closing, _) = close(2);
-        let (recovery, _) = job(|tx| {
-            tx.changed_all();
-            Ok(())
-        });
-        let (first, first_result) = look_up(1);
-        let (read, _) = job(|tx| {
-            tx.read(session(1));
-            Ok(())
-        });
-        let (again, again_result) = look_up(1);
-        let (second, second_result) = look_up(2);
-        commit_over(
-            &connection,
-            &cache,
-            vec![closing, recovery, first, read, again, second],
-        );
-        assert_eq!(state(first_result), None);
-        assert_eq!(state(again_result), Some(SessionState::Open), "as read");
-        assert_eq!(state(second_result), None);
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! The one error type of the server: a closed set of failures, each mapped
 //! once to a gRPC status by the API layer (`api::status`).
 //!
-//! The store returns these too (a precondition checked inside a write
-//! transaction is the store's finding), but never builds a `Status`.
+//! The domain's rules return these; a store passes them on (and adds
+//! [`Error::StoreUnavailable`] of its own), but never builds a `Status`.
 
-use crate::model::{ModuleId, RunId, ScopeId, SessionId};
+use super::{ModuleId, RunId, ScopeId, SessionId};
 
 /// Boxed source of an infrastructure failure.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
