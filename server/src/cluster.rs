@@ -16,11 +16,11 @@ use sessiond_proto::v1::session_service_client::SessionServiceClient;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Channel, Endpoint};
 
+use crate::clientless::Clientless;
 use crate::clock::Clock;
 use crate::model::{EndReason, SessionId};
 use crate::model::{Error, Result};
-use crate::modules::runner::Runner;
-use crate::store::Store;
+use crate::store::NodeStore;
 
 /// A client of another node's `SessionService`.
 pub type NodeClient = SessionServiceClient<Channel>;
@@ -34,7 +34,8 @@ pub struct Cluster {
 
 #[derive(Debug)]
 struct Inner {
-    store: Arc<dyn Store>,
+    /// Leases and takeovers: the only part of the store a cluster sees.
+    store: Arc<dyn NodeStore>,
     clock: Arc<dyn Clock>,
     /// This node's id.
     node_id: Arc<str>,
@@ -50,7 +51,7 @@ impl Cluster {
     /// Membership of `node_id` with leases of `lease_ttl`.
     #[must_use]
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn NodeStore>,
         clock: Arc<dyn Clock>,
         node_id: &str,
         lease_ttl: Duration,
@@ -145,7 +146,7 @@ impl Cluster {
     /// clientless sessions and recorded their runs as interrupted. The node
     /// then cancels those runs, which would otherwise go on for sessions
     /// that have ended, and carries on with a new lease.
-    pub async fn maintain(self, stop: CancellationToken, runner: Runner) {
+    pub async fn maintain(self, stop: CancellationToken, clientless: Clientless) {
         let ttl = self.inner.lease_ttl;
         let mut renewals = tokio::time::interval(ttl / 3);
         let mut checks = tokio::time::interval(ttl / 2);
@@ -156,7 +157,7 @@ impl Cluster {
                 _ = renewals.tick() => match self.renew().await {
                     Ok(true) => {}
                     Ok(false) => {
-                        let cancelled = runner.cancel_runs_of_ended_sessions().await;
+                        let cancelled = clientless.cancel_runs_of_ended_sessions().await;
                         tracing::error!(
                             cancelled,
                             "this node's lease had expired and another node took it over, \

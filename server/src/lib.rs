@@ -8,16 +8,22 @@
 //! The contract is the `sessiond-proto` crate (`proto/sessiond/v1`).
 //!
 //! # Layout
-//! Data flows one way: `api` → `sessions` / `user_context` / `modules` →
-//! `store`.
-//! - [`api`]: tonic service implementations; validate, call the domain, map
-//!   errors to `Status` (`api::status`). No SQL, no rules.
-//! - [`sessions`], [`user_context`]: the domain rules.
-//! - [`modules`]: the `Module` trait, exec modules and their manifest, and
-//!   the runner that starts, records, awaits and drains runs.
-//! - [`store`]: the [`store::Store`] trait and its SQLite implementation,
-//!   with migrations under `migrations/`.
-//! - [`model`]: the domain's values; [`error`]: the one error type.
+//! Data flows one way: `api` → `clientless` / `sessions` / `user_context` →
+//! `model` (the rules) and `store`.
+//! - [`api`]: tonic service implementations; validate, call, map errors to
+//!   `Status` (`api::status`). Where a request about another node's session
+//!   is served is decided once (`api::forward`). No SQL, no rules.
+//! - [`model`]: the domain: its values, its one error type, and every rule,
+//!   once, as plain functions on those values.
+//! - [`sessions`]: creating and reading sessions, interactive ones' life,
+//!   recovery at start-up; [`user_context`]: the user-context operations.
+//! - [`clientless`]: the clientless lifecycle in one place — open, the gate,
+//!   module runs ([`clientless::runner`]), close and drain, expiry,
+//!   shutdown.
+//! - [`modules`]: the `Module` trait, exec modules and their manifest.
+//! - [`store`]: the store traits by concern and their SQLite and PostgreSQL
+//!   implementations (persistence only), with migrations under
+//!   `migrations/`.
 //! - [`known_sessions`]: "whose session is this?" from memory.
 //! - [`cluster`]: replicas on one database: leases, lost nodes, routing to
 //!   a session's owner.
@@ -39,6 +45,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod clientless;
 pub mod clock;
 pub mod cluster;
 pub mod config;

@@ -19,16 +19,17 @@ use tonic_health::server::HealthReporter;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{Router, SessionApi, UserContextApi};
+use crate::clientless::runner::{RunLimits, Runner};
+use crate::clientless::{Clientless, ClientlessPolicy};
 use crate::clock::{Clock, SystemClock};
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::model::Error;
 use crate::model::{EndReason, ModuleId};
 use crate::modules::manifest::{self, ManifestError};
-use crate::modules::runner::{RunLimits, Runner};
 use crate::modules::{Module, ModuleRegistry};
-use crate::sessions::{SessionPolicy, Sessions};
-use crate::store::{self, Store};
+use crate::sessions::Sessions;
+use crate::store::{self, NodeStore, Store};
 use crate::user_context::UserContexts;
 
 /// The largest response message, in bytes.
@@ -46,12 +47,12 @@ const HEALTH_NAMES: [&str; 3] = [
 pub struct Sessiond {
     /// The settings it was opened with.
     config: Config,
-    /// The session rules.
+    /// Sessions: creating, reading, interactive ones.
     sessions: Sessions,
-    /// The user-context rules.
+    /// The user-context operations.
     user_contexts: UserContexts,
-    /// The module runs.
-    runner: Runner,
+    /// The clientless lifecycle and its module runs.
+    clientless: Clientless,
     /// This node among the replicas.
     cluster: Cluster,
 }
@@ -135,22 +136,28 @@ impl SessiondBuilder {
             per_server: config.max_running_modules,
         };
         let runner = Runner::new(Arc::clone(&store), Arc::clone(&clock), registry, limits);
-        let policy = SessionPolicy {
-            max_open_per_user: config.max_open_sessions_per_user,
+        let sessions = Sessions::new(
+            Arc::clone(&store),
+            Arc::clone(&clock),
+            config.max_open_sessions_per_user,
+            &config.node_id,
+        );
+        sessions.recover().await?;
+        let policy = ClientlessPolicy {
             close_grace: config.close_grace,
             idle_timeout: config.idle_timeout,
             max_lifetime: config.max_lifetime,
         };
-        let sessions = Sessions::new(
+        let clientless = Clientless::new(
+            sessions.clone(),
             Arc::clone(&store),
             Arc::clone(&clock),
-            runner.clone(),
+            runner,
             policy,
             &config.node_id,
         );
-        sessions.recover().await?;
         let cluster = Cluster::new(
-            Arc::clone(&store),
+            Arc::clone(&store) as Arc<dyn NodeStore>,
             Arc::clone(&clock),
             &config.node_id,
             config.lease_ttl,
@@ -160,7 +167,7 @@ impl SessiondBuilder {
             config,
             sessions,
             user_contexts,
-            runner,
+            clientless,
             cluster,
         })
     }
@@ -200,7 +207,7 @@ impl Sessiond {
     ) -> Result<(), tonic::transport::Error> {
         if let Ok(addr) = listener.local_addr() {
             let local = endpoint_of(addr);
-            self.runner.set_endpoint(local.clone());
+            self.clientless.set_endpoint(local.clone());
             let advertised = self.config.advertise.clone().unwrap_or(local);
             if let Err(error) = self.cluster.join(advertised).await {
                 tracing::warn!(error = %error, "could not announce this node; retrying with its lease");
@@ -222,7 +229,7 @@ impl Sessiond {
         let max_request = self.config.max_message_bytes;
         let session_service = SessionServiceServer::new(SessionApi::new(
             self.sessions.clone(),
-            self.runner.clone(),
+            self.clientless.clone(),
             Router::new(self.sessions.clone(), self.cluster.clone()),
         ))
         .max_decoding_message_size(max_request)
@@ -246,7 +253,7 @@ impl Sessiond {
         tokio::pin!(server);
         let stop_reaper = CancellationToken::new();
         let reaper = tokio::spawn(reap_periodically(
-            self.sessions.clone(),
+            self.clientless.clone(),
             self.config.reaper_interval,
             stop_reaper.clone(),
         ));
@@ -254,7 +261,7 @@ impl Sessiond {
         let membership = tokio::spawn(
             self.cluster
                 .clone()
-                .maintain(stop_membership.clone(), self.runner),
+                .maintain(stop_membership.clone(), self.clientless.clone()),
         );
 
         tokio::select! {
@@ -271,7 +278,7 @@ impl Sessiond {
         let _ = reaper.await;
         let _ = stop_accepting.send(());
         let sessions_ended = self
-            .sessions
+            .clientless
             .close_all(self.config.shutdown_grace, EndReason::ServerShutdown);
         let calls_drained = tokio::time::timeout(self.config.drain_timeout, &mut server);
         let (ended, drained) = tokio::join!(sessions_ended, calls_drained);
@@ -331,13 +338,13 @@ pub fn incoming(listener: TcpListener) -> TcpIncoming {
 }
 
 /// Ends expired clientless sessions every `interval` until `stop`.
-async fn reap_periodically(sessions: Sessions, interval: Duration, stop: CancellationToken) {
+async fn reap_periodically(clientless: Clientless, interval: Duration, stop: CancellationToken) {
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = ticks.tick() => {
-                if let Err(error) = sessions.reap().await {
+                if let Err(error) = clientless.reap().await {
                     tracing::warn!(error = %error, "looking for expired sessions failed");
                 }
             }

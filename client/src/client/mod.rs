@@ -150,10 +150,10 @@ impl Client {
         Req: Clone,
         Fut: Future<Output = Result<Response<Resp>, Status>>,
     {
-        if call.settle {
-            if let Some(session_id) = call.context.session_id {
-                self.cleanup.settle(session_id).await;
-            }
+        if call.settle
+            && let Some(session_id) = call.context.session_id
+        {
+            self.cleanup.settle(session_id).await;
         }
         let deadline = self
             .timeout

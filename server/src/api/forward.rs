@@ -1,13 +1,18 @@
-//! Forwarding requests about a clientless session's modules and close to
-//! the node that owns the session (see [`crate::cluster`]).
+//! Where a request about a session is served: here, or forwarded to the
+//! node that owns the session (see [`crate::cluster`]) — decided once, in
+//! [`Router::at_owner`], by the domain's [`Session::served_elsewhere`].
+//!
+//! [`Session::served_elsewhere`]: crate::model::Session::served_elsewhere
 
-use tonic::{Request, Status};
+use std::future::Future;
+
+use tonic::{Request, Response, Status};
 use tonic_types::StatusExt;
 
 use super::convert::call_deadline;
 use crate::cluster::{Cluster, NodeClient};
+use crate::model::SessionId;
 use crate::model::{Error, Result};
-use crate::model::{SessionId, SessionState};
 use crate::principal::Principal;
 use crate::sessions::Sessions;
 
@@ -31,24 +36,47 @@ impl Router {
         Self { sessions, cluster }
     }
 
-    /// The owner of session `id` when it is another node and the session
-    /// has not ended (serve the request there), or `None` (serve it here:
-    /// this node owns it, or it ended and the store has every answer).
+    /// Serves `request`, about session `id`, where it belongs: at the
+    /// session's owner through `forward` (with [`Router::forwarded`]'s
+    /// marks, its answer passed on by [`relay`]) when that is another node,
+    /// else here through `here`.
     ///
     /// # Errors
-    /// [`Error::OwnerUnavailable`] when the owner cannot be reached or the
-    /// request was already forwarded once; the errors of looking the
-    /// session up.
-    pub async fn remote_owner<T>(
+    /// The answer's own; [`Error::OwnerUnavailable`] when the owner cannot
+    /// be reached or the request was already forwarded once; the errors of
+    /// looking the session up.
+    pub async fn at_owner<T, R, Forward, Forwarded, Here, Served>(
+        &self,
+        caller: &Principal,
+        id: SessionId,
+        request: Request<T>,
+        forward: Forward,
+        here: Here,
+    ) -> std::result::Result<Response<R>, Status>
+    where
+        Forward: FnOnce(NodeClient, Request<T>) -> Forwarded,
+        Forwarded: Future<Output = std::result::Result<Response<R>, Status>>,
+        Here: FnOnce(Request<T>) -> Served,
+        Served: Future<Output = std::result::Result<Response<R>, Status>>,
+    {
+        match self.remote_owner(caller, id, &request).await? {
+            Some(owner) => relay(id, forward(owner, self.forwarded(request)).await),
+            None => here(request).await,
+        }
+    }
+
+    /// The owner of session `id` when the request must be served there.
+    async fn remote_owner<T>(
         &self,
         caller: &Principal,
         id: SessionId,
         request: &Request<T>,
     ) -> Result<Option<NodeClient>> {
+        let node = self.cluster.node_id();
+        // The owner never changes: from memory, so that what this node owns
+        // costs no read.
         let owner = self.sessions.owner(caller, id).await?;
-        if owner == self.cluster.node_id()
-            || self.sessions.info(caller, id).await?.state == SessionState::Ended
-        {
+        if owner == node || !self.sessions.info(caller, id).await?.served_elsewhere(node) {
             return Ok(None);
         }
         if request.metadata().contains_key(FORWARDED_BY) {
@@ -63,7 +91,7 @@ impl Router {
     /// `request`, ready to be sent to the owner: marked as forwarded, with
     /// the caller's remaining deadline.
     #[must_use]
-    pub fn forwarded<T>(&self, request: Request<T>) -> Request<T> {
+    fn forwarded<T>(&self, request: Request<T>) -> Request<T> {
         let deadline = call_deadline(request.metadata());
         let mut forwarded = Request::new(request.into_inner());
         if let Ok(node) = self.cluster.node_id().parse() {
@@ -78,7 +106,7 @@ impl Router {
 
 /// The owner's answer, as the caller should see it: the owner's own errors
 /// pass through; failing to reach it is `OWNER_UNAVAILABLE`.
-pub fn relay<T>(
+fn relay<T>(
     id: SessionId,
     owner_answer: std::result::Result<T, Status>,
 ) -> std::result::Result<T, Status> {

@@ -5,10 +5,11 @@ use sessiond_proto::v1::session_service_server::SessionService;
 use tonic::{Request, Response, Status};
 
 use super::convert::{call_deadline, kind_filter, state_filter, struct_to_json, wait};
-use super::forward::{Router, relay};
-use crate::model::{ClientDescription, ModuleId, SessionId, SessionKind, UserId};
+use super::forward::Router;
+use crate::clientless::Clientless;
+use crate::cluster::NodeClient;
+use crate::model::{ClientDescription, ModuleId, SessionId, UserId};
 use crate::model::{FieldViolation, Validate};
-use crate::modules::runner::Runner;
 use crate::principal;
 use crate::sessions::Sessions;
 use crate::store::SessionQuery;
@@ -25,22 +26,22 @@ const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_millis(50
 /// The `SessionService` implementation.
 #[derive(Clone, Debug)]
 pub struct SessionApi {
-    /// The session rules.
+    /// Sessions: creating, reading, interactive ones.
     sessions: Sessions,
-    /// The module runs.
-    runner: Runner,
+    /// The clientless lifecycle: modules, closes.
+    clientless: Clientless,
     /// Where requests about another node's sessions go.
     router: Router,
 }
 
 impl SessionApi {
-    /// Serves `sessions` and the module runs of `runner`, forwarding what
-    /// belongs to other nodes through `router`.
+    /// Serves `sessions` and `clientless`, forwarding what belongs to other
+    /// nodes through `router`.
     #[must_use]
-    pub fn new(sessions: Sessions, runner: Runner, router: Router) -> Self {
+    pub fn new(sessions: Sessions, clientless: Clientless, router: Router) -> Self {
         Self {
             sessions,
-            runner,
+            clientless,
             router,
         }
     }
@@ -163,16 +164,17 @@ impl SessionService for SessionApi {
     ) -> Result<Response<pb::EndSessionResponse>, Status> {
         let caller = principal::of(&request);
         let id = SessionId::parse("session_id", request.get_ref().session_id).validate()?;
-        // A clientless session's close drains its modules: its owner's job.
-        if self.sessions.info(&caller, id).await?.kind == SessionKind::Clientless {
-            if let Some(mut owner) = self.router.remote_owner(&caller, id, &request).await? {
-                return relay(id, owner.end_session(self.router.forwarded(request)).await);
-            }
-        }
-        let session = self.sessions.end(&caller, id).await?;
-        Ok(Response::new(pb::EndSessionResponse {
-            session: Some(session.into()),
-        }))
+        let forward =
+            |mut owner: NodeClient, request| async move { owner.end_session(request).await };
+        let here = |_| async {
+            let session = self.clientless.end(&caller, id).await?;
+            Ok(Response::new(pb::EndSessionResponse {
+                session: Some(session.into()),
+            }))
+        };
+        self.router
+            .at_owner(&caller, id, request, forward, here)
+            .await
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
@@ -182,7 +184,7 @@ impl SessionService for SessionApi {
     ) -> Result<Response<pb::OpenClientlessSessionResponse>, Status> {
         let caller = principal::of(&request);
         let user = UserId::parse("user", request.into_inner().user).validate()?;
-        let session = self.sessions.open_clientless(&caller, user).await?;
+        let session = self.clientless.open(&caller, user).await?;
         Ok(Response::new(pb::OpenClientlessSessionResponse {
             session_id: session.id.get(),
             session_uuid: session.uuid.hyphenated().to_string(),
@@ -202,14 +204,18 @@ impl SessionService for SessionApi {
             wait("grace", *grace),
         )
             .validate()?;
-        if let Some(mut owner) = self.router.remote_owner(&caller, id, &request).await? {
-            let forwarded = self.router.forwarded(request);
-            return relay(id, owner.close_clientless_session(forwarded).await);
-        }
-        let session = self.sessions.close_clientless(&caller, id, grace).await?;
-        Ok(Response::new(pb::CloseClientlessSessionResponse {
-            session: Some(session.into()),
-        }))
+        let forward = |mut owner: NodeClient, request| async move {
+            owner.close_clientless_session(request).await
+        };
+        let here = |_| async {
+            let session = self.clientless.close(&caller, id, grace).await?;
+            Ok(Response::new(pb::CloseClientlessSessionResponse {
+                session: Some(session.into()),
+            }))
+        };
+        self.router
+            .at_owner(&caller, id, request, forward, here)
+            .await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(session_id = request.get_ref().session_id))]
@@ -218,28 +224,34 @@ impl SessionService for SessionApi {
         request: Request<pb::OpenModuleRequest>,
     ) -> Result<Response<pb::OpenModuleResponse>, Status> {
         let caller = principal::of(&request);
-        let (id, _) = (
+        let (id, module_id) = (
             SessionId::parse("session_id", request.get_ref().session_id),
             ModuleId::parse("module_id", request.get_ref().module_id.clone()),
         )
             .validate()?;
-        if let Some(mut owner) = self.router.remote_owner(&caller, id, &request).await? {
-            return relay(id, owner.open_module(self.router.forwarded(request)).await);
-        }
-        let pb::OpenModuleRequest {
-            module_id,
-            parameters,
-            ..
-        } = request.into_inner();
-        let module_id = ModuleId::parse("module_id", module_id).validate()?;
-        let parameters = parameters.map(struct_to_json).unwrap_or_default();
-        let run = self.runner.open(&caller, id, module_id, parameters).await?;
-        Ok(Response::new(pb::OpenModuleResponse {
-            run_id: run.id.get(),
-            state: pb::RunState::from(run.state()).into(),
-            start_time: Some(run.start_time.into()),
-            acting_user: run.acting_user.into_string(),
-        }))
+        let forward =
+            |mut owner: NodeClient, request| async move { owner.open_module(request).await };
+        let caller = &caller;
+        let here = |request: Request<pb::OpenModuleRequest>| async move {
+            let parameters = request
+                .into_inner()
+                .parameters
+                .map(struct_to_json)
+                .unwrap_or_default();
+            let run = self
+                .clientless
+                .open_module(caller, id, module_id, parameters)
+                .await?;
+            Ok(Response::new(pb::OpenModuleResponse {
+                run_id: run.id.get(),
+                state: pb::RunState::from(run.state()).into(),
+                start_time: Some(run.start_time.into()),
+                acting_user: run.acting_user.into_string(),
+            }))
+        };
+        self.router
+            .at_owner(caller, id, request, forward, here)
+            .await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(session_id = request.get_ref().session_id))]
@@ -255,18 +267,22 @@ impl SessionService for SessionApi {
             wait("timeout", request.get_ref().timeout),
         )
             .validate()?;
-        if let Some(mut owner) = self.router.remote_owner(&caller, id, &request).await? {
-            return relay(
-                id,
-                owner.get_return_value(self.router.forwarded(request)).await,
-            );
-        }
-        let mut timeout = timeout.unwrap_or_default();
-        if let Some(deadline) = deadline {
-            timeout = timeout.min(deadline.saturating_sub(DEADLINE_MARGIN));
-        }
-        let run = self.runner.wait(&caller, id, module_id, timeout).await?;
-        Ok(Response::new(run.into()))
+        let forward =
+            |mut owner: NodeClient, request| async move { owner.get_return_value(request).await };
+        let here = |_| async {
+            let mut timeout = timeout.unwrap_or_default();
+            if let Some(deadline) = deadline {
+                timeout = timeout.min(deadline.saturating_sub(DEADLINE_MARGIN));
+            }
+            let run = self
+                .clientless
+                .return_value(&caller, id, module_id, timeout)
+                .await?;
+            Ok(Response::new(run.into()))
+        };
+        self.router
+            .at_owner(&caller, id, request, forward, here)
+            .await
     }
 }
 

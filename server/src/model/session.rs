@@ -183,13 +183,15 @@ impl Session {
         }
     }
 
-    /// Whether the caller of a session operation must be answered by the
-    /// node that owns the session rather than `node`: a clientless
-    /// session's runs and close live on its owner until it ends; an ended
-    /// session's records answer from anywhere.
+    /// Whether a request about this session must be served by the node
+    /// that owns it rather than by `node`: a clientless session's runs and
+    /// its close live on its owner until it ends; an interactive or ended
+    /// session's records answer from any node.
     #[must_use]
     pub fn served_elsewhere(&self, node: &str) -> bool {
-        self.owner_node != node && self.state != SessionState::Ended
+        self.kind == SessionKind::Clientless
+            && self.state != SessionState::Ended
+            && self.owner_node != node
     }
 }
 

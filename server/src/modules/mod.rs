@@ -3,12 +3,10 @@
 //! Two sources, one trait: in-process modules implement [`Module`] and are
 //! registered by whoever embeds the server (tests do); exec modules come from
 //! a TOML manifest ([`manifest`]) and run as child processes ([`exec`]).
-//! The [`runner`] starts runs, records their outcomes durably, lets callers
-//! wait for them, and drains a session's runs when it closes.
+//! Running them is the clientless lifecycle's ([`crate::clientless`]).
 
 pub mod exec;
 pub mod manifest;
-pub mod runner;
 
 use std::collections::HashMap;
 use std::sync::Arc;

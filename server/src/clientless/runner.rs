@@ -1,10 +1,8 @@
 //! The module runner: starts runs, records their outcomes durably, wakes the
 //! callers waiting for them, and drains a session's runs when it closes.
 //!
-//! Per session it keeps a *gate*: opening a module holds it shared, moving
-//! the session to closing holds it exclusively. So once a session is closing,
-//! every run the store accepted for it is also known here, and a drain cannot
-//! miss one.
+//! Per session it keeps the runs in progress and the session's *gate*
+//! ([`super`] holds it: shared to open a module, exclusive to close).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -18,13 +16,13 @@ use futures::future::join_all;
 use tokio::sync::{RwLock, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::{ModuleContext, ModuleRegistry};
 use crate::clock::Clock;
 use crate::model::{Error, Result};
 use crate::model::{
     FailureKind, ModuleFailure, ModuleId, ModuleRun, RunId, RunOutcome, RunState, SessionId,
     SessionState,
 };
+use crate::modules::{ModuleContext, ModuleRegistry};
 use crate::principal::Principal;
 use crate::store::Store;
 use crate::task::run_to_completion;
@@ -209,7 +207,8 @@ impl Runner {
                 module_id: module_id.clone(),
             })?;
         let live = self.live(session_id);
-        let gate = live.gate.read().await;
+        // Held until the run is among the session's runs in progress.
+        let _gate = live.gate.read().await;
         let server_slot = Slot::reserve(&inner.running, inner.limits.per_server).ok_or(
             Error::TooManyRunningModules {
                 scope: "server",
@@ -222,26 +221,10 @@ impl Runner {
                 limit: inner.limits.per_session,
             },
         )?;
-        let started = match inner
+        let started = inner
             .store
             .start_run(session_id, &module_id, &parameters, inner.clock.now())
-            .await
-        {
-            Ok(started) => started,
-            Err(error) => {
-                if matches!(
-                    error,
-                    Error::SessionNotFound { .. }
-                        | Error::SessionNotClientless { .. }
-                        | Error::SessionEnded { .. }
-                ) {
-                    // Such a session never runs modules here: keep no state.
-                    drop(gate);
-                    self.forget(session_id);
-                }
-                return Err(error);
-            }
-        };
+            .await?;
         let run = started.run.clone();
         let cancel = CancellationToken::new();
         let (concluded_tx, concluded) = watch::channel(Conclusion::Pending);
@@ -347,7 +330,11 @@ impl Runner {
     /// Runs `work` (moving a session to closing, or ending it) while no
     /// module can be opened in the session; `work` is told whether any run
     /// is in progress there.
-    pub async fn exclusively<T, F>(&self, session_id: SessionId, work: impl FnOnce(bool) -> F) -> T
+    pub(super) async fn exclusively<T, F>(
+        &self,
+        session_id: SessionId,
+        work: impl FnOnce(bool) -> F,
+    ) -> T
     where
         F: Future<Output = T>,
     {
@@ -359,7 +346,7 @@ impl Runner {
 
     /// Waits up to `grace` for the session's runs to conclude, then cancels
     /// the rest and waits for them to stop.
-    pub async fn drain(&self, session_id: SessionId, grace: Duration) {
+    pub(super) async fn drain(&self, session_id: SessionId, grace: Duration) {
         let live = self
             .inner
             .sessions
@@ -397,7 +384,7 @@ impl Runner {
     /// those sessions: what a node does when it learns that another node
     /// took it over (ending its sessions) while it was still running.
     /// Returns how many runs it cancelled.
-    pub async fn cancel_runs_of_ended_sessions(&self) -> usize {
+    pub(super) async fn cancel_runs_of_ended_sessions(&self) -> usize {
         let live: Vec<(SessionId, Arc<LiveSession>)> = self
             .inner
             .sessions
@@ -431,7 +418,7 @@ impl Runner {
     }
 
     /// Drops what this process keeps of a session that ended.
-    pub fn forget(&self, session_id: SessionId) {
+    pub(super) fn forget(&self, session_id: SessionId) {
         self.inner
             .sessions
             .lock()
