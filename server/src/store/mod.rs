@@ -31,7 +31,9 @@ macro_rules! select_run {
     };
 }
 
+mod backend;
 mod names;
+pub mod operations;
 mod postgres;
 mod sqlite;
 
@@ -46,6 +48,7 @@ use crate::model::{
 };
 
 pub use crate::model::{Expiry, NewSession};
+pub use backend::{Backend, End, Operation, WriteTx};
 pub use postgres::{PostgresSettings, PostgresStore, redact_password};
 pub use sqlite::SqliteStore;
 

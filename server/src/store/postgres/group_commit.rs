@@ -33,8 +33,9 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::codec::{reason_name, state_name, store_error};
 use super::rows::{insert_sessions, lock_sessions, lock_users};
-use crate::model::{EndReason, NewSession, Session, SessionId, Timestamp, admit};
 use crate::model::{Error, Result};
+use crate::model::{NewSession, Session, SessionId, Timestamp, admit};
+use crate::store::End;
 
 /// The most writes one batch takes.
 const MAX_BATCH: usize = 256;
@@ -257,32 +258,6 @@ fn ids_in_order(
                 .ok_or_else(|| Error::Internal(format!("session {} was not inserted", new.uuid))),
         })
         .collect()
-}
-
-/// A session to end (see `PostgresStore::end`).
-#[derive(Clone, Copy, Debug)]
-pub(super) struct End {
-    /// The session.
-    pub id: SessionId,
-    /// Why it ends.
-    pub reason: EndReason,
-    /// When.
-    pub now: Timestamp,
-    /// Whether an interactive session is refused
-    /// ([`Session::end_clientless`] rather than [`Session::end`]).
-    pub clientless_only: bool,
-}
-
-impl End {
-    /// What the domain makes of this end of `session`: its ended record,
-    /// `None` when it stays as it is, or the refusal.
-    fn decide(&self, session: &Session) -> Result<Option<Session>> {
-        if self.clientless_only {
-            session.end_clientless(self.reason, self.now)
-        } else {
-            Ok(session.end(self.reason, self.now))
-        }
-    }
 }
 
 /// Ends the sessions of `ends` in one transaction: locks and reads their

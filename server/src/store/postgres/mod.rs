@@ -47,9 +47,9 @@ macro_rules! select_session {
 }
 
 // After the macros above, which the modules below use.
+mod backend;
 mod codec;
 mod group_commit;
-mod operations;
 mod rows;
 mod settings;
 
@@ -57,14 +57,15 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{Connection, Postgres, Transaction};
 
 pub use self::settings::{PostgresSettings, redact_password};
 
 use self::codec::store_error;
-use self::group_commit::{Batcher, End};
+use self::group_commit::Batcher;
 use crate::model::{Error, NewSession, Result, Session, SessionId};
+use crate::store::End;
 
 /// How long a statement waits for a lock (PostgreSQL's `lock_timeout`).
 const LOCK_TIMEOUT: &str = "30s";
@@ -180,12 +181,6 @@ impl PostgresStore {
             pool,
             redacted_url: settings.redacted_url(),
         })
-    }
-
-    /// Starts a write transaction (READ COMMITTED: each statement sees what
-    /// committed before it started, which is what locking first relies on).
-    async fn begin(&self) -> Result<Transaction<'static, Postgres>> {
-        self.pool.begin().await.map_err(store_error)
     }
 }
 

@@ -1,5 +1,6 @@
-//! The PostgreSQL store's statements: locking, reading and writing rows of
-//! sessions, users, scopes, runs and nodes inside a transaction. SQL and row
+//! The PostgreSQL store's statements: the primitives of a write
+//! transaction ([`WriteTx`]: locking, reading and writing rows of sessions,
+//! users, scopes, runs and nodes) and the reads they share. SQL and row
 //! mapping only; what to write is the domain's answer.
 //!
 //! Lock order, so that transactions never deadlock: user rows (ascending),
@@ -7,7 +8,8 @@
 
 use std::collections::HashMap;
 
-use sqlx::{PgConnection, PgPool, Row};
+use async_trait::async_trait;
+use sqlx::{PgConnection, Row};
 
 use super::codec::{kind_name, run_from_row, session_from_row, store_error, text};
 use crate::model::{
@@ -15,27 +17,11 @@ use crate::model::{
     Session, SessionId, Timestamp, UserId,
 };
 use crate::store::names::{ConcludedRun, conclude_run_sql};
-use crate::store::{ColumnValue, changed_columns, update_session_sql};
+use crate::store::{ColumnValue, WriteTx, changed_columns, update_session_sql};
 
 /// Reads one session.
 pub(super) async fn fetch_session(conn: &mut PgConnection, id: SessionId) -> Result<Session> {
     let row = sqlx::query(select_session!("WHERE s.session_id = $1"))
-        .bind(id.get())
-        .fetch_optional(conn)
-        .await
-        .map_err(store_error)?
-        .ok_or(Error::SessionNotFound { session_id: id })?;
-    session_from_row(&row)
-}
-
-/// Locks a session's row until the transaction ends, and reads it.
-///
-/// One statement: a `FOR UPDATE` that waited for another transaction reads
-/// the row version that transaction committed, the user-context depth
-/// included (a column of the row, where a subquery would see the snapshot
-/// from before the wait).
-pub(super) async fn lock_session(conn: &mut PgConnection, id: SessionId) -> Result<Session> {
-    let row = sqlx::query(select_session!("WHERE s.session_id = $1 FOR UPDATE"))
         .bind(id.get())
         .fetch_optional(conn)
         .await
@@ -62,34 +48,6 @@ pub(super) async fn lock_sessions(
     rows.iter()
         .map(|row| session_from_row(row).map(|s| (s.id, s)))
         .collect()
-}
-
-/// Writes what changed from `old` to `new` (two versions of one session,
-/// whose row this transaction locked).
-pub(super) async fn write_session(
-    conn: &mut PgConnection,
-    old: &Session,
-    new: &Session,
-) -> Result<()> {
-    let columns = changed_columns(old, new);
-    if columns.is_empty() {
-        return Ok(());
-    }
-    let sql = update_session_sql(&columns, |n| format!("${n}"));
-    // Column names from `changed_columns`, values bound: nothing from a caller.
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for (_, value) in columns {
-        query = match value {
-            ColumnValue::Int(v) => query.bind(v),
-            ColumnValue::Text(v) => query.bind(v),
-        };
-    }
-    query
-        .bind(new.id.get())
-        .execute(conn)
-        .await
-        .map_err(store_error)?;
-    Ok(())
 }
 
 /// Locks the rows of `users` (creating those missing) for the per-user
@@ -163,80 +121,6 @@ pub(super) async fn insert_sessions<'e>(
         .collect())
 }
 
-/// The session's open scopes, outermost first.
-pub(super) async fn scopes(conn: &mut PgConnection, id: SessionId) -> Result<Vec<Scope>> {
-    let rows = sqlx::query(
-        "SELECT scope_id, depth, user_id, previous_user FROM user_context_scopes \
-         WHERE session_id = $1 ORDER BY depth",
-    )
-    .bind(id.get())
-    .fetch_all(conn)
-    .await
-    .map_err(store_error)?;
-    rows.iter()
-        .map(|row| {
-            let depth: i32 = row.try_get("depth").map_err(store_error)?;
-            Ok(Scope {
-                id: ScopeId::from_store(row.try_get("scope_id").map_err(store_error)?),
-                depth: u32::try_from(depth)
-                    .map_err(|e| crate::store::names::corrupt("depth", e))?,
-                user: UserId::from_store(row.try_get("user_id").map_err(store_error)?),
-                previous_user: UserId::from_store(
-                    row.try_get("previous_user").map_err(store_error)?,
-                ),
-            })
-        })
-        .collect()
-}
-
-/// Records a pushed scope; returns its id.
-pub(super) async fn insert_scope(conn: &mut PgConnection, scope: &NewScope) -> Result<ScopeId> {
-    let depth =
-        i32::try_from(scope.depth).map_err(|e| Error::Internal(format!("scope depth: {e}")))?;
-    sqlx::query_scalar(
-        "INSERT INTO user_context_scopes (session_id, depth, user_id, previous_user, \
-         pushed_at) VALUES ($1, $2, $3, $4, $5) RETURNING scope_id",
-    )
-    .bind(scope.session_id.get())
-    .bind(depth)
-    .bind(scope.user.as_str())
-    .bind(scope.previous_user.as_str())
-    .bind(scope.pushed_at.unix_micros())
-    .fetch_one(conn)
-    .await
-    .map(ScopeId::from_store)
-    .map_err(store_error)
-}
-
-/// Forgets a popped scope.
-pub(super) async fn delete_scope(conn: &mut PgConnection, scope: ScopeId) -> Result<()> {
-    sqlx::query("DELETE FROM user_context_scopes WHERE scope_id = $1")
-        .bind(scope.get())
-        .execute(conn)
-        .await
-        .map_err(store_error)?;
-    Ok(())
-}
-
-/// Records a running run; returns its id.
-pub(super) async fn insert_run(conn: &mut PgConnection, run: &NewRun) -> Result<RunId> {
-    let parameters = serde_json::to_string(&run.parameters)
-        .map_err(|e| Error::Internal(format!("encoding parameters: {e}")))?;
-    sqlx::query_scalar(
-        "INSERT INTO module_runs (session_id, module_id, acting_user, parameters, state, \
-         start_time) VALUES ($1, $2, $3, $4, 'running', $5) RETURNING run_id",
-    )
-    .bind(run.session_id.get())
-    .bind(run.module_id.as_str())
-    .bind(run.acting_user.as_str())
-    .bind(parameters)
-    .bind(run.start_time.unix_micros())
-    .fetch_one(conn)
-    .await
-    .map(RunId::from_store)
-    .map_err(store_error)
-}
-
 /// Reads one run.
 pub(super) async fn fetch_run(conn: &mut PgConnection, id: RunId) -> Result<ModuleRun> {
     let row = sqlx::query(select_run!("WHERE run_id = $1"))
@@ -265,107 +149,6 @@ pub(super) async fn latest_run(
     row.as_ref().map(run_from_row).transpose()
 }
 
-/// Writes a concluded run's outcome.
-pub(super) async fn write_run(conn: &mut PgConnection, run: &ModuleRun) -> Result<()> {
-    let c = ConcludedRun::of(run)
-        .ok_or_else(|| Error::Internal(format!("run {} has not concluded", run.id)))?;
-    sqlx::query(sqlx::AssertSqlSafe(conclude_run_sql(|n| format!("${n}"))))
-        .bind(c.state)
-        .bind(c.end_time)
-        .bind(c.value)
-        .bind(c.failure_kind)
-        .bind(c.failure_message.map(text))
-        .bind(c.exit_code)
-        .bind(c.signal)
-        .bind(c.stderr_tail.map(text))
-        .bind(run.id.get())
-        .execute(conn)
-        .await
-        .map_err(store_error)?;
-    Ok(())
-}
-
-/// Whether a run is running in `session`.
-pub(super) async fn has_running_run(conn: &mut PgConnection, session: SessionId) -> Result<bool> {
-    let running: Option<i32> = sqlx::query_scalar(
-        "SELECT 1 FROM module_runs WHERE session_id = $1 AND state = 'running' LIMIT 1",
-    )
-    .bind(session.get())
-    .fetch_optional(conn)
-    .await
-    .map_err(store_error)?;
-    Ok(running.is_some())
-}
-
-/// Locks the clientless sessions of `node` that have not ended (ascending
-/// id) and reads them.
-pub(super) async fn lock_unended_clientless_of_node(
-    conn: &mut PgConnection,
-    node: &str,
-) -> Result<Vec<Session>> {
-    let rows = sqlx::query(select_session!(
-        "WHERE s.owner_node = $1 AND s.kind = 'clientless' AND s.state <> 'ended' \
-         ORDER BY s.session_id FOR UPDATE"
-    ))
-    .bind(node)
-    .fetch_all(conn)
-    .await
-    .map_err(store_error)?;
-    rows.iter().map(session_from_row).collect()
-}
-
-/// The running runs of the sessions `node` owns.
-pub(super) async fn running_runs_of_node(
-    conn: &mut PgConnection,
-    node: &str,
-) -> Result<Vec<ModuleRun>> {
-    let rows = sqlx::query(select_run!(
-        "WHERE state = 'running' AND session_id IN \
-         (SELECT session_id FROM sessions WHERE owner_node = $1)"
-    ))
-    .bind(node)
-    .fetch_all(conn)
-    .await
-    .map_err(store_error)?;
-    rows.iter().map(run_from_row).collect()
-}
-
-/// Records `node`'s lease until `expires` at `endpoint`; returns whether it
-/// had a row. No transaction needed: a node renews only its own row, and a
-/// takeover that deletes it in between makes the update miss and the insert
-/// say "not known", as it should.
-pub(super) async fn renew_node(
-    pool: &PgPool,
-    node: &str,
-    endpoint: &str,
-    expires: Timestamp,
-) -> Result<bool> {
-    let updated =
-        sqlx::query("UPDATE nodes SET endpoint = $2, lease_expires = $3 WHERE node_id = $1")
-            .bind(text(node))
-            .bind(text(endpoint))
-            .bind(expires.unix_micros())
-            .execute(pool)
-            .await
-            .map_err(store_error)?
-            .rows_affected();
-    if updated > 0 {
-        return Ok(true);
-    }
-    sqlx::query(
-        "INSERT INTO nodes (node_id, endpoint, lease_expires) VALUES ($1, $2, $3) \
-         ON CONFLICT (node_id) DO UPDATE SET endpoint = EXCLUDED.endpoint, \
-         lease_expires = EXCLUDED.lease_expires",
-    )
-    .bind(text(node))
-    .bind(text(endpoint))
-    .bind(expires.unix_micros())
-    .execute(pool)
-    .await
-    .map_err(store_error)?;
-    Ok(false)
-}
-
 /// Forgets a node.
 pub(super) async fn delete_node<'e>(executor: impl sqlx::PgExecutor<'e>, node: &str) -> Result<()> {
     sqlx::query("DELETE FROM nodes WHERE node_id = $1")
@@ -374,4 +157,239 @@ pub(super) async fn delete_node<'e>(executor: impl sqlx::PgExecutor<'e>, node: &
         .await
         .map_err(store_error)?;
     Ok(())
+}
+
+/// A write transaction on one connection.
+pub(super) struct PgTx<'a>(pub &'a mut PgConnection);
+
+#[async_trait]
+impl WriteTx for PgTx<'_> {
+    async fn lock_session(&mut self, id: SessionId) -> Result<Session> {
+        let conn = &mut *self.0;
+        let row = sqlx::query(select_session!("WHERE s.session_id = $1 FOR UPDATE"))
+            .bind(id.get())
+            .fetch_optional(conn)
+            .await
+            .map_err(store_error)?
+            .ok_or(Error::SessionNotFound { session_id: id })?;
+        session_from_row(&row)
+    }
+
+    async fn write_session(&mut self, old: &Session, new: &Session) -> Result<()> {
+        let conn = &mut *self.0;
+        let columns = changed_columns(old, new);
+        if columns.is_empty() {
+            return Ok(());
+        }
+        let sql = update_session_sql(&columns, |n| format!("${n}"));
+        // Column names from `changed_columns`, values bound: nothing from a caller.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (_, value) in columns {
+            query = match value {
+                ColumnValue::Int(v) => query.bind(v),
+                ColumnValue::Text(v) => query.bind(v),
+            };
+        }
+        query
+            .bind(new.id.get())
+            .execute(conn)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn insert_session(&mut self, new: &NewSession) -> Result<SessionId> {
+        let conn = &mut *self.0;
+        insert_sessions(conn, &[new])
+            .await
+            .map_err(store_error)?
+            .remove(&new.uuid.to_string())
+            .ok_or_else(|| Error::Internal(format!("session {} was not inserted", new.uuid)))
+    }
+
+    async fn lock_user_and_count_unended(&mut self, user: &UserId) -> Result<u64> {
+        let open = lock_users(self.0, &[user.as_str()]).await?;
+        Ok(open.get(user.as_str()).copied().unwrap_or(0))
+    }
+
+    async fn scopes(&mut self, session: SessionId) -> Result<Vec<Scope>> {
+        let conn = &mut *self.0;
+        let rows = sqlx::query(
+            "SELECT scope_id, depth, user_id, previous_user FROM user_context_scopes \
+             WHERE session_id = $1 ORDER BY depth",
+        )
+        .bind(session.get())
+        .fetch_all(conn)
+        .await
+        .map_err(store_error)?;
+        rows.iter()
+            .map(|row| {
+                let depth: i32 = row.try_get("depth").map_err(store_error)?;
+                Ok(Scope {
+                    id: ScopeId::from_store(row.try_get("scope_id").map_err(store_error)?),
+                    depth: u32::try_from(depth)
+                        .map_err(|e| crate::store::names::corrupt("depth", e))?,
+                    user: UserId::from_store(row.try_get("user_id").map_err(store_error)?),
+                    previous_user: UserId::from_store(
+                        row.try_get("previous_user").map_err(store_error)?,
+                    ),
+                })
+            })
+            .collect()
+    }
+
+    async fn insert_scope(&mut self, scope: &NewScope) -> Result<ScopeId> {
+        let conn = &mut *self.0;
+        let depth =
+            i32::try_from(scope.depth).map_err(|e| Error::Internal(format!("scope depth: {e}")))?;
+        sqlx::query_scalar(
+            "INSERT INTO user_context_scopes (session_id, depth, user_id, previous_user, \
+             pushed_at) VALUES ($1, $2, $3, $4, $5) RETURNING scope_id",
+        )
+        .bind(scope.session_id.get())
+        .bind(depth)
+        .bind(scope.user.as_str())
+        .bind(scope.previous_user.as_str())
+        .bind(scope.pushed_at.unix_micros())
+        .fetch_one(conn)
+        .await
+        .map(ScopeId::from_store)
+        .map_err(store_error)
+    }
+
+    async fn delete_scope(&mut self, scope: ScopeId) -> Result<()> {
+        let conn = &mut *self.0;
+        sqlx::query("DELETE FROM user_context_scopes WHERE scope_id = $1")
+            .bind(scope.get())
+            .execute(conn)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn insert_run(&mut self, run: &NewRun) -> Result<RunId> {
+        let conn = &mut *self.0;
+        let parameters = serde_json::to_string(&run.parameters)
+            .map_err(|e| Error::Internal(format!("encoding parameters: {e}")))?;
+        sqlx::query_scalar(
+            "INSERT INTO module_runs (session_id, module_id, acting_user, parameters, state, \
+             start_time) VALUES ($1, $2, $3, $4, 'running', $5) RETURNING run_id",
+        )
+        .bind(run.session_id.get())
+        .bind(run.module_id.as_str())
+        .bind(run.acting_user.as_str())
+        .bind(parameters)
+        .bind(run.start_time.unix_micros())
+        .fetch_one(conn)
+        .await
+        .map(RunId::from_store)
+        .map_err(store_error)
+    }
+
+    async fn run(&mut self, run: RunId) -> Result<ModuleRun> {
+        fetch_run(self.0, run).await
+    }
+
+    async fn write_run(&mut self, run: &ModuleRun) -> Result<()> {
+        let conn = &mut *self.0;
+        let c = ConcludedRun::of(run)
+            .ok_or_else(|| Error::Internal(format!("run {} has not concluded", run.id)))?;
+        sqlx::query(sqlx::AssertSqlSafe(conclude_run_sql(|n| format!("${n}"))))
+            .bind(c.state)
+            .bind(c.end_time)
+            .bind(c.value)
+            .bind(c.failure_kind)
+            .bind(c.failure_message.map(text))
+            .bind(c.exit_code)
+            .bind(c.signal)
+            .bind(c.stderr_tail.map(text))
+            .bind(run.id.get())
+            .execute(conn)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn has_running_run(&mut self, session: SessionId) -> Result<bool> {
+        let conn = &mut *self.0;
+        let running: Option<i32> = sqlx::query_scalar(
+            "SELECT 1 FROM module_runs WHERE session_id = $1 AND state = 'running' LIMIT 1",
+        )
+        .bind(session.get())
+        .fetch_optional(conn)
+        .await
+        .map_err(store_error)?;
+        Ok(running.is_some())
+    }
+
+    async fn lock_unended_clientless_of_node(&mut self, node: &str) -> Result<Vec<Session>> {
+        let conn = &mut *self.0;
+        let rows = sqlx::query(select_session!(
+            "WHERE s.owner_node = $1 AND s.kind = 'clientless' AND s.state <> 'ended' \
+             ORDER BY s.session_id FOR UPDATE"
+        ))
+        .bind(node)
+        .fetch_all(conn)
+        .await
+        .map_err(store_error)?;
+        rows.iter().map(session_from_row).collect()
+    }
+
+    async fn running_runs_of_node(&mut self, node: &str) -> Result<Vec<ModuleRun>> {
+        let conn = &mut *self.0;
+        let rows = sqlx::query(select_run!(
+            "WHERE state = 'running' AND session_id IN \
+             (SELECT session_id FROM sessions WHERE owner_node = $1)"
+        ))
+        .bind(node)
+        .fetch_all(conn)
+        .await
+        .map_err(store_error)?;
+        rows.iter().map(run_from_row).collect()
+    }
+
+    async fn renew_node(&mut self, node: &str, endpoint: &str, expires: Timestamp) -> Result<bool> {
+        let conn = &mut *self.0;
+        let updated =
+            sqlx::query("UPDATE nodes SET endpoint = $2, lease_expires = $3 WHERE node_id = $1")
+                .bind(text(node))
+                .bind(text(endpoint))
+                .bind(expires.unix_micros())
+                .execute(&mut *conn)
+                .await
+                .map_err(store_error)?
+                .rows_affected();
+        if updated > 0 {
+            return Ok(true);
+        }
+        sqlx::query(
+            "INSERT INTO nodes (node_id, endpoint, lease_expires) VALUES ($1, $2, $3) \
+             ON CONFLICT (node_id) DO UPDATE SET endpoint = EXCLUDED.endpoint, \
+             lease_expires = EXCLUDED.lease_expires",
+        )
+        .bind(text(node))
+        .bind(text(endpoint))
+        .bind(expires.unix_micros())
+        .execute(conn)
+        .await
+        .map_err(store_error)?;
+        Ok(false)
+    }
+
+    async fn lock_lost_node(&mut self, taker: &str, now: Timestamp) -> Result<Option<String>> {
+        let conn = &mut *self.0;
+        sqlx::query_scalar(
+            "SELECT node_id FROM nodes WHERE lease_expires <= $1 AND node_id <> $2 \
+             ORDER BY node_id LIMIT 1 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(now.unix_micros())
+        .bind(text(taker))
+        .fetch_optional(conn)
+        .await
+        .map_err(store_error)
+    }
+
+    async fn delete_node(&mut self, node: &str) -> Result<()> {
+        delete_node(&mut *self.0, node).await
+    }
 }

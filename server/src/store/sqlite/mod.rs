@@ -11,9 +11,9 @@
 //! (`rusqlite`); migrations run through `sqlx`'s migrator when the store
 //! opens.
 
+mod backend;
 mod cache;
 mod codec;
-mod operations;
 mod ownership;
 mod rows;
 mod writer;

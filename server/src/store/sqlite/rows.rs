@@ -1,7 +1,8 @@
-//! The SQLite store's statements: reading and writing rows of sessions,
-//! scopes, runs and nodes, inside the writer's transaction or on a reader.
-//! SQL and row mapping only; what to write is the domain's answer.
+//! The SQLite store's statements: the primitives of a write transaction
+//! ([`WriteTx`], on the writer's connection) and the reads. SQL and row
+//! mapping only; what to write is the domain's answer.
 
+use async_trait::async_trait;
 use rusqlite::{Connection, params, params_from_iter};
 
 use super::codec::{
@@ -13,7 +14,7 @@ use crate::model::{
     Session, SessionFacts, SessionId, Timestamp, UserId,
 };
 use crate::store::names::{ConcludedRun, conclude_run_sql};
-use crate::store::{ColumnValue, changed_columns, update_session_sql};
+use crate::store::{ColumnValue, WriteTx, changed_columns, update_session_sql};
 
 /// The columns of a [`Session`], followed by the rest of a query (in the
 /// order `codec::session_from_row` reads them).
@@ -56,135 +57,216 @@ pub(super) fn fetch_facts(conn: &Connection, id: SessionId) -> Result<SessionFac
     .ok_or(Error::SessionNotFound { session_id: id })
 }
 
-/// Session `id` as the writer's transaction sees it: from memory when the
-/// batch or the cache knows it, else read (and kept for the batch). The
-/// writer is the only one, so this is as good as a lock.
-pub(super) fn session_in(tx: &mut Transaction<'_>, id: SessionId) -> Result<Session> {
-    if let Some(session) = tx.known_session(id) {
-        return Ok(session);
+/// A write transaction of the writer's batch. The writer is the only one,
+/// so a read inside it is as good as a lock; sessions come from memory when
+/// the batch or the cache has them.
+pub(super) struct SqliteTx<'a, 'b>(pub &'a mut Transaction<'b>);
+
+#[async_trait]
+impl WriteTx for SqliteTx<'_, '_> {
+    async fn lock_session(&mut self, id: SessionId) -> Result<Session> {
+        if let Some(session) = self.0.known_session(id) {
+            return Ok(session);
+        }
+        let session = fetch_session(self.0.conn, id)?;
+        self.0.read(session.clone());
+        Ok(session)
     }
-    let session = fetch_session(tx.conn, id)?;
-    tx.read(session.clone());
-    Ok(session)
-}
 
-/// Writes what changed from `old` to `new` (two versions of one session);
-/// returns `new`.
-pub(super) fn write_session(
-    tx: &mut Transaction<'_>,
-    old: &Session,
-    new: Session,
-) -> Result<Session> {
-    let columns = changed_columns(old, &new);
-    if !columns.is_empty() {
-        let sql = update_session_sql(&columns, |n| format!("?{n}"));
-        let values = columns
-            .into_iter()
-            .map(|(_, value)| match value {
-                ColumnValue::Int(v) => rusqlite::types::Value::from(v),
-                ColumnValue::Text(v) => rusqlite::types::Value::from(v),
-            })
-            .chain([rusqlite::types::Value::from(new.id.get())]);
-        execute(tx.conn, &sql, params_from_iter(values))?;
+    async fn write_session(&mut self, old: &Session, new: &Session) -> Result<()> {
+        let columns = changed_columns(old, new);
+        if !columns.is_empty() {
+            let sql = update_session_sql(&columns, |n| format!("?{n}"));
+            let values = columns
+                .into_iter()
+                .map(|(_, value)| match value {
+                    ColumnValue::Int(v) => rusqlite::types::Value::from(v),
+                    ColumnValue::Text(v) => rusqlite::types::Value::from(v),
+                })
+                .chain([rusqlite::types::Value::from(new.id.get())]);
+            execute(self.0.conn, &sql, params_from_iter(values))?;
+        }
+        self.0.changed(new.clone());
+        Ok(())
     }
-    Ok(tx.changed(new))
-}
 
-/// Inserts an open session; returns its id.
-pub(super) fn insert_session(conn: &Connection, new: &NewSession) -> Result<SessionId> {
-    insert(
-        conn,
-        "INSERT INTO sessions (session_uuid, user_id, kind, state, start_time, \
-         last_activity_time, effective_user, client, owner_node) \
-         VALUES (?, ?, ?, 'open', ?, ?, ?, ?, ?)",
-        params![
-            new.uuid.to_string(),
-            new.user.as_str(),
-            kind_name(new.kind),
-            new.now.unix_micros(),
-            new.now.unix_micros(),
-            new.user.as_str(),
-            new.client.as_str(),
-            new.owner_node,
-        ],
-    )
-    .map(SessionId::from_store)
-}
+    async fn insert_session(&mut self, new: &NewSession) -> Result<SessionId> {
+        let id = insert(
+            self.0.conn,
+            "INSERT INTO sessions (session_uuid, user_id, kind, state, start_time, \
+             last_activity_time, effective_user, client, owner_node) \
+             VALUES (?, ?, ?, 'open', ?, ?, ?, ?, ?)",
+            params![
+                new.uuid.to_string(),
+                new.user.as_str(),
+                kind_name(new.kind),
+                new.now.unix_micros(),
+                new.now.unix_micros(),
+                new.user.as_str(),
+                new.client.as_str(),
+                new.owner_node,
+            ],
+        )
+        .map(SessionId::from_store)?;
+        self.0.changed(new.clone().into_session(id));
+        Ok(id)
+    }
 
-/// How many sessions of `user` have not ended.
-pub(super) fn count_unended(conn: &Connection, user: &UserId) -> Result<u64> {
-    let open: i64 = query_one(
-        conn,
-        "SELECT COUNT(*) AS open FROM sessions WHERE user_id = ? AND state <> 'ended'",
-        [user.as_str()],
-        |row| column(row, "open"),
-    )?
-    .unwrap_or(0);
-    Ok(u64::try_from(open).unwrap_or(0))
-}
+    async fn lock_user_and_count_unended(&mut self, user: &UserId) -> Result<u64> {
+        // The single writer serializes every write: counting is enough.
+        let open: i64 = query_one(
+            self.0.conn,
+            "SELECT COUNT(*) AS open FROM sessions WHERE user_id = ? AND state <> 'ended'",
+            [user.as_str()],
+            |row| column(row, "open"),
+        )?
+        .unwrap_or(0);
+        Ok(u64::try_from(open).unwrap_or(0))
+    }
 
-/// The session's open scopes, outermost first.
-pub(super) fn scopes(conn: &Connection, id: SessionId) -> Result<Vec<Scope>> {
-    query_all(
-        conn,
-        "SELECT scope_id, depth, user_id, previous_user FROM user_context_scopes \
-         WHERE session_id = ? ORDER BY depth",
-        [id.get()],
-        |row| {
-            Ok(Scope {
-                id: ScopeId::from_store(column(row, "scope_id")?),
-                depth: column(row, "depth")?,
-                user: UserId::from_store(column(row, "user_id")?),
-                previous_user: UserId::from_store(column(row, "previous_user")?),
-            })
-        },
-    )
-}
+    async fn scopes(&mut self, id: SessionId) -> Result<Vec<Scope>> {
+        query_all(
+            self.0.conn,
+            "SELECT scope_id, depth, user_id, previous_user FROM user_context_scopes \
+             WHERE session_id = ? ORDER BY depth",
+            [id.get()],
+            |row| {
+                Ok(Scope {
+                    id: ScopeId::from_store(column(row, "scope_id")?),
+                    depth: column(row, "depth")?,
+                    user: UserId::from_store(column(row, "user_id")?),
+                    previous_user: UserId::from_store(column(row, "previous_user")?),
+                })
+            },
+        )
+    }
 
-/// Records a pushed scope; returns its id.
-pub(super) fn insert_scope(conn: &Connection, scope: &NewScope) -> Result<ScopeId> {
-    insert(
-        conn,
-        "INSERT INTO user_context_scopes (session_id, depth, user_id, previous_user, \
-         pushed_at) VALUES (?, ?, ?, ?, ?)",
-        params![
-            scope.session_id.get(),
-            i64::from(scope.depth),
-            scope.user.as_str(),
-            scope.previous_user.as_str(),
-            scope.pushed_at.unix_micros(),
-        ],
-    )
-    .map(ScopeId::from_store)
-}
+    async fn insert_scope(&mut self, scope: &NewScope) -> Result<ScopeId> {
+        insert(
+            self.0.conn,
+            "INSERT INTO user_context_scopes (session_id, depth, user_id, previous_user, \
+             pushed_at) VALUES (?, ?, ?, ?, ?)",
+            params![
+                scope.session_id.get(),
+                i64::from(scope.depth),
+                scope.user.as_str(),
+                scope.previous_user.as_str(),
+                scope.pushed_at.unix_micros(),
+            ],
+        )
+        .map(ScopeId::from_store)
+    }
 
-/// Forgets a popped scope.
-pub(super) fn delete_scope(conn: &Connection, scope: ScopeId) -> Result<()> {
-    execute(
-        conn,
-        "DELETE FROM user_context_scopes WHERE scope_id = ?",
-        [scope.get()],
-    )
-    .map(drop)
-}
+    async fn delete_scope(&mut self, scope: ScopeId) -> Result<()> {
+        let sql = "DELETE FROM user_context_scopes WHERE scope_id = ?";
+        execute(self.0.conn, sql, [scope.get()]).map(drop)
+    }
 
-/// Records a running run; returns its id.
-pub(super) fn insert_run(conn: &Connection, run: &NewRun) -> Result<RunId> {
-    let parameters = serde_json::to_string(&run.parameters)
-        .map_err(|e| Error::Internal(format!("encoding parameters: {e}")))?;
-    insert(
-        conn,
-        "INSERT INTO module_runs (session_id, module_id, acting_user, parameters, \
-         state, start_time) VALUES (?, ?, ?, ?, 'running', ?)",
-        params![
-            run.session_id.get(),
-            run.module_id.as_str(),
-            run.acting_user.as_str(),
-            parameters,
-            run.start_time.unix_micros(),
-        ],
-    )
-    .map(RunId::from_store)
+    async fn insert_run(&mut self, run: &NewRun) -> Result<RunId> {
+        let parameters = serde_json::to_string(&run.parameters)
+            .map_err(|e| Error::Internal(format!("encoding parameters: {e}")))?;
+        insert(
+            self.0.conn,
+            "INSERT INTO module_runs (session_id, module_id, acting_user, parameters, \
+             state, start_time) VALUES (?, ?, ?, ?, 'running', ?)",
+            params![
+                run.session_id.get(),
+                run.module_id.as_str(),
+                run.acting_user.as_str(),
+                parameters,
+                run.start_time.unix_micros(),
+            ],
+        )
+        .map(RunId::from_store)
+    }
+
+    async fn run(&mut self, run: RunId) -> Result<ModuleRun> {
+        fetch_run(self.0.conn, run)
+    }
+
+    async fn write_run(&mut self, run: &ModuleRun) -> Result<()> {
+        let c = ConcludedRun::of(run)
+            .ok_or_else(|| Error::Internal(format!("run {} has not concluded", run.id)))?;
+        execute(
+            self.0.conn,
+            &conclude_run_sql(|n| format!("?{n}")),
+            params![
+                c.state,
+                c.end_time,
+                c.value,
+                c.failure_kind,
+                c.failure_message,
+                c.exit_code,
+                c.signal,
+                c.stderr_tail,
+                run.id.get(),
+            ],
+        )
+        .map(drop)
+    }
+
+    async fn has_running_run(&mut self, session: SessionId) -> Result<bool> {
+        query_one(
+            self.0.conn,
+            "SELECT 1 AS running FROM module_runs WHERE session_id = ? AND state = 'running' \
+             LIMIT 1",
+            [session.get()],
+            |_| Ok(()),
+        )
+        .map(|running| running.is_some())
+    }
+
+    async fn lock_unended_clientless_of_node(&mut self, node: &str) -> Result<Vec<Session>> {
+        let mut sessions = Vec::new();
+        for id in unended_clientless_of_node(self.0.conn, node)? {
+            sessions.push(self.lock_session(id).await?);
+        }
+        Ok(sessions)
+    }
+
+    async fn running_runs_of_node(&mut self, node: &str) -> Result<Vec<ModuleRun>> {
+        query_all(
+            self.0.conn,
+            select_run!(
+                "WHERE state = 'running' AND session_id IN \
+                 (SELECT session_id FROM sessions WHERE owner_node = ?)"
+            ),
+            [node],
+            run_from_row,
+        )
+    }
+
+    async fn renew_node(&mut self, node: &str, endpoint: &str, expires: Timestamp) -> Result<bool> {
+        let known = query_one(
+            self.0.conn,
+            "SELECT 1 AS known FROM nodes WHERE node_id = ?",
+            [node],
+            |_| Ok(()),
+        )?
+        .is_some();
+        execute(
+            self.0.conn,
+            "INSERT INTO nodes (node_id, endpoint, lease_expires) VALUES (?, ?, ?) \
+             ON CONFLICT (node_id) DO UPDATE SET endpoint = excluded.endpoint, \
+             lease_expires = excluded.lease_expires",
+            params![node, endpoint, expires.unix_micros()],
+        )?;
+        Ok(known)
+    }
+
+    async fn lock_lost_node(&mut self, taker: &str, now: Timestamp) -> Result<Option<String>> {
+        query_one(
+            self.0.conn,
+            "SELECT node_id FROM nodes WHERE lease_expires <= ? AND node_id <> ? \
+             ORDER BY node_id LIMIT 1",
+            params![now.unix_micros(), taker],
+            |row| column(row, "node_id"),
+        )
+    }
+
+    async fn delete_node(&mut self, node: &str) -> Result<()> {
+        execute(self.0.conn, "DELETE FROM nodes WHERE node_id = ?", [node]).map(drop)
+    }
 }
 
 /// Reads one run on `conn`.
@@ -212,52 +294,6 @@ pub(super) fn latest_run(
     )
 }
 
-/// Writes a concluded run's outcome.
-pub(super) fn write_run(conn: &Connection, run: &ModuleRun) -> Result<()> {
-    let c = ConcludedRun::of(run)
-        .ok_or_else(|| Error::Internal(format!("run {} has not concluded", run.id)))?;
-    execute(
-        conn,
-        &conclude_run_sql(|n| format!("?{n}")),
-        params![
-            c.state,
-            c.end_time,
-            c.value,
-            c.failure_kind,
-            c.failure_message,
-            c.exit_code,
-            c.signal,
-            c.stderr_tail,
-            run.id.get(),
-        ],
-    )
-    .map(drop)
-}
-
-/// Whether a run is running in `session`.
-pub(super) fn has_running_run(conn: &Connection, session: SessionId) -> Result<bool> {
-    query_one(
-        conn,
-        "SELECT 1 AS running FROM module_runs WHERE session_id = ? AND state = 'running' LIMIT 1",
-        [session.get()],
-        |_| Ok(()),
-    )
-    .map(|running| running.is_some())
-}
-
-/// The running runs of the sessions `node` owns.
-pub(super) fn running_runs_of_node(conn: &Connection, node: &str) -> Result<Vec<ModuleRun>> {
-    query_all(
-        conn,
-        select_run!(
-            "WHERE state = 'running' AND session_id IN \
-             (SELECT session_id FROM sessions WHERE owner_node = ?)"
-        ),
-        [node],
-        run_from_row,
-    )
-}
-
 /// The clientless sessions `node` owns that have not ended.
 pub(super) fn unended_clientless_of_node(conn: &Connection, node: &str) -> Result<Vec<SessionId>> {
     query_all(
@@ -267,43 +303,4 @@ pub(super) fn unended_clientless_of_node(conn: &Connection, node: &str) -> Resul
         [node],
         |row| column(row, "session_id").map(SessionId::from_store),
     )
-}
-
-/// Whether `node` has a row, and its lease until `expires` at `endpoint`.
-pub(super) fn renew_node(
-    conn: &Connection,
-    node: &str,
-    endpoint: &str,
-    expires: Timestamp,
-) -> Result<bool> {
-    let known = query_one(
-        conn,
-        "SELECT 1 AS known FROM nodes WHERE node_id = ?",
-        [node],
-        |_| Ok(()),
-    )?
-    .is_some();
-    execute(
-        conn,
-        "INSERT INTO nodes (node_id, endpoint, lease_expires) VALUES (?, ?, ?) \
-         ON CONFLICT (node_id) DO UPDATE SET endpoint = excluded.endpoint, \
-         lease_expires = excluded.lease_expires",
-        params![node, endpoint, expires.unix_micros()],
-    )?;
-    Ok(known)
-}
-
-/// The nodes but `taker` whose lease expired by `now`.
-pub(super) fn lost_nodes(conn: &Connection, taker: &str, now: Timestamp) -> Result<Vec<String>> {
-    query_all(
-        conn,
-        "SELECT node_id FROM nodes WHERE lease_expires <= ? AND node_id <> ? ORDER BY node_id",
-        params![now.unix_micros(), taker],
-        |row| column(row, "node_id"),
-    )
-}
-
-/// Forgets a node.
-pub(super) fn delete_node(conn: &Connection, node: &str) -> Result<()> {
-    execute(conn, "DELETE FROM nodes WHERE node_id = ?", [node]).map(drop)
 }

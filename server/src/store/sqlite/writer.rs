@@ -50,7 +50,7 @@ pub type Operation<T> = Box<dyn FnOnce(&mut Transaction<'_>) -> Result<T> + Send
 #[derive(Debug)]
 pub struct Transaction<'a> {
     /// The write connection, inside the batch's transaction.
-    pub conn: &'a Connection,
+    pub conn: &'a mut Connection,
     /// What the batch's earlier operations wrote or read.
     batch: &'a mut BatchRecords,
     /// The committed records.
@@ -123,11 +123,11 @@ impl Writer {
     ///
     /// # Errors
     /// [`Error::StoreUnavailable`] when the thread cannot be started.
-    pub fn start(connection: Connection, cache: Arc<SessionCache>) -> Result<Self> {
+    pub fn start(mut connection: Connection, cache: Arc<SessionCache>) -> Result<Self> {
         let (jobs, queue) = mpsc::channel(QUEUE);
         std::thread::Builder::new()
             .name("sessiond-sqlite-writer".to_owned())
-            .spawn(move || write_batches(&connection, &cache, queue))
+            .spawn(move || write_batches(&mut connection, &cache, queue))
             .map_err(|e| Error::StoreUnavailable(Box::new(e)))?;
         Ok(Self { jobs })
     }
@@ -215,7 +215,7 @@ impl<T: Send + 'static> Job for TypedJob<T> {
 
 /// The writer thread: batches until every handle is dropped.
 fn write_batches(
-    connection: &Connection,
+    connection: &mut Connection,
     cache: &SessionCache,
     mut queue: mpsc::Receiver<Box<dyn Job>>,
 ) {
@@ -253,7 +253,7 @@ fn write_batches(
 /// so nothing half-done is ever committed. That costs nothing per
 /// operation, where a savepoint each would.
 fn commit_batch(
-    connection: &Connection,
+    connection: &mut Connection,
     cache: &SessionCache,
     batch: &mut [Box<dyn Job>],
     changes: &mut Vec<Session>,
@@ -264,7 +264,7 @@ fn commit_batch(
     for job in batch.iter_mut() {
         let before = connection.total_changes();
         let transaction = Transaction {
-            conn: connection,
+            conn: &mut *connection,
             batch: &mut records,
             cache,
             changes: Vec::new(),
@@ -346,7 +346,7 @@ mod tests {
     /// Runs `jobs` as one batch over `cache` and replies to each; returns
     /// the changes it committed.
     fn commit_over(
-        connection: &Connection,
+        connection: &mut Connection,
         cache: &SessionCache,
         jobs: Vec<Box<dyn Job>>,
     ) -> Vec<Session> {
@@ -363,7 +363,7 @@ mod tests {
     }
 
     /// Runs `jobs` as one batch and replies to each.
-    fn commit(connection: &Connection, jobs: Vec<Box<dyn Job>>) {
+    fn commit(connection: &mut Connection, jobs: Vec<Box<dyn Job>>) {
         commit_over(connection, &SessionCache::new(16), jobs);
     }
 
@@ -394,7 +394,7 @@ mod tests {
 
     #[test]
     fn a_write_sees_what_earlier_writes_of_its_batch_did_and_the_cache_does_not() {
-        let connection = table();
+        let mut connection = table();
         let cache = cache_of(&[1, 2]);
         let (before, before_result) = look_up(1);
         let (closing, _) = close(1);
@@ -402,7 +402,7 @@ mod tests {
         let (other, other_result) = look_up(2);
         let (unknown, unknown_result) = look_up(3);
         let changes = commit_over(
-            &connection,
+            &mut connection,
             &cache,
             vec![before, closing, after, other, unknown],
         );
@@ -427,7 +427,7 @@ mod tests {
 
     #[test]
     fn what_a_refused_write_recorded_is_not_seen_by_the_rest_of_its_batch() {
-        let connection = table();
+        let mut connection = table();
         let cache = cache_of(&[1]);
         let (refused, refused_result) = job(|tx| -> Result<()> {
             tx.changed(Session {
@@ -437,7 +437,7 @@ mod tests {
             Err(Error::Internal("refused".to_owned()))
         });
         let (after, after_result) = look_up(1);
-        let changes = commit_over(&connection, &cache, vec![refused, after]);
+        let changes = commit_over(&mut connection, &cache, vec![refused, after]);
         assert!(refused_result.blocking_recv().unwrap().is_err());
         assert_eq!(state(after_result), Some(SessionState::Open));
         assert!(changes.is_empty());
@@ -445,29 +445,29 @@ mod tests {
 
     #[test]
     fn a_batch_rolled_back_leaves_nothing_for_the_next() {
-        let connection = table();
+        let mut connection = table();
         let cache = cache_of(&[1]);
         let (closing, closing_result) = close(1);
         let (halfway, _) = job(|tx| -> Result<()> {
             insert(tx.conn, 2)?;
             Err(Error::Internal("halfway".to_owned()))
         });
-        let changes = commit_over(&connection, &cache, vec![closing, halfway]);
+        let changes = commit_over(&mut connection, &cache, vec![closing, halfway]);
         assert!(changes.is_empty());
         assert!(closing_result.blocking_recv().unwrap().is_err());
         let (next, next_result) = look_up(1);
-        commit_over(&connection, &cache, vec![next]);
+        commit_over(&mut connection, &cache, vec![next]);
         assert_eq!(state(next_result), Some(SessionState::Open));
     }
 
     #[test]
     fn a_write_failing_its_checks_fails_alone() {
-        let connection = table();
+        let mut connection = table();
         let (first, first_result) = job(|tx| insert(tx.conn, 1));
         let (refused, refused_result) =
             job(|_| -> Result<()> { Err(Error::Internal("refused".to_owned())) });
         let (last, last_result) = job(|tx| insert(tx.conn, 2));
-        commit(&connection, vec![first, refused, last]);
+        commit(&mut connection, vec![first, refused, last]);
         assert!(first_result.blocking_recv().unwrap().is_ok());
         assert!(matches!(
             refused_result.blocking_recv().unwrap(),
@@ -479,14 +479,14 @@ mod tests {
 
     #[test]
     fn a_write_failing_halfway_fails_its_whole_batch() {
-        let connection = table();
+        let mut connection = table();
         let (first, first_result) = job(|tx| insert(tx.conn, 1));
         let (halfway, halfway_result) = job(|tx| -> Result<()> {
             insert(tx.conn, 2)?;
             Err(Error::Internal("halfway".to_owned()))
         });
         let (last, last_result) = job(|tx| insert(tx.conn, 3));
-        commit(&connection, vec![first, halfway, last]);
+        commit(&mut connection, vec![first, halfway, last]);
         assert!(matches!(
             first_result.blocking_recv().unwrap(),
             Err(Error::StoreUnavailable(_))

@@ -1,0 +1,143 @@
+//! [`Backend`] on PostgreSQL: each write is one transaction on a pooled
+//! connection; opens and ends that arrive together share one
+//! ([`super::group_commit`]).
+
+use async_trait::async_trait;
+
+use super::codec::{kind_name, session_from_row, state_name, store_error, text};
+use super::rows::{PgTx, fetch_run, fetch_session, latest_run};
+use super::{PostgresStore, stopping};
+use crate::model::{
+    Error, Expiry, ModuleId, ModuleRun, NewSession, Result, RunId, Session, SessionFacts,
+    SessionId, Timestamp, UserId,
+};
+use crate::store::{Backend, End, Operation, SessionQuery};
+
+#[async_trait]
+impl Backend for PostgresStore {
+    async fn write<R: Send + 'static>(&self, op: Operation<R>) -> Result<R> {
+        // READ COMMITTED: each statement sees what committed before it
+        // started, which is what locking first relies on.
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let result = op(&mut PgTx(&mut tx)).await?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(result)
+    }
+
+    async fn create_session(&self, new: NewSession) -> Result<Session> {
+        let id = self
+            .opens
+            .submit(new.clone())
+            .await
+            .unwrap_or_else(|| Err(stopping()))?;
+        Ok(new.into_session(id))
+    }
+
+    async fn end_session(&self, end: End) -> Result<Session> {
+        self.ends
+            .submit(end)
+            .await
+            .unwrap_or_else(|| Err(stopping()))
+    }
+
+    async fn session(&self, id: SessionId) -> Result<Session> {
+        let mut conn = self.pool.acquire().await.map_err(store_error)?;
+        fetch_session(&mut conn, id).await
+    }
+
+    async fn session_facts(&self, id: SessionId) -> Result<SessionFacts> {
+        let facts: Option<(String, String)> =
+            sqlx::query_as("SELECT user_id, owner_node FROM sessions WHERE session_id = $1")
+                .bind(id.get())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(store_error)?;
+        let (user, owner_node) = facts.ok_or(Error::SessionNotFound { session_id: id })?;
+        Ok(SessionFacts {
+            user: UserId::from_store(user),
+            owner_node,
+        })
+    }
+
+    async fn list_sessions(&self, query: &SessionQuery) -> Result<Vec<Session>> {
+        // A user's sessions come from the index by user, in id order.
+        let sql = if query.user.is_some() {
+            select_session!(
+                "WHERE s.user_id = $1 AND ($2::text IS NULL OR s.kind = $2) \
+                 AND ($3::text IS NULL OR s.state = $3) AND s.session_id > $4 \
+                 ORDER BY s.session_id LIMIT $5"
+            )
+        } else {
+            select_session!(
+                "WHERE $1::text IS NULL AND ($2::text IS NULL OR s.kind = $2) \
+                 AND ($3::text IS NULL OR s.state = $3) AND s.session_id > $4 \
+                 ORDER BY s.session_id LIMIT $5"
+            )
+        };
+        let rows = sqlx::query(sql)
+            .bind(query.user.as_ref().map(UserId::as_str))
+            .bind(query.kind.map(kind_name))
+            .bind(query.state.map(state_name))
+            .bind(query.after.map_or(0, SessionId::get))
+            .bind(i64::from(query.limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_error)?;
+        rows.iter().map(session_from_row).collect()
+    }
+
+    async fn unended_clientless_sessions(&self, node: &str) -> Result<Vec<SessionId>> {
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT session_id FROM sessions \
+             WHERE owner_node = $1 AND kind = 'clientless' AND state <> 'ended' \
+             ORDER BY session_id",
+        )
+        .bind(node)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(ids.into_iter().map(SessionId::from_store).collect())
+    }
+
+    async fn expired_sessions(&self, node: &str, expiry: &Expiry) -> Result<Vec<SessionId>> {
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT s.session_id FROM sessions s \
+             WHERE s.owner_node = $1 AND s.kind = 'clientless' AND s.state = 'open' \
+             AND (($2::bigint IS NOT NULL AND s.start_time < $2) \
+               OR ($3::bigint IS NOT NULL AND s.last_activity_time < $3 AND NOT EXISTS \
+                   (SELECT 1 FROM module_runs r \
+                    WHERE r.session_id = s.session_id AND r.state = 'running'))) \
+             ORDER BY s.session_id",
+        )
+        .bind(node)
+        .bind(expiry.started_before.map(Timestamp::unix_micros))
+        .bind(expiry.idle_before.map(Timestamp::unix_micros))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(ids.into_iter().map(SessionId::from_store).collect())
+    }
+
+    async fn run(&self, run_id: RunId) -> Result<ModuleRun> {
+        let mut conn = self.pool.acquire().await.map_err(store_error)?;
+        fetch_run(&mut conn, run_id).await
+    }
+
+    async fn latest_run(
+        &self,
+        session_id: SessionId,
+        module: &ModuleId,
+    ) -> Result<Option<ModuleRun>> {
+        let mut conn = self.pool.acquire().await.map_err(store_error)?;
+        latest_run(&mut conn, session_id, module).await
+    }
+
+    async fn node_endpoint(&self, node: &str, now: Timestamp) -> Result<Option<String>> {
+        sqlx::query_scalar("SELECT endpoint FROM nodes WHERE node_id = $1 AND lease_expires > $2")
+            .bind(text(node))
+            .bind(now.unix_micros())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)
+    }
+}

@@ -1,0 +1,124 @@
+//! [`Backend`] on SQLite: each write runs as one operation of the writer's
+//! batch ([`super::writer`]); reads run on the read connections, sessions
+//! from memory when the cache has them.
+
+use async_trait::async_trait;
+
+use super::codec::{column, kind_name, query_all, query_one, session_from_row, state_name};
+use super::rows::{
+    SqliteTx, fetch_facts, fetch_run, fetch_session, latest_run, select_session,
+    unended_clientless_of_node,
+};
+use super::{EXPIRED_SESSIONS, SqliteStore};
+use crate::model::{
+    Expiry, ModuleId, ModuleRun, Result, RunId, Session, SessionFacts, SessionId, Timestamp, UserId,
+};
+use crate::store::{Backend, Operation, SessionQuery};
+
+#[async_trait]
+impl Backend for SqliteStore {
+    async fn write<R: Send + 'static>(&self, op: Operation<R>) -> Result<R> {
+        // The operation's primitives never wait (SQLite answers on this
+        // thread), so its future completes in one poll on the writer.
+        self.writer
+            .write(move |tx| futures::executor::block_on(op(&mut SqliteTx(tx))))
+            .await
+    }
+
+    async fn session(&self, id: SessionId) -> Result<Session> {
+        if let Some(session) = self.cache.get(id) {
+            return Ok(session);
+        }
+        let epoch = self.cache.epoch();
+        let session = self.readers.lookup(|conn| fetch_session(conn, id))?;
+        self.cache.offer(session.clone(), epoch);
+        Ok(session)
+    }
+
+    async fn session_facts(&self, id: SessionId) -> Result<SessionFacts> {
+        self.readers.lookup(|conn| fetch_facts(conn, id))
+    }
+
+    async fn list_sessions(&self, query: &SessionQuery) -> Result<Vec<Session>> {
+        let query = query.clone();
+        // A user's sessions come from the index by user, in id order.
+        let sql = if query.user.is_some() {
+            select_session!(
+                "WHERE s.user_id = ?1 AND (?2 IS NULL OR s.kind = ?2) \
+                 AND (?3 IS NULL OR s.state = ?3) AND s.session_id > ?4 \
+                 ORDER BY s.session_id LIMIT ?5"
+            )
+        } else {
+            select_session!(
+                "WHERE ?1 IS NULL AND (?2 IS NULL OR s.kind = ?2) \
+                 AND (?3 IS NULL OR s.state = ?3) AND s.session_id > ?4 \
+                 ORDER BY s.session_id LIMIT ?5"
+            )
+        };
+        self.readers
+            .scan(move |conn| {
+                query_all(
+                    conn,
+                    sql,
+                    rusqlite::params![
+                        query.user.as_ref().map(UserId::as_str),
+                        query.kind.map(kind_name),
+                        query.state.map(state_name),
+                        query.after.map_or(0, SessionId::get),
+                        i64::from(query.limit),
+                    ],
+                    session_from_row,
+                )
+            })
+            .await
+    }
+
+    async fn unended_clientless_sessions(&self, node: &str) -> Result<Vec<SessionId>> {
+        let node = node.to_owned();
+        self.readers
+            .scan(move |conn| unended_clientless_of_node(conn, &node))
+            .await
+    }
+
+    async fn expired_sessions(&self, node: &str, expiry: &Expiry) -> Result<Vec<SessionId>> {
+        let (node, expiry) = (node.to_owned(), *expiry);
+        self.readers
+            .scan(move |conn| {
+                query_all(
+                    conn,
+                    EXPIRED_SESSIONS,
+                    rusqlite::params![
+                        node,
+                        expiry.started_before.map(Timestamp::unix_micros),
+                        expiry.idle_before.map(Timestamp::unix_micros),
+                    ],
+                    |row| column(row, "session_id").map(SessionId::from_store),
+                )
+            })
+            .await
+    }
+
+    async fn run(&self, run_id: RunId) -> Result<ModuleRun> {
+        self.readers.lookup(|conn| fetch_run(conn, run_id))
+    }
+
+    async fn latest_run(
+        &self,
+        session_id: SessionId,
+        module: &ModuleId,
+    ) -> Result<Option<ModuleRun>> {
+        self.readers
+            .lookup(|conn| latest_run(conn, session_id, module))
+    }
+
+    async fn node_endpoint(&self, node: &str, now: Timestamp) -> Result<Option<String>> {
+        self.readers.lookup(|conn| {
+            query_one(
+                conn,
+                "SELECT endpoint FROM nodes WHERE node_id = ? AND lease_expires > ?",
+                rusqlite::params![node, now.unix_micros()],
+                |row| column(row, "endpoint"),
+            )
+        })
+    }
+}
