@@ -8,11 +8,14 @@
 //! signatures; ids assigned by the store; times passed in by the caller, so
 //! every replica and every test clock agrees).
 //!
-//! Every write method is one transaction of the same shape: lock and read
-//! what the rule depends on, ask the domain ([`crate::model`]) what it
-//! becomes, write that (a session's changed columns: [`changed_columns`]),
-//! commit. A write returns only once it is durable, and a failed write —
-//! refused by the rule or by the database — changes nothing.
+//! Every write is one transaction of the same shape, written once in
+//! [`operations`] for every backend: lock and read what the rule depends
+//! on, ask the domain ([`crate::model`]) what it becomes, write that (a
+//! session's changed columns: [`changed_columns`]), commit. A backend
+//! provides only a transaction's primitives ([`WriteTx`]), how it runs one
+//! ([`Backend::write`]) and its reads ([`Backend`]): SQL and row mapping. A
+//! write returns only once it is durable, and a failed write — refused by
+//! the rule or by the database — changes nothing.
 //!
 //! One migration number is one change on both backends, from 0006 on
 //! (`migrations/sqlite`, `migrations/postgres`).
