@@ -96,6 +96,27 @@ pub struct End {
 }
 
 impl End {
+    /// An end of any session ([`Session::end`]).
+    #[must_use]
+    pub fn any(id: SessionId, reason: EndReason, now: Timestamp) -> Self {
+        let clientless_only = false;
+        Self {
+            id,
+            reason,
+            now,
+            clientless_only,
+        }
+    }
+
+    /// An end of a clientless session only ([`Session::end_clientless`]).
+    #[must_use]
+    pub fn clientless(id: SessionId, reason: EndReason, now: Timestamp) -> Self {
+        Self {
+            clientless_only: true,
+            ..Self::any(id, reason, now)
+        }
+    }
+
     /// What the domain makes of this end of `session`: its ended record,
     /// `None` when it stays as it is, or the refusal.
     ///

@@ -115,17 +115,7 @@ impl<B: Backend> SessionStore for B {
         reason: EndReason,
         now: Timestamp,
     ) -> Result<Session> {
-        let clientless_only = true;
-        Backend::end_session(
-            self,
-            End {
-                id,
-                reason,
-                now,
-                clientless_only,
-            },
-        )
-        .await
+        Backend::end_session(self, End::clientless(id, reason, now)).await
     }
 
     async fn end_session(
@@ -134,17 +124,7 @@ impl<B: Backend> SessionStore for B {
         reason: EndReason,
         now: Timestamp,
     ) -> Result<Session> {
-        let clientless_only = false;
-        Backend::end_session(
-            self,
-            End {
-                id,
-                reason,
-                now,
-                clientless_only,
-            },
-        )
-        .await
+        Backend::end_session(self, End::any(id, reason, now)).await
     }
 
     async fn unended_clientless_sessions(&self, node: &str) -> Result<Vec<SessionId>> {
