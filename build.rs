@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use prost::Message;
 
 const PROTOS: &[&str] = &[
+    "proto/sessiond/v1/error_reason.proto",
     "proto/sessiond/v1/session.proto",
     "proto/sessiond/v1/session_service.proto",
     "proto/sessiond/v1/user_context_service.proto",

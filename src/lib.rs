@@ -6,6 +6,8 @@
 //! service so that tools such as grpcurl can list and describe the API.
 //!
 //! # Layout
+//! - `proto/sessiond/v1/error_reason.proto`: `ErrorReason`, the error model
+//!   (the `google.rpc.ErrorInfo` reasons and what each carries).
 //! - `proto/sessiond/v1/session.proto`: the shared types (`SessionInfo`,
 //!   the enums, `ModuleFailure`).
 //! - `proto/sessiond/v1/session_service.proto`: `SessionService`.

@@ -126,7 +126,7 @@ class ReflectTest(unittest.TestCase):
             lines,
         )
         self.assertEqual(sum(1 for line in lines if line.startswith("  rpc ")), 10)
-        self.assertIn("// The session authority. See session.proto for the error model.", lines)
+        self.assertIn("// The session authority. See ErrorReason for the error model.", lines)
         self.assertEqual(lines[-1], "}")
 
     def test_describe_a_method_in_either_spelling(self):
