@@ -176,6 +176,22 @@ class ReflectTest(unittest.TestCase):
             ],
         )
 
+    def test_describe_the_error_model(self):
+        lines = self.ok("describe", "sessiond.v1.ErrorReason").out.splitlines()
+        self.assertEqual(lines[0], "sessiond.v1.ErrorReason is an enum:")
+        values = [line.strip() for line in lines if re.match(r"^  [A-Z_]+ = \d+;$", line)]
+        self.assertEqual(values[0], "ERROR_REASON_UNSPECIFIED = 0;")
+        self.assertIn("ERROR_REASON_SESSION_NOT_FOUND = 2;", values)
+        self.assertIn("ERROR_REASON_OWNER_UNAVAILABLE = 13;", values)
+        # The details' types come from the server too, as grpcurl needs them.
+        lines = self.ok("describe", "google.rpc.ErrorInfo").out.splitlines()
+        self.assertEqual(lines[0], "google.rpc.ErrorInfo is a message:")
+        self.assertIn("  string reason = 1;", lines)
+        lines = self.ok("describe", "google.rpc.BadRequest").out.splitlines()
+        self.assertIn(
+            "  repeated .google.rpc.BadRequest.FieldViolation field_violations = 1;", lines
+        )
+
     def test_describe_the_health_service(self):
         lines = self.ok("describe", "grpc.health.v1.Health").out.splitlines()
         self.assertEqual(lines[0], "grpc.health.v1.Health is a service:")
