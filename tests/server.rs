@@ -1,10 +1,12 @@
 //! The server around the services: health (overall and per service),
-//! reflection v1 (v1alpha is exercised from Python), and the message-size
-//! limit.
+//! reflection v1 (v1alpha is exercised from Python) including the error
+//! model's types, and the message-size limit.
 
 mod common;
 
 use common::TestServer;
+use prost::Message;
+use prost_types::FileDescriptorProto;
 use sessiond_proto::v1::OpenClientlessSessionRequest;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -45,18 +47,8 @@ async fn health_reports_serving_overall_and_per_service() {
 #[tokio::test]
 async fn reflection_v1_lists_both_services_and_health() {
     let server = TestServer::start().await;
-    let mut reflection = ServerReflectionClient::new(server.channel().await);
-    let request = ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(MessageRequest::ListServices(String::new())),
-    };
-    let mut responses = reflection
-        .server_reflection_info(tokio_stream::iter([request]))
-        .await
-        .unwrap()
-        .into_inner();
-    let response = responses.message().await.unwrap().unwrap();
-    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+    let response = reflect(&server, MessageRequest::ListServices(String::new())).await;
+    let MessageResponse::ListServicesResponse(list) = response else {
         panic!("expected a service list, got {response:?}");
     };
     let names: Vec<_> = list.service.iter().map(|s| s.name.as_str()).collect();
@@ -70,6 +62,104 @@ async fn reflection_v1_lists_both_services_and_health() {
             "{expected} missing from {names:?}"
         );
     }
+}
+
+/// Asks `server`'s reflection v1 one question.
+async fn reflect(server: &TestServer, request: MessageRequest) -> MessageResponse {
+    let mut reflection = ServerReflectionClient::new(server.channel().await);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(request),
+    };
+    let mut responses = reflection
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let response = responses.message().await.unwrap().unwrap();
+    response.message_response.expect("a reflection answer")
+}
+
+/// The file reflection names for `request` (a symbol or a file name).
+async fn reflected_file(server: &TestServer, request: MessageRequest) -> FileDescriptorProto {
+    let asked = format!("{request:?}");
+    let MessageResponse::FileDescriptorResponse(files) = reflect(server, request).await else {
+        panic!("no file for {asked}");
+    };
+    FileDescriptorProto::decode(files.file_descriptor_proto[0].as_slice()).unwrap()
+}
+
+#[tokio::test]
+async fn reflection_serves_the_error_model_and_the_google_rpc_detail_types() {
+    let server = TestServer::start().await;
+
+    // The types of an error status's details, so that reflection-only
+    // clients (grpcurl) can decode them, with every file they import.
+    for (symbol, file, message) in [
+        (
+            "google.rpc.ErrorInfo",
+            "google/rpc/error_details.proto",
+            "ErrorInfo",
+        ),
+        (
+            "google.rpc.BadRequest",
+            "google/rpc/error_details.proto",
+            "BadRequest",
+        ),
+        ("google.rpc.Status", "google/rpc/status.proto", "Status"),
+    ] {
+        let found = reflected_file(
+            &server,
+            MessageRequest::FileContainingSymbol(symbol.to_owned()),
+        )
+        .await;
+        assert_eq!(found.name(), file, "{symbol}");
+        assert_eq!(found.package(), "google.rpc");
+        assert!(
+            found.message_type.iter().any(|m| m.name() == message),
+            "{file} defines {message}"
+        );
+        for dependency in &found.dependency {
+            let imported =
+                reflected_file(&server, MessageRequest::FileByFilename(dependency.clone())).await;
+            assert_eq!(imported.name(), dependency.as_str());
+        }
+    }
+    let details = reflected_file(
+        &server,
+        MessageRequest::FileContainingSymbol("google.rpc.ErrorInfo".to_owned()),
+    )
+    .await;
+    let error_info = details
+        .message_type
+        .iter()
+        .find(|m| m.name() == "ErrorInfo")
+        .unwrap();
+    let fields: Vec<_> = error_info.field.iter().map(|f| f.name()).collect();
+    assert_eq!(fields, ["reason", "domain", "metadata"]);
+
+    // The list of reasons, with its documentation.
+    let reasons = reflected_file(
+        &server,
+        MessageRequest::FileContainingSymbol("sessiond.v1.ErrorReason".to_owned()),
+    )
+    .await;
+    assert_eq!(reasons.name(), "sessiond/v1/error_reason.proto");
+    let error_reason = &reasons.enum_type[0];
+    assert_eq!(error_reason.name(), "ErrorReason");
+    let values: Vec<_> = error_reason.value.iter().map(|v| v.name()).collect();
+    assert_eq!(values[0], "ERROR_REASON_UNSPECIFIED");
+    assert!(
+        values.contains(&"ERROR_REASON_OWNER_UNAVAILABLE"),
+        "{values:?}"
+    );
+    let comments = reasons.source_code_info.as_ref().map_or(0, |info| {
+        info.location
+            .iter()
+            .filter(|l| l.leading_comments.is_some())
+            .count()
+    });
+    assert!(comments > values.len(), "every value is documented");
 }
 
 #[tokio::test]

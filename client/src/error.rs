@@ -1,9 +1,16 @@
 //! The one error type of the crate: the server's `ErrorInfo` reasons decoded
 //! into typed variants, plus connection, configuration and status fallbacks.
+//!
+//! The reasons are the contract's `ErrorReason` enum
+//! (`proto/sessiond/v1/error_reason.proto`): a reason string is parsed into
+//! it once ([`parse_reason`]), and each value maps to its variant in one
+//! exhaustive match, so a reason added to the contract does not compile
+//! until it is decoded here.
 
 use std::error::Error as _;
 use std::fmt;
 
+use sessiond_proto::v1::ErrorReason;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
@@ -12,6 +19,10 @@ use crate::module::ModuleFailure;
 
 /// The `ErrorInfo` domain of every error the server reports.
 pub const ERROR_DOMAIN: &str = "sessiond";
+
+/// The prefix of every `ErrorReason` value's name in the contract, which
+/// the `ErrorInfo` reason on the wire leaves out.
+const REASON_PREFIX: &str = "ERROR_REASON_";
 
 /// The result type of every fallible operation of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -28,10 +39,12 @@ pub struct FieldViolation {
 
 /// Every way an operation of this crate can fail.
 ///
-/// The variants up to [`Error::Internal`] are the server's `ErrorInfo`
-/// reasons (see `proto/sessiond/v1/session.proto`); a failed request
-/// changed nothing on the server. Ids the server did not name in the
-/// error's metadata are filled in from the request.
+/// The variants up to [`Error::UnknownReason`] are the server's `ErrorInfo`
+/// reasons (the contract's `ErrorReason`, see
+/// `proto/sessiond/v1/error_reason.proto`); such a failed request changed
+/// nothing on the server, except where a variant says its outcome is
+/// unknown. Ids the server did not name in the error's metadata are filled
+/// in from the request.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -152,11 +165,32 @@ pub enum Error {
         /// The server's description.
         message: String,
     },
+    /// `OWNER_UNAVAILABLE`: the request had to be served by the server
+    /// replica that owns the session, and that replica has no live lease or
+    /// cannot be reached. Once its lease expires another replica ends its
+    /// clientless sessions. Whether a forwarded write reached the owner
+    /// before the connection failed is unknown.
+    #[error("{}", describe_owner_unavailable(*session_id, node.as_deref()))]
+    OwnerUnavailable {
+        /// The session.
+        session_id: SessionId,
+        /// The owner's node id, when the server named it.
+        node: Option<String>,
+    },
     /// `INTERNAL`: a bug in the server; details are in its log.
     #[error("internal server error: {message}")]
     Internal {
         /// The server's description.
         message: String,
+    },
+    /// A sessiond `ErrorInfo` reason this version of the client does not
+    /// know (sent by a newer server): handle it by its code.
+    #[error("{} (reason {reason})", describe_status(status))]
+    UnknownReason {
+        /// The `ErrorInfo` reason.
+        reason: String,
+        /// The status, with its code, message and details.
+        status: Box<Status>,
     },
     /// The call's deadline (see [`ClientBuilder::timeout`](crate::ClientBuilder::timeout))
     /// passed before it completed; whether a write took effect is unknown.
@@ -207,9 +241,11 @@ impl Error {
             Self::TooManySessions { .. } | Self::TooManyRunningModules { .. } => {
                 Code::ResourceExhausted
             }
-            Self::StoreUnavailable { .. } | Self::Connect { .. } => Code::Unavailable,
+            Self::StoreUnavailable { .. }
+            | Self::OwnerUnavailable { .. }
+            | Self::Connect { .. } => Code::Unavailable,
             Self::Internal { .. } => Code::Internal,
-            Self::Status(status) => status.code(),
+            Self::UnknownReason { status, .. } | Self::Status(status) => status.code(),
             Self::ModuleFailed { .. } | Self::Config(_) | Self::InvalidResponse(_) => {
                 return None;
             }
@@ -217,25 +253,36 @@ impl Error {
     }
 
     /// The server's `ErrorInfo` reason this variant decodes (for example
-    /// `"SESSION_NOT_FOUND"`); `None` for the other variants.
+    /// `"SESSION_NOT_FOUND"`), or the unknown reason of
+    /// [`Error::UnknownReason`]; `None` for the other variants.
     #[must_use]
-    pub fn reason(&self) -> Option<&'static str> {
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Self::UnknownReason { reason, .. } => Some(reason),
+            known => known.error_reason().map(reason_name),
+        }
+    }
+
+    /// The contract's `ErrorReason` this variant stands for.
+    fn error_reason(&self) -> Option<ErrorReason> {
         Some(match self {
-            Self::InvalidArgument { .. } => "INVALID_ARGUMENT",
-            Self::SessionNotFound { .. } => "SESSION_NOT_FOUND",
-            Self::SessionNotClientless { .. } => "SESSION_NOT_CLIENTLESS",
-            Self::SessionEnded { .. } => "SESSION_ENDED",
-            Self::SessionClosing { .. } => "SESSION_CLOSING",
-            Self::ScopeNotFound { .. } => "SCOPE_NOT_FOUND",
-            Self::ScopeNotInnermost { .. } => "SCOPE_NOT_INNERMOST",
-            Self::ModuleNotFound { .. } => "MODULE_NOT_FOUND",
-            Self::ModuleNotOpened { .. } => "MODULE_NOT_OPENED",
-            Self::ModuleStillRunning { .. } => "MODULE_STILL_RUNNING",
-            Self::TooManySessions { .. } => "TOO_MANY_SESSIONS",
-            Self::TooManyRunningModules { .. } => "TOO_MANY_RUNNING_MODULES",
-            Self::StoreUnavailable { .. } => "STORE_UNAVAILABLE",
-            Self::Internal { .. } => "INTERNAL",
+            Self::InvalidArgument { .. } => ErrorReason::InvalidArgument,
+            Self::SessionNotFound { .. } => ErrorReason::SessionNotFound,
+            Self::SessionNotClientless { .. } => ErrorReason::SessionNotClientless,
+            Self::SessionEnded { .. } => ErrorReason::SessionEnded,
+            Self::SessionClosing { .. } => ErrorReason::SessionClosing,
+            Self::ScopeNotFound { .. } => ErrorReason::ScopeNotFound,
+            Self::ScopeNotInnermost { .. } => ErrorReason::ScopeNotInnermost,
+            Self::ModuleNotFound { .. } => ErrorReason::ModuleNotFound,
+            Self::ModuleNotOpened { .. } => ErrorReason::ModuleNotOpened,
+            Self::ModuleStillRunning { .. } => ErrorReason::ModuleStillRunning,
+            Self::TooManySessions { .. } => ErrorReason::TooManySessions,
+            Self::TooManyRunningModules { .. } => ErrorReason::TooManyRunningModules,
+            Self::OwnerUnavailable { .. } => ErrorReason::OwnerUnavailable,
+            Self::StoreUnavailable { .. } => ErrorReason::StoreUnavailable,
+            Self::Internal { .. } => ErrorReason::Internal,
             Self::ModuleFailed { .. }
+            | Self::UnknownReason { .. }
             | Self::DeadlineExceeded
             | Self::Connect { .. }
             | Self::Config(_)
@@ -245,11 +292,11 @@ impl Error {
     }
 
     /// The status this error was decoded from, for the [`Error::Status`]
-    /// fallback.
+    /// fallback and [`Error::UnknownReason`].
     #[must_use]
     pub fn status(&self) -> Option<&Status> {
         match self {
-            Self::Status(status) => Some(status),
+            Self::Status(status) | Self::UnknownReason { status, .. } => Some(status),
             _ => None,
         }
     }
@@ -260,7 +307,12 @@ impl Error {
     pub(crate) fn outcome_unknown(&self) -> bool {
         matches!(
             self,
-            Self::Status(_) | Self::DeadlineExceeded | Self::Connect { .. } | Self::Internal { .. }
+            Self::Status(_)
+                | Self::UnknownReason { .. }
+                | Self::OwnerUnavailable { .. }
+                | Self::DeadlineExceeded
+                | Self::Connect { .. }
+                | Self::Internal { .. }
         )
     }
 
@@ -271,10 +323,7 @@ impl Error {
     /// Decodes a status the server answered `context`'s request with.
     pub(crate) fn from_status(status: Status, context: &ErrorContext<'_>) -> Self {
         let details = status.get_error_details();
-        let Some(info) = details
-            .error_info()
-            .filter(|info| info.domain == ERROR_DOMAIN)
-        else {
+        let Some(info) = sessiond_error_info(&details) else {
             return Self::fallback(status);
         };
         let meta = |key: &str| info.metadata.get(key).map(String::as_str);
@@ -294,8 +343,16 @@ impl Error {
                 .or_else(|| context.module_id.map(str::to_owned))
         };
         let message = || status.message().to_owned();
-        let decoded = match info.reason.as_str() {
-            "INVALID_ARGUMENT" => Some(Self::InvalidArgument {
+        let Some(reason) = parse_reason(&info.reason) else {
+            return Self::UnknownReason {
+                reason: info.reason.clone(),
+                status: Box::new(status),
+            };
+        };
+        let decoded = match reason {
+            // Never sent: a plain status.
+            ErrorReason::Unspecified => None,
+            ErrorReason::InvalidArgument => Some(Self::InvalidArgument {
                 message: message(),
                 violations: details
                     .bad_request()
@@ -310,15 +367,19 @@ impl Error {
                     })
                     .unwrap_or_default(),
             }),
-            "SESSION_NOT_FOUND" => {
+            ErrorReason::SessionNotFound => {
                 session_id().map(|session_id| Self::SessionNotFound { session_id })
             }
-            "SESSION_NOT_CLIENTLESS" => {
+            ErrorReason::SessionNotClientless => {
                 session_id().map(|session_id| Self::SessionNotClientless { session_id })
             }
-            "SESSION_ENDED" => session_id().map(|session_id| Self::SessionEnded { session_id }),
-            "SESSION_CLOSING" => session_id().map(|session_id| Self::SessionClosing { session_id }),
-            "SCOPE_NOT_FOUND" => {
+            ErrorReason::SessionEnded => {
+                session_id().map(|session_id| Self::SessionEnded { session_id })
+            }
+            ErrorReason::SessionClosing => {
+                session_id().map(|session_id| Self::SessionClosing { session_id })
+            }
+            ErrorReason::ScopeNotFound => {
                 session_id()
                     .zip(scope_id())
                     .map(|(session_id, scope_id)| Self::ScopeNotFound {
@@ -326,7 +387,7 @@ impl Error {
                         scope_id,
                     })
             }
-            "SCOPE_NOT_INNERMOST" => {
+            ErrorReason::ScopeNotInnermost => {
                 session_id()
                     .zip(scope_id())
                     .map(|(session_id, scope_id)| Self::ScopeNotInnermost {
@@ -335,14 +396,18 @@ impl Error {
                         innermost_scope_id: meta("innermost_scope_id").and_then(|v| v.parse().ok()),
                     })
             }
-            "MODULE_NOT_FOUND" => module_id().map(|module_id| Self::ModuleNotFound { module_id }),
-            "MODULE_NOT_OPENED" => session_id()
-                .zip(module_id())
-                .map(|(session_id, module_id)| Self::ModuleNotOpened {
-                    session_id,
-                    module_id,
-                }),
-            "MODULE_STILL_RUNNING" => {
+            ErrorReason::ModuleNotFound => {
+                module_id().map(|module_id| Self::ModuleNotFound { module_id })
+            }
+            ErrorReason::ModuleNotOpened => {
+                session_id()
+                    .zip(module_id())
+                    .map(|(session_id, module_id)| Self::ModuleNotOpened {
+                        session_id,
+                        module_id,
+                    })
+            }
+            ErrorReason::ModuleStillRunning => {
                 session_id()
                     .zip(module_id())
                     .map(|(session_id, module_id)| Self::ModuleStillRunning {
@@ -350,17 +415,26 @@ impl Error {
                         module_id,
                     })
             }
-            "TOO_MANY_SESSIONS" => Some(Self::TooManySessions {
+            ErrorReason::TooManySessions => Some(Self::TooManySessions {
                 user: meta("user")
                     .map(str::to_owned)
                     .or_else(|| context.user.map(str::to_owned)),
                 limit: meta("limit").and_then(|v| v.parse().ok()),
                 message: message(),
             }),
-            "TOO_MANY_RUNNING_MODULES" => Some(Self::TooManyRunningModules { message: message() }),
-            "STORE_UNAVAILABLE" => Some(Self::StoreUnavailable { message: message() }),
-            "INTERNAL" => Some(Self::Internal { message: message() }),
-            _ => None,
+            ErrorReason::TooManyRunningModules => {
+                Some(Self::TooManyRunningModules { message: message() })
+            }
+            ErrorReason::StoreUnavailable => Some(Self::StoreUnavailable { message: message() }),
+            ErrorReason::OwnerUnavailable => {
+                session_id().map(|session_id| Self::OwnerUnavailable {
+                    session_id,
+                    node: meta("node")
+                        .filter(|node| !node.is_empty())
+                        .map(str::to_owned),
+                })
+            }
+            ErrorReason::Internal => Some(Self::Internal { message: message() }),
         };
         decoded.unwrap_or_else(|| Self::fallback(status))
     }
@@ -384,6 +458,32 @@ impl Error {
             Self::Status(Box::new(status))
         }
     }
+}
+
+/// The `ErrorInfo` of a status when it is sessiond's (domain
+/// [`ERROR_DOMAIN`]).
+fn sessiond_error_info(details: &tonic_types::ErrorDetails) -> Option<&tonic_types::ErrorInfo> {
+    details
+        .error_info()
+        .filter(|info| info.domain == ERROR_DOMAIN)
+}
+
+/// The contract's `ErrorReason` of an `ErrorInfo` reason: the value named
+/// `ERROR_REASON_` + `reason`; `None` for a reason this version does not
+/// know.
+fn parse_reason(reason: &str) -> Option<ErrorReason> {
+    ErrorReason::from_str_name(&format!("{REASON_PREFIX}{reason}"))
+}
+
+/// The `ErrorInfo` reason of `reason`: its name without the prefix.
+fn reason_name(reason: ErrorReason) -> &'static str {
+    let name = reason.as_str_name();
+    name.strip_prefix(REASON_PREFIX).unwrap_or(name)
+}
+
+/// The sessiond reason of a status, when it carries one this version knows.
+pub(crate) fn error_reason(status: &Status) -> Option<ErrorReason> {
+    sessiond_error_info(&status.get_error_details()).and_then(|info| parse_reason(&info.reason))
 }
 
 /// What a request was about, to fill in the ids an error's metadata lacks.
@@ -424,6 +524,14 @@ fn describe_invalid_argument(message: &str) -> String {
         message.to_owned()
     } else {
         format!("invalid argument: {message}")
+    }
+}
+
+/// The message of [`Error::OwnerUnavailable`].
+fn describe_owner_unavailable(session_id: SessionId, node: Option<&str>) -> String {
+    match node {
+        Some(node) => format!("node {node}, which owns session {session_id}, is unavailable"),
+        None => format!("the node that owns session {session_id} is unavailable"),
     }
 }
 
@@ -541,15 +649,36 @@ mod tests {
             decode(Code::Internal, "INTERNAL"),
             Error::Internal { .. }
         ));
+        assert!(matches!(
+            decode(Code::Unavailable, "OWNER_UNAVAILABLE"),
+            Error::OwnerUnavailable { session_id, node: None } if session_id.get() == 7
+        ));
         for (code, reason) in [
             (Code::NotFound, "SESSION_NOT_FOUND"),
             (Code::FailedPrecondition, "SCOPE_NOT_INNERMOST"),
             (Code::DeadlineExceeded, "MODULE_STILL_RUNNING"),
             (Code::Unavailable, "STORE_UNAVAILABLE"),
+            (Code::Unavailable, "OWNER_UNAVAILABLE"),
         ] {
             let error = decode(code, reason);
             assert_eq!(error.code(), Some(code));
             assert_eq!(error.reason(), Some(reason));
+        }
+    }
+
+    #[test]
+    fn every_value_of_the_contract_decodes_to_a_typed_variant() {
+        let reasons: Vec<_> = (1..=i32::from(u8::MAX))
+            .filter_map(|n| ErrorReason::try_from(n).ok())
+            .collect();
+        assert!(reasons.len() >= 15, "{reasons:?}");
+        for reason in reasons {
+            let wire = reason_name(reason);
+            assert!(!wire.starts_with(REASON_PREFIX));
+            assert_eq!(parse_reason(wire), Some(reason));
+            let error = Error::from_status(status(Code::Unknown, wire, &[]), &context());
+            assert_eq!(error.error_reason(), Some(reason), "{error:?}");
+            assert_eq!(error.reason(), Some(wire));
         }
     }
 
@@ -591,6 +720,22 @@ mod tests {
             error,
             Error::TooManySessions { user: Some(u), limit: Some(2), .. } if u == "R7"
         ));
+        let error = Error::from_status(
+            status(
+                Code::Unavailable,
+                "OWNER_UNAVAILABLE",
+                &[("session_id", "11"), ("node", "node-b")],
+            ),
+            &context(),
+        );
+        assert!(matches!(
+            error,
+            Error::OwnerUnavailable { session_id, node: Some(ref n) } if session_id.get() == 11 && n == "node-b"
+        ));
+        assert_eq!(
+            error.to_string(),
+            "node node-b, which owns session 11, is unavailable"
+        );
     }
 
     #[test]
@@ -621,7 +766,27 @@ mod tests {
         assert_eq!(plain.to_string(), "Unimplemented: nope");
 
         let unknown = Error::from_status(status(Code::Aborted, "SOMETHING_NEW", &[]), &context());
-        assert!(matches!(unknown, Error::Status(_)), "{unknown:?}");
+        assert!(
+            matches!(unknown, Error::UnknownReason { ref reason, .. } if reason == "SOMETHING_NEW"),
+            "{unknown:?}"
+        );
+        assert_eq!(unknown.code(), Some(Code::Aborted));
+        assert_eq!(unknown.reason(), Some("SOMETHING_NEW"));
+        assert_eq!(
+            unknown.to_string(),
+            "Aborted: SOMETHING_NEW happened (reason SOMETHING_NEW)"
+        );
+        // The contract's name is not the wire's: not a known reason.
+        let prefixed = Error::from_status(
+            status(Code::NotFound, "ERROR_REASON_SESSION_NOT_FOUND", &[]),
+            &context(),
+        );
+        assert!(
+            matches!(prefixed, Error::UnknownReason { .. }),
+            "{prefixed:?}"
+        );
+        let unspecified = Error::from_status(status(Code::Unknown, "UNSPECIFIED", &[]), &context());
+        assert!(matches!(unspecified, Error::Status(_)), "{unspecified:?}");
 
         let foreign = Error::from_status(
             Status::with_error_details(

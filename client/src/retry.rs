@@ -10,10 +10,10 @@
 use std::hash::{BuildHasher, RandomState};
 use std::time::Duration;
 
+use sessiond_proto::v1::ErrorReason;
 use tonic::{Code, Status};
-use tonic_types::StatusExt;
 
-use crate::error::ERROR_DOMAIN;
+use crate::error::error_reason;
 
 /// How often and how patiently retryable calls are retried.
 ///
@@ -102,9 +102,7 @@ impl CallKind {
         }
         match self {
             Self::Read | Self::IdempotentWrite => true,
-            Self::Write => status.get_error_details().error_info().is_some_and(|info| {
-                info.domain == ERROR_DOMAIN && info.reason == "STORE_UNAVAILABLE"
-            }),
+            Self::Write => error_reason(status) == Some(ErrorReason::StoreUnavailable),
         }
     }
 }
@@ -113,9 +111,10 @@ impl CallKind {
 mod tests {
     use std::collections::HashMap;
 
-    use tonic_types::ErrorDetails;
+    use tonic_types::{ErrorDetails, StatusExt};
 
     use super::*;
+    use crate::error::ERROR_DOMAIN;
 
     #[test]
     fn backoff_grows_is_capped_and_jittered_within_bounds() {

@@ -1,8 +1,11 @@
 //! Shared fixtures of the end-to-end tests: a real sessiond on an ephemeral
 //! port with a temporary database (in-process, or as a child process of the
-//! real binary), real gRPC clients, and readers for the error details.
+//! real binary), real gRPC clients, readers for the error details, a store
+//! that fails chosen calls (`faulty_store`) and throwaway PostgreSQL
+//! (`postgres`).
 #![allow(dead_code)]
 
+pub mod faulty_store;
 pub mod postgres;
 
 use std::net::SocketAddr;

@@ -7,8 +7,9 @@ temporary directory (the well-known types resolve from grpc_tools), then
 runs the SessionService and UserContextService operations over a real
 channel and checks their results and their error details (read with
 ``grpcio-status``): the gRPC code, the ``google.rpc.ErrorInfo`` (domain
-"sessiond", reason, metadata) and the ``google.rpc.BadRequest`` field
-violations.
+"sessiond", reason, metadata; each reason a value of the generated
+``ErrorReason`` without its ``ERROR_REASON_`` prefix) and the
+``google.rpc.BadRequest`` field violations.
 
 Every test uses users and sessions of its own, so the program can run
 against a server that already holds data. It prints a last line
@@ -33,6 +34,7 @@ from grpc_status import rpc_status
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PROTO_DIR = os.path.join(REPO_ROOT, "proto")
 PROTO_FILES = [
+    "sessiond/v1/error_reason.proto",
     "sessiond/v1/session.proto",
     "sessiond/v1/session_service.proto",
     "sessiond/v1/user_context_service.proto",
@@ -44,6 +46,7 @@ CLOCK_SLACK = datetime.timedelta(seconds=60)
 
 # Filled in by main(): the endpoint and the generated modules.
 ENDPOINT = None
+er_pb = None  # sessiond.v1.error_reason_pb2
 pb = None  # sessiond.v1.session_pb2
 ss_pb = None  # sessiond.v1.session_service_pb2
 ss_grpc = None  # sessiond.v1.session_service_pb2_grpc
@@ -53,7 +56,7 @@ uc_grpc = None  # sessiond.v1.user_context_service_pb2_grpc
 
 def generate_stubs(out_dir):
     """Runs grpc_tools.protoc on proto/ and imports the generated modules."""
-    global pb, ss_pb, ss_grpc, uc_pb, uc_grpc
+    global er_pb, pb, ss_pb, ss_grpc, uc_pb, uc_grpc
     command = [
         sys.executable,
         "-m",
@@ -68,6 +71,7 @@ def generate_stubs(out_dir):
     ]
     subprocess.run(command, check=True)
     sys.path.insert(0, out_dir)
+    er_pb = importlib.import_module("sessiond.v1.error_reason_pb2")
     pb = importlib.import_module("sessiond.v1.session_pb2")
     ss_pb = importlib.import_module("sessiond.v1.session_service_pb2")
     ss_grpc = importlib.import_module("sessiond.v1.session_service_pb2_grpc")
@@ -148,6 +152,9 @@ class ContractTest(unittest.TestCase):
         self.assertIsNotNone(details.error_info, f"no ErrorInfo in {details}")
         self.assertEqual(details.error_info.domain, "sessiond", details)
         self.assertEqual(details.error_info.reason, reason, details)
+        # The reason is one of the contract's: ErrorReason's value name
+        # without its prefix.
+        self.assertIn("ERROR_REASON_" + reason, er_pb.ErrorReason.keys(), details)
         return details
 
     def open_clientless(self, user):

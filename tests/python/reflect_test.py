@@ -126,7 +126,7 @@ class ReflectTest(unittest.TestCase):
             lines,
         )
         self.assertEqual(sum(1 for line in lines if line.startswith("  rpc ")), 10)
-        self.assertIn("// The session authority. See session.proto for the error model.", lines)
+        self.assertIn("// The session authority. See ErrorReason for the error model.", lines)
         self.assertEqual(lines[-1], "}")
 
     def test_describe_a_method_in_either_spelling(self):
@@ -174,6 +174,22 @@ class ReflectTest(unittest.TestCase):
                 "SESSION_STATE_CLOSING = 2;",
                 "SESSION_STATE_ENDED = 3;",
             ],
+        )
+
+    def test_describe_the_error_model(self):
+        lines = self.ok("describe", "sessiond.v1.ErrorReason").out.splitlines()
+        self.assertEqual(lines[0], "sessiond.v1.ErrorReason is an enum:")
+        values = [line.strip() for line in lines if re.match(r"^  [A-Z_]+ = \d+;$", line)]
+        self.assertEqual(values[0], "ERROR_REASON_UNSPECIFIED = 0;")
+        self.assertIn("ERROR_REASON_SESSION_NOT_FOUND = 2;", values)
+        self.assertIn("ERROR_REASON_OWNER_UNAVAILABLE = 13;", values)
+        # The details' types come from the server too, as grpcurl needs them.
+        lines = self.ok("describe", "google.rpc.ErrorInfo").out.splitlines()
+        self.assertEqual(lines[0], "google.rpc.ErrorInfo is a message:")
+        self.assertIn("  string reason = 1;", lines)
+        lines = self.ok("describe", "google.rpc.BadRequest").out.splitlines()
+        self.assertIn(
+            "  repeated .google.rpc.BadRequest.FieldViolation field_violations = 1;", lines
         )
 
     def test_describe_the_health_service(self):

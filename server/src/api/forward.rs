@@ -60,18 +60,21 @@ impl Router {
         Served: Future<Output = std::result::Result<Response<R>, Status>>,
     {
         match self.remote_owner(caller, id, &request).await? {
-            Some(owner) => relay(id, forward(owner, self.forwarded(request)).await),
+            Some((owner, client)) => {
+                relay(id, &owner, forward(client, self.forwarded(request)).await)
+            }
             None => here(request).await,
         }
     }
 
-    /// The owner of session `id` when the request must be served there.
+    /// The owner of session `id` (its node id, and a client of it) when the
+    /// request must be served there.
     async fn remote_owner<T>(
         &self,
         caller: &Principal,
         id: SessionId,
         request: &Request<T>,
-    ) -> Result<Option<NodeClient>> {
+    ) -> Result<Option<(String, NodeClient)>> {
         let node = self.cluster.node_id();
         // The owner never changes: from memory, so that what this node owns
         // costs no read.
@@ -85,7 +88,8 @@ impl Router {
                 node: owner,
             });
         }
-        self.cluster.route(id, &owner).await
+        let client = self.cluster.route(id, &owner).await?;
+        Ok(client.map(|client| (owner, client)))
     }
 
     /// `request`, ready to be sent to the owner: marked as forwarded, with
@@ -104,10 +108,12 @@ impl Router {
     }
 }
 
-/// The owner's answer, as the caller should see it: the owner's own errors
-/// pass through; failing to reach it is `OWNER_UNAVAILABLE`.
+/// The answer of `owner`, the node that owns session `id`, as the caller
+/// should see it: the owner's own errors pass through; failing to reach it
+/// is `OWNER_UNAVAILABLE`, naming the owner.
 fn relay<T>(
     id: SessionId,
+    owner: &str,
     owner_answer: std::result::Result<T, Status>,
 ) -> std::result::Result<T, Status> {
     owner_answer.map_err(|status| {
@@ -115,10 +121,10 @@ fn relay<T>(
         if from_owner || status.code() != tonic::Code::Unavailable {
             status
         } else {
-            tracing::warn!(session_id = %id, error = %status.message(), "could not reach a session's owner");
+            tracing::warn!(session_id = %id, node = owner, error = %status.message(), "could not reach a session's owner");
             Error::OwnerUnavailable {
                 session_id: id,
-                node: String::new(),
+                node: owner.to_owned(),
             }
             .into()
         }
