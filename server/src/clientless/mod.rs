@@ -10,6 +10,7 @@
 
 pub mod runner;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::join_all;
@@ -24,8 +25,6 @@ use crate::principal::Principal;
 use crate::sessions::Sessions;
 use crate::store::Store;
 use crate::task::run_to_completion;
-
-use std::sync::Arc;
 
 /// How long clientless sessions may live, and how long their modules get
 /// when they close.
