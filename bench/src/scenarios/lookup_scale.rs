@@ -12,7 +12,7 @@ use crate::{Result, store};
 
 impl Bench {
     /// `lookup_scale`: `GetSessionUser` on a small and a large table, both
-    /// bulk-inserted before sessiond starts.
+    /// seeded through sessiond's store before sessiond starts.
     pub(super) async fn lookup_scale(&self, report: &mut Report) -> Result<()> {
         let (small, large) = self.options.lookup_sizes();
         let mut servers = Vec::new();
@@ -21,7 +21,7 @@ impl Bench {
             let began = Instant::now();
             store::seed_sessions(&path, count).await?;
             println!(
-                "   {count} sessions bulk-inserted in {:.1} s",
+                "   {count} sessions created through the store in {:.1} s",
                 began.elapsed().as_secs_f64()
             );
             let began = Instant::now();
