@@ -1,10 +1,14 @@
 //! Compiles `proto/` with the pure-Rust `protox` compiler (no system
 //! `protoc`), generates the tonic code, and writes the encoded descriptor
-//! set that the server's reflection service serves.
+//! set that the server's reflection service serves. It also decides which
+//! tests this machine can run (`build/prerequisites.rs`).
 
 use std::path::PathBuf;
 
 use prost::Message;
+
+#[path = "build/prerequisites.rs"]
+mod prerequisites;
 
 const PROTOS: &[&str] = &[
     "proto/sessiond/v1/session.proto",
@@ -13,6 +17,7 @@ const PROTOS: &[&str] = &[
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    prerequisites::detect();
     for proto in PROTOS {
         println!("cargo:rerun-if-changed={proto}");
     }
