@@ -1,10 +1,14 @@
 //! Compiles `proto/` with the pure-Rust `protox` compiler (no system
 //! `protoc`), generates the tonic code, and writes the encoded descriptor
-//! set that the server's reflection service serves.
+//! set that the server's reflection service serves. It also decides which
+//! tests this machine can run (`build/prerequisites.rs`).
 
 use std::path::PathBuf;
 
 use prost::Message;
+
+#[path = "build/prerequisites.rs"]
+mod prerequisites;
 
 /// The contract: Rust code is generated for these.
 const PROTOS: &[&str] = &[
@@ -23,6 +27,7 @@ const ERROR_DETAIL_PROTOS: &[&str] = &[
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    prerequisites::detect();
     for proto in PROTOS.iter().chain(ERROR_DETAIL_PROTOS) {
         println!("cargo:rerun-if-changed={proto}");
     }

@@ -8,11 +8,12 @@
 //!   grpcurl-style client that knows the API only through server reflection
 //!   (v1alpha): `list`, `describe`, JSON `call`s and the health check.
 //!
-//! The interpreter is `$SESSIOND_PYTHON`, else the workspace's
-//! `.venv/bin/python` when it exists, else `python3`; it must import `grpc`,
-//! `grpc_tools`, `grpc_reflection` and `grpc_status` (`bash .ci/run` creates
-//! such a `.venv`). Without one the tests are skipped with a message, unless
-//! `SESSIOND_REQUIRE_ALL_TESTS=1`, which makes them fail instead.
+//! The interpreter is the one the root package's build script found and
+//! checked (`build/prerequisites.rs`): `$SESSIOND_PYTHON`, else the
+//! workspace's `.venv/bin/python`, importing `grpc`, `grpc_tools`,
+//! `grpc_reflection`, `grpc_health` and `grpc_status` (`bash .ci/run`
+//! creates such a `.venv`). Without one these tests are compiled ignored,
+//! unless `SESSIOND_REQUIRE_ALL_TESTS=1`, which fails the build instead.
 
 mod common;
 
@@ -23,28 +24,27 @@ use std::time::Duration;
 use common::TestServer;
 use tokio::process::Command;
 
-/// The Python modules the programs need.
-const PYTHON_MODULES: &str = "grpc, grpc_tools, grpc_reflection, grpc_status";
-
 /// How long one Python program may run before the test fails.
 const RUN_TIMEOUT: Duration = Duration::from_secs(300);
 
 #[tokio::test]
+#[cfg_attr(
+    not(has_python),
+    ignore = "no Python with the gRPC packages (SESSIOND_PYTHON or .venv): see README"
+)]
 async fn python_stubs_exercise_the_contract() {
-    let Some(python) = python().await else {
-        return;
-    };
     let server = TestServer::start().await;
-    run_python(&python, "contract_test.py", &server).await;
+    run_python(&python(), "contract_test.py", &server).await;
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(has_python),
+    ignore = "no Python with the gRPC packages (SESSIOND_PYTHON or .venv): see README"
+)]
 async fn reflection_only_client_lists_describes_and_calls() {
-    let Some(python) = python().await else {
-        return;
-    };
     let server = TestServer::start().await;
-    run_python(&python, "reflect_test.py", &server).await;
+    run_python(&python(), "reflect_test.py", &server).await;
 }
 
 /// The workspace root (the root package's directory).
@@ -52,56 +52,19 @@ fn workspace_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The interpreter to try: `$SESSIOND_PYTHON`, `.venv/bin/python`, `python3`.
-fn python_candidate() -> PathBuf {
-    if let Some(python) = std::env::var_os("SESSIOND_PYTHON").filter(|p| !p.is_empty()) {
-        return PathBuf::from(python);
-    }
-    let venv = workspace_root().join(".venv/bin/python");
-    if venv.exists() {
-        return venv;
-    }
-    PathBuf::from("python3")
-}
-
-/// Whether skipping is forbidden (`SESSIOND_REQUIRE_ALL_TESTS=1`).
-fn require_all_tests() -> bool {
-    std::env::var("SESSIOND_REQUIRE_ALL_TESTS").is_ok_and(|value| value == "1")
-}
-
-/// A Python interpreter with the gRPC packages, or `None` (after saying why)
-/// when there is none and skipping is allowed.
-async fn python() -> Option<PathBuf> {
-    let python = python_candidate();
-    let check = Command::new(&python)
-        .args(["-c", &format!("import {PYTHON_MODULES}")])
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .stdin(Stdio::null())
-        .output()
-        .await;
-    let problem = match check {
-        Ok(output) if output.status.success() => return Some(python),
-        Ok(output) => format!(
-            "{} cannot `import {PYTHON_MODULES}`: {}",
-            python.display(),
-            String::from_utf8_lossy(&output.stderr)
-                .lines()
-                .rfind(|line| !line.trim().is_empty())
-                .unwrap_or("no error message")
-                .trim()
+/// The interpreter the build script checked.
+///
+/// # Panics
+/// When it found none (the tests calling this are then ignored, unless run
+/// with `--include-ignored`).
+fn python() -> PathBuf {
+    match option_env!("SESSIOND_TEST_PYTHON") {
+        Some(python) => PathBuf::from(python),
+        None => panic!(
+            "the build script found no Python with the gRPC packages: set SESSIOND_PYTHON, or \
+             create .venv (see README), then build again"
         ),
-        Err(error) => format!("cannot run {}: {error}", python.display()),
-    };
-    assert!(
-        !require_all_tests(),
-        "SESSIOND_REQUIRE_ALL_TESTS=1 and {problem}"
-    );
-    eprintln!(
-        "SKIPPED cross-language test: {problem}. Set SESSIOND_PYTHON to a Python with \
-         grpcio, grpcio-tools, grpcio-reflection and grpcio-status, or run `bash .ci/run`, \
-         which creates .venv."
-    );
-    None
+    }
 }
 
 /// Runs `tests/python/SCRIPT HOST:PORT` against `server` and asserts that it

@@ -34,10 +34,9 @@ struct Replicas {
 }
 
 impl Replicas {
-    /// Starts `count` replicas `a`, `b`, … on a fresh database; `None` when
-    /// there is no PostgreSQL (and skipping is allowed).
-    async fn start(test: &str, count: usize) -> Option<Self> {
-        let database = fresh_database(test).await?;
+    /// Starts `count` replicas `a`, `b`, … on a fresh database.
+    async fn start(test: &str, count: usize) -> Self {
+        let database = fresh_database(test).await;
         let dir = tempfile::tempdir().unwrap();
         let modules = dir.path().join("modules.toml");
         std::fs::write(&modules, MODULES).unwrap();
@@ -53,7 +52,7 @@ impl Replicas {
             ];
             nodes.push(ServerProcess::spawn(&database, &flags).await);
         }
-        Some(Self { nodes, dir })
+        Self { nodes, dir }
     }
 
     async fn sessions(&self, node: usize) -> SessionServiceClient<Channel> {
@@ -118,10 +117,12 @@ fn seconds(seconds: i64) -> Option<prost_types::Duration> {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(has_postgres),
+    ignore = "no PostgreSQL (SESSIOND_TEST_POSTGRES_URL, or initdb, pg_ctl and psql): see README"
+)]
 async fn any_replica_answers_for_a_session_another_one_opened() {
-    let Some(replicas) = Replicas::start("any_replica_answers", 3).await else {
-        return;
-    };
+    let replicas = Replicas::start("any_replica_answers", 3).await;
     let mut a = replicas.sessions(0).await;
     let mut b = replicas.sessions(1).await;
     let mut c = replicas.sessions(2).await;
@@ -163,10 +164,12 @@ async fn any_replica_answers_for_a_session_another_one_opened() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(has_postgres),
+    ignore = "no PostgreSQL (SESSIOND_TEST_POSTGRES_URL, or initdb, pg_ctl and psql): see README"
+)]
 async fn a_module_opened_through_one_replica_runs_on_the_owner_and_its_value_reads_anywhere() {
-    let Some(replicas) = Replicas::start("module_on_owner", 2).await else {
-        return;
-    };
+    let replicas = Replicas::start("module_on_owner", 2).await;
     let mut a = replicas.sessions(0).await;
     let mut b = replicas.sessions(1).await;
     let id = open(&mut a, "R41").await;
@@ -190,10 +193,12 @@ async fn a_module_opened_through_one_replica_runs_on_the_owner_and_its_value_rea
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(has_postgres),
+    ignore = "no PostgreSQL (SESSIOND_TEST_POSTGRES_URL, or initdb, pg_ctl and psql): see README"
+)]
 async fn a_close_through_another_replica_waits_for_the_owners_running_module() {
-    let Some(replicas) = Replicas::start("close_elsewhere", 2).await else {
-        return;
-    };
+    let replicas = Replicas::start("close_elsewhere", 2).await;
     let mut a = replicas.sessions(0).await;
     let mut b = replicas.sessions(1).await;
     let id = open(&mut a, "R41").await;
@@ -227,10 +232,12 @@ async fn a_close_through_another_replica_waits_for_the_owners_running_module() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(has_postgres),
+    ignore = "no PostgreSQL (SESSIOND_TEST_POSTGRES_URL, or initdb, pg_ctl and psql): see README"
+)]
 async fn a_killed_replicas_sessions_end_as_node_lost_and_the_others_keep_serving() {
-    let Some(mut replicas) = Replicas::start("node_lost", 2).await else {
-        return;
-    };
+    let mut replicas = Replicas::start("node_lost", 2).await;
     let mut a = replicas.sessions(0).await;
     let id = open(&mut a, "R41").await;
     open_module(&mut a, id, "forever").await;
@@ -260,10 +267,12 @@ async fn a_killed_replicas_sessions_end_as_node_lost_and_the_others_keep_serving
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(has_postgres),
+    ignore = "no PostgreSQL (SESSIOND_TEST_POSTGRES_URL, or initdb, pg_ctl and psql): see README"
+)]
 async fn two_hundred_concurrent_opens_across_replicas_get_distinct_ids() {
-    let Some(replicas) = Replicas::start("concurrent_opens", 3).await else {
-        return;
-    };
+    let replicas = Replicas::start("concurrent_opens", 3).await;
     let mut clients = Vec::new();
     for node in 0..3 {
         clients.push(replicas.sessions(node).await);
@@ -279,13 +288,15 @@ async fn two_hundred_concurrent_opens_across_replicas_get_distinct_ids() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(has_postgres),
+    ignore = "no PostgreSQL (SESSIOND_TEST_POSTGRES_URL, or initdb, pg_ctl and psql): see README"
+)]
 async fn a_replica_paused_past_its_lease_cancels_the_runs_of_its_ended_sessions() {
     use nix::sys::signal::{Signal, kill};
     use nix::unistd::Pid;
 
-    let Some(replicas) = Replicas::start("paused_replica", 2).await else {
-        return;
-    };
+    let replicas = Replicas::start("paused_replica", 2).await;
     let mut a = replicas.sessions(0).await;
     let id = open(&mut a, "R41").await;
     let run_id = a

@@ -17,7 +17,7 @@ fn sessionctl_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
         escargot::CargoBuild::new()
-            .package("sessiond-client")
+            .package("sessionctl")
             .bin("sessionctl")
             .run()
             .expect("building the sessionctl binary")

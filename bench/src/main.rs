@@ -21,7 +21,8 @@
 //! - [`child`]: starting, pinning, sampling and stopping child processes;
 //! - [`machine`]: `/proc` readings (CPU, RSS, machine load) and pinning;
 //! - [`load`]: the closed-loop load generator and its operations;
-//! - [`store`]: SQLite seeding and the raw durable write rates;
+//! - [`store`]: seeding through sessiond's store, and the raw durable write
+//!   rates of SQLite itself;
 //! - [`pg`]: PostgreSQL for the `pg_*` scenarios (a given server or a
 //!   throwaway cluster);
 //! - [`scenarios`]: the scenarios and the pair protocol;

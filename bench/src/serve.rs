@@ -28,7 +28,7 @@ use crate::machine;
 pub const NOOP_MODULE: &str = "noop";
 /// The id of the exec module that runs `true`.
 pub const EXEC_MODULE: &str = "exec-true";
-/// The node id the benchmark's sessiond runs as (and that bulk-inserted
+/// The node id the benchmark's sessiond runs as (and that seeded
 /// sessions are owned by).
 pub const NODE_ID: &str = "sessiond-bench";
 

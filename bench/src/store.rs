@@ -1,30 +1,27 @@
-//! SQLite straight from the benchmark: bulk-seeding a sessiond database
-//! (too many sessions to create over gRPC), and the raw durable write rates
-//! that anchor the open/close scenario: one commit per write, and many.
+//! SQLite for the benchmark: seeding a sessiond database through
+//! sessiond's own store (too many sessions to create over gRPC), and the
+//! raw durable write rates that anchor the open/close scenario: one commit
+//! per write, and many.
 //!
-//! Both use the pragmas of sessiond's store: WAL, `synchronous = FULL`.
+//! The raw rates measure SQLite itself, in a table of their own
+//! (`raw_sessions`) in a file of their own, never sessiond's database,
+//! with the pragmas of sessiond's store: WAL, `synchronous = FULL`.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
-use sqlx::{ConnectOptions, Connection};
+use futures::{StreamExt, TryStreamExt};
+use sessiond::model::{ClientDescription, SessionKind, Timestamp, UserId};
+use sessiond::store::NewSession;
 
 use crate::Result;
 use crate::machine::{process_cpu_ticks, ticks_to_us};
 use crate::serve::NODE_ID;
 
-/// Rows inserted per transaction when seeding.
-const SEED_BATCH: i64 = 100_000;
-
-fn options(path: &Path) -> SqliteConnectOptions {
-    SqliteConnectOptions::new()
-        .filename(path)
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Full)
-        .busy_timeout(Duration::from_secs(5))
-}
+/// Sessions created at once while seeding, so that the store's group
+/// commit puts many of them into each transaction.
+const SEED_IN_FLIGHT: usize = 512;
 
 fn now_micros() -> i64 {
     SystemTime::now()
@@ -32,51 +29,47 @@ fn now_micros() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
-/// Creates the sessiond database at `path` with sessiond's own SQLite
-/// migrations (so that sessiond finds them applied) and inserts `count` open
-/// interactive sessions owned by [`NODE_ID`], ids `1..=count`, in
-/// transactions of [`SEED_BATCH`] rows. Returns the highest id.
+/// Creates the sessiond database at `path` through sessiond's SQLite store
+/// (its migrations, its rules, its writes) with `count` open interactive
+/// sessions of users `user-0` … `user-999`, owned by [`NODE_ID`], ids
+/// `1..=count`, [`SEED_IN_FLIGHT`] in flight. The store is closed before
+/// this returns, since it owns the file while it is open. Returns the
+/// highest id.
 ///
 /// # Errors
-/// When the database cannot be created or written.
+/// When the store cannot be opened or a session cannot be created, or when
+/// the ids are not `1..=count`.
 pub async fn seed_sessions(path: &Path, count: u64) -> Result<i64> {
-    let mut conn = options(path).connect().await?;
-    sqlx::migrate!("../server/migrations/sqlite")
-        .run(&mut conn)
+    let store = sessiond::store::open(&format!("sqlite://{}", path.display())).await?;
+    let client = ClientDescription::from_store("sessiond-bench".to_owned());
+    let (created, highest) = futures::stream::iter(0..count)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            let new = NewSession {
+                uuid: uuid::Uuid::now_v7(),
+                user: UserId::from_store(format!("user-{}", i % 1000)),
+                kind: SessionKind::Interactive,
+                client: client.clone(),
+                now: Timestamp::from_unix_micros(now_micros()),
+                owner_node: NODE_ID.to_owned(),
+                max_open_per_user: None,
+            };
+            async move { store.create_session(new).await.map(|s| s.id.get()) }
+        })
+        .buffer_unordered(SEED_IN_FLIGHT)
+        .try_fold((0_u64, 0_i64), |(created, highest), id| async move {
+            Ok((created + 1, highest.max(id)))
+        })
         .await?;
-    let count = i64::try_from(count)?;
-    let start = now_micros() - count;
-    let mut first = 1;
-    while first <= count {
-        let last = (first + SEED_BATCH - 1).min(count);
-        let mut tx = conn.begin().await?;
-        sqlx::query(
-            "WITH RECURSIVE n(i) AS (SELECT ?1 UNION ALL SELECT i + 1 FROM n WHERE i < ?2) \
-             INSERT INTO sessions (session_uuid, user_id, kind, state, start_time, \
-                 last_activity_time, effective_user, client, owner_node) \
-             SELECT printf('00000000-0000-4000-8000-%012x', i), 'user-' || (i % 1000), \
-                 'interactive', 'open', ?3 + i, ?3 + i, 'user-' || (i % 1000), \
-                 'sessiond-bench', ?4 \
-             FROM n",
+    drop(store);
+    let expected = i64::try_from(count)?;
+    if created != count || highest != expected {
+        return Err(format!(
+            "seeded {created} of {count} sessions and the highest id is {highest}"
         )
-        .bind(first)
-        .bind(last)
-        .bind(start)
-        .bind(NODE_ID)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        first = last + 1;
+        .into());
     }
-    let max: Option<i64> = sqlx::query_scalar("SELECT MAX(session_id) FROM sessions")
-        .fetch_one(&mut conn)
-        .await?;
-    conn.close().await?;
-    let max = max.unwrap_or(0);
-    if max != count {
-        return Err(format!("seeded {count} sessions but the highest id is {max}").into());
-    }
-    Ok(max)
+    Ok(highest)
 }
 
 /// The raw durable write rate.

@@ -61,8 +61,10 @@
 //! - `error.rs`: [`Error`] and the decoding of the server's statuses;
 //!   `value.rs`: JSON ↔ `google.protobuf.Value`; `time.rs`: timestamps and
 //!   durations; `contract_enum.rs`: the enums' common shape.
-//! - `bin/sessionctl/`: the `sessionctl` command-line tool for operators;
-//!   `examples/`: the seed's two examples against a running server.
+//! - `examples/`: the seed's two examples against a running server. The
+//!   operators' command-line tool, `sessionctl`, is a crate of its own
+//!   (`sessionctl/` in the workspace), so programs using this library do
+//!   not build its command-line dependencies.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

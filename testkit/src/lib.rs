@@ -2,3 +2,4 @@
 //! benchmark (`bench/`); not part of sessiond.
 
 pub mod postgres;
+mod programs;

@@ -12,6 +12,8 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+pub use crate::programs::find_program;
+
 /// How many free ports to try before giving up on starting a cluster.
 const START_ATTEMPTS: usize = 5;
 
@@ -203,39 +205,6 @@ pub fn with_database(url: &str, name: &str) -> String {
         out.push_str(query);
     }
     out
-}
-
-/// `name` on `PATH`, else in the newest `/usr/lib/postgresql/*/bin`.
-///
-/// # Errors
-/// When it is in neither.
-pub fn find_program(name: &str) -> Result<PathBuf, String> {
-    let on_path = std::env::var_os("PATH")
-        .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
-        .unwrap_or_default();
-    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|dir| {
-            dir.filter_map(|entry| entry.ok().map(|e| e.path().join("bin")))
-                .collect()
-        })
-        .unwrap_or_default();
-    // Newest first: "15" before "9.6".
-    versions.sort_by_key(|dir| {
-        let version = dir
-            .parent()
-            .and_then(Path::file_name)
-            .and_then(|v| v.to_str())
-            .and_then(|v| v.split('.').next())
-            .and_then(|v| v.parse::<u32>().ok())
-            .unwrap_or(0);
-        std::cmp::Reverse(version)
-    });
-    on_path
-        .into_iter()
-        .chain(versions)
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
-        .ok_or_else(|| format!("`{name}` is neither on PATH nor in /usr/lib/postgresql/*/bin"))
 }
 
 /// Runs `command` with no input; `Err` with its output when it fails.

@@ -8,9 +8,11 @@
 //! tests run as root), and a watchdog process stops it and deletes its
 //! directory once the test process has exited, however it exits.
 //!
-//! Databases are created with `psql`. Without a server (or without `psql`)
-//! the tests that need one are skipped with a message, unless
-//! `SESSIOND_REQUIRE_ALL_TESTS=1`, which makes them fail instead.
+//! Databases are created with `psql`. Whether there is a server (or the
+//! programs to start one) is decided when the root package is built
+//! (`build/prerequisites.rs`): without one, the tests that need it are
+//! compiled ignored (`#[cfg_attr(not(has_postgres), ignore = …)]`), unless
+//! `SESSIOND_REQUIRE_ALL_TESTS=1`, which fails the build instead.
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -43,43 +45,29 @@ fn server() -> &'static Result<Server, String> {
     })
 }
 
-/// Whether skipping is forbidden (`SESSIOND_REQUIRE_ALL_TESTS=1`).
-fn require_all_tests() -> bool {
-    std::env::var("SESSIOND_REQUIRE_ALL_TESTS").is_ok_and(|value| value == "1")
-}
-
-/// The URL of a new, empty database for `test`, or `None` (after saying
-/// why) when there is no PostgreSQL and skipping is allowed.
+/// The URL of a new, empty database for `test`.
 ///
 /// # Panics
-/// When there is no PostgreSQL and `SESSIOND_REQUIRE_ALL_TESTS=1`, or when
-/// the database cannot be created.
-pub async fn fresh_database(test: &str) -> Option<String> {
+/// When there is no PostgreSQL (the tests calling this are then ignored,
+/// unless run with `--include-ignored`), or when the database cannot be
+/// created.
+pub async fn fresh_database(test: &str) -> String {
     let test = test.to_owned();
     tokio::task::spawn_blocking(move || fresh_database_blocking(&test))
         .await
         .expect("creating a test database")
 }
 
-fn fresh_database_blocking(test: &str) -> Option<String> {
-    let server = match server() {
-        Ok(server) => server,
-        Err(problem) => {
-            assert!(
-                !require_all_tests(),
-                "SESSIOND_REQUIRE_ALL_TESTS=1 and there is no PostgreSQL for {test}: {problem}"
-            );
-            eprintln!(
-                "SKIPPED {test}: no PostgreSQL: {problem}. Set {URL_ENV} to a superuser's URL, \
-                 install PostgreSQL's server (initdb, pg_ctl) and psql, or run `bash .ci/run`."
-            );
-            return None;
-        }
-    };
+fn fresh_database_blocking(test: &str) -> String {
+    let server = server().as_ref().unwrap_or_else(|problem| {
+        panic!(
+            "no PostgreSQL for {test}: {problem}. Set {URL_ENV} to a superuser's URL, install \
+             PostgreSQL's server (initdb, pg_ctl) and psql, or run `bash .ci/run`."
+        )
+    });
     let name = format!("sessiond_test_{}", uuid::Uuid::now_v7().simple());
-    let url = create_database(&server.psql, &server.admin_url, &name)
-        .unwrap_or_else(|e| panic!("creating a database for {test}: {e}"));
-    Some(url)
+    create_database(&server.psql, &server.admin_url, &name)
+        .unwrap_or_else(|e| panic!("creating a database for {test}: {e}"))
 }
 
 /// Runs `sql` on the database at `url` with `psql`, as the test's own

@@ -1,0 +1,162 @@
+//! What the scenarios set up before they measure: the servers (the
+//! baseline, the durable floor, sessiond), and sessions created or looked
+//! up through gRPC.
+
+use std::ffi::OsString;
+use std::path::Path;
+
+use futures::{StreamExt, TryStreamExt};
+use sessiond_proto::v1::session_service_client::SessionServiceClient;
+use sessiond_proto::v1::{
+    CloseClientlessSessionRequest, GetSessionUserRequest, OpenClientlessSessionRequest,
+    StartSessionRequest,
+};
+use tonic::transport::Channel;
+
+use super::Bench;
+use crate::Result;
+use crate::child::{self, Server};
+use crate::serve::NODE_ID;
+
+/// Requests in flight while seeding and opening sessions.
+pub(super) const SETUP_CONCURRENCY: usize = 64;
+
+impl Bench {
+    pub(super) async fn start_baseline(&self) -> Result<Server> {
+        Server::start(
+            "the baseline server",
+            &child::args(["serve-baseline"]),
+            self.server_core,
+        )
+        .await
+    }
+
+    /// The durable floor: the baseline, answering writes once a log file
+    /// `file` (in the run's directory) has made them durable.
+    pub(super) async fn start_floor(&self, file: &str) -> Result<Server> {
+        let args: Vec<OsString> = vec![
+            "serve-baseline".into(),
+            "--durable-log".into(),
+            self.path(file).into(),
+        ];
+        Server::start("the durable floor", &args, self.server_core).await
+    }
+
+    pub(super) async fn start_sessiond(&self, database: &Path) -> Result<Server> {
+        self.start_sessiond_on(&format!("sqlite://{}", database.display()), NODE_ID)
+            .await
+    }
+
+    /// sessiond on the database `url` as node `node_id`.
+    pub(super) async fn start_sessiond_on(&self, url: &str, node_id: &str) -> Result<Server> {
+        let args: Vec<OsString> = vec![
+            "serve-sessiond".into(),
+            "--database".into(),
+            url.into(),
+            "--node-id".into(),
+            node_id.into(),
+            "--modules".into(),
+            self.manifest.clone().into(),
+        ];
+        Server::start("sessiond", &args, self.server_core).await
+    }
+}
+
+async fn client(server: &Server) -> Result<SessionServiceClient<Channel>> {
+    let channel = server.connect(1).await?.remove(0);
+    Ok(SessionServiceClient::new(channel))
+}
+
+/// Creates `count` interactive sessions through `StartSession`.
+pub(super) async fn start_sessions(server: &Server, count: u64) -> Result<Vec<i64>> {
+    let client = client(server).await?;
+    let ids: Vec<i64> = futures::stream::iter(0..count)
+        .map(|i| {
+            let mut client = client.clone();
+            async move {
+                client
+                    .start_session(StartSessionRequest {
+                        user: format!("user-{}", i % 1000),
+                        client: "sessiond-bench".to_owned(),
+                    })
+                    .await
+                    .map(|r| r.into_inner().session_id)
+            }
+        })
+        .buffer_unordered(SETUP_CONCURRENCY)
+        .try_collect()
+        .await
+        .map_err(|s| format!("StartSession: {:?}: {}", s.code(), s.message()))?;
+    Ok(ids)
+}
+
+/// Calls `GetSessionUser` once for every session of `ids`.
+pub(super) async fn look_up_all(server: &Server, ids: &[i64]) -> Result<()> {
+    let client = client(server).await?;
+    futures::stream::iter(ids.iter().copied())
+        .map(|session_id| {
+            let mut client = client.clone();
+            async move {
+                client
+                    .get_session_user(GetSessionUserRequest { session_id })
+                    .await
+                    .map(drop)
+            }
+        })
+        .buffer_unordered(SETUP_CONCURRENCY)
+        .try_collect::<Vec<()>>()
+        .await
+        .map_err(|s| format!("GetSessionUser: {:?}: {}", s.code(), s.message()))?;
+    Ok(())
+}
+
+/// Opens `count` clientless sessions (users `<prefix>-0…999`).
+pub(super) async fn open_sessions(server: &Server, count: usize, prefix: &str) -> Result<Vec<i64>> {
+    let client = client(server).await?;
+    let ids: Vec<i64> = futures::stream::iter(0..count)
+        .map(|i| {
+            let mut client = client.clone();
+            let user = format!("{prefix}-{}", i % 1000);
+            async move {
+                client
+                    .open_clientless_session(OpenClientlessSessionRequest { user })
+                    .await
+                    .map(|r| r.into_inner().session_id)
+            }
+        })
+        .buffer_unordered(SETUP_CONCURRENCY)
+        .try_collect()
+        .await
+        .map_err(|s| format!("OpenClientlessSession: {:?}: {}", s.code(), s.message()))?;
+    Ok(ids)
+}
+
+/// Opens and closes `count` clientless sessions.
+pub(super) async fn open_close_cycles(server: &Server, count: u64) -> Result<()> {
+    let client = client(server).await?;
+    futures::stream::iter(0..count)
+        .map(|i| {
+            let mut client = client.clone();
+            async move {
+                let id = client
+                    .open_clientless_session(OpenClientlessSessionRequest {
+                        user: format!("warm-{}", i % 1000),
+                    })
+                    .await?
+                    .into_inner()
+                    .session_id;
+                client
+                    .close_clientless_session(CloseClientlessSessionRequest {
+                        session_id: id,
+                        grace: None,
+                    })
+                    .await?;
+                Ok::<_, tonic::Status>(())
+            }
+        })
+        .buffer_unordered(SETUP_CONCURRENCY)
+        .try_collect::<Vec<()>>()
+        .await
+        .map_err(|s| format!("warm-up open+close: {:?}: {}", s.code(), s.message()))?;
+    Ok(())
+}

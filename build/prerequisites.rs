@@ -1,0 +1,138 @@
+//! The tests' prerequisites beyond Rust, decided when the root package is
+//! built, so that a test that cannot run on this machine is compiled
+//! `#[ignore]`d and `cargo test` counts it as ignored, not as passed:
+//!
+//! - `cfg(has_python)`: a Python that imports the packages the
+//!   cross-language tests use ([`PYTHON_MODULES`]): `$SESSIOND_PYTHON`,
+//!   else the workspace's `.venv/bin/python`. Its path reaches the tests as
+//!   `SESSIOND_TEST_PYTHON` (`option_env!`), so they run the interpreter
+//!   checked here.
+//! - `cfg(has_postgres)`: `psql`, and a server to create databases on:
+//!   `$SESSIOND_TEST_POSTGRES_URL`, else `initdb` and `pg_ctl` to start a
+//!   throwaway cluster with, found as `sessiond_testkit::postgres` finds
+//!   them at run time (the same file: `testkit/src/programs.rs`).
+//!
+//! With `SESSIOND_REQUIRE_ALL_TESTS=1` (`.ci/run` sets it) a missing
+//! prerequisite fails the build instead.
+//!
+//! The answer is kept until cargo reruns the build script: when one of
+//! those variables changes, or `.venv`'s interpreter or installed packages
+//! do. Creating `.venv` where there was none is not noticed (cargo cannot
+//! watch a path that does not exist without rerunning every time): set
+//! `SESSIOND_PYTHON` or `touch build.rs` then. `PATH` is not watched either.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+#[path = "../testkit/src/programs.rs"]
+mod programs;
+
+/// The Python modules the cross-language tests import.
+const PYTHON_MODULES: &str = "grpc, grpc_tools, grpc_reflection, grpc_health, grpc_status";
+
+/// The environment variable that forbids ignoring a test.
+const REQUIRE_ALL_TESTS: &str = "SESSIOND_REQUIRE_ALL_TESTS";
+
+/// Emits `cfg(has_python)` and `cfg(has_postgres)` for what this machine
+/// has, and what cargo should watch to decide again.
+///
+/// # Panics
+/// When `SESSIOND_REQUIRE_ALL_TESTS=1` and a prerequisite is missing.
+pub fn detect() {
+    println!("cargo::rustc-check-cfg=cfg(has_python)");
+    println!("cargo::rustc-check-cfg=cfg(has_postgres)");
+    for var in [
+        "SESSIOND_PYTHON",
+        "SESSIOND_TEST_POSTGRES_URL",
+        REQUIRE_ALL_TESTS,
+    ] {
+        println!("cargo::rerun-if-env-changed={var}");
+    }
+    let require_all = std::env::var(REQUIRE_ALL_TESTS).is_ok_and(|value| value == "1");
+    let mut missing = Vec::new();
+    match python() {
+        Ok(python) => {
+            println!("cargo::rustc-cfg=has_python");
+            println!("cargo::rustc-env=SESSIOND_TEST_PYTHON={}", python.display());
+        }
+        Err(problem) => missing.push(format!(
+            "the cross-language tests need a Python with {PYTHON_MODULES}: {problem}"
+        )),
+    }
+    match postgres() {
+        Ok(()) => println!("cargo::rustc-cfg=has_postgres"),
+        Err(problem) => missing.push(format!("the PostgreSQL tests need PostgreSQL: {problem}")),
+    }
+    if require_all && !missing.is_empty() {
+        panic!(
+            "{REQUIRE_ALL_TESTS}=1 and {}. Run `bash .ci/run`, which provides both, or see \
+             README's section on the tests.",
+            missing.join("; and ")
+        );
+    }
+}
+
+/// The interpreter to use, once it imported [`PYTHON_MODULES`].
+fn python() -> Result<PathBuf, String> {
+    let python = match std::env::var_os("SESSIOND_PYTHON").filter(|p| !p.is_empty()) {
+        Some(python) => PathBuf::from(python),
+        None => {
+            let root = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default());
+            let venv = root.join(".venv");
+            let python = venv.join("bin/python");
+            if !python.exists() {
+                return Err(format!(
+                    "SESSIOND_PYTHON is not set and there is no {}",
+                    python.display()
+                ));
+            }
+            watch_venv(&venv);
+            python
+        }
+    };
+    let output = Command::new(&python)
+        .args(["-c", &format!("import {PYTHON_MODULES}")])
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", python.display()))?;
+    if output.status.success() {
+        Ok(python)
+    } else {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let last = stderr
+            .lines()
+            .rfind(|line| !line.trim().is_empty())
+            .unwrap_or("no error message");
+        Err(format!("{} fails: {}", python.display(), last.trim()))
+    }
+}
+
+/// Tells cargo to decide again when `venv`'s interpreter or its installed
+/// packages change.
+fn watch_venv(venv: &Path) {
+    println!(
+        "cargo::rerun-if-changed={}",
+        venv.join("bin/python").display()
+    );
+    let packages = std::fs::read_dir(venv.join("lib"))
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry.ok().map(|e| e.path().join("site-packages")))
+        .filter(|dir| dir.is_dir());
+    for dir in packages {
+        println!("cargo::rerun-if-changed={}", dir.display());
+    }
+}
+
+/// `Ok` when there is `psql` and a server, or the programs to start one.
+fn postgres() -> Result<(), String> {
+    programs::find_program("psql")?;
+    if std::env::var("SESSIOND_TEST_POSTGRES_URL").is_ok_and(|url| !url.is_empty()) {
+        return Ok(());
+    }
+    programs::find_program("initdb")
+        .and_then(|_| programs::find_program("pg_ctl"))
+        .map(drop)
+        .map_err(|problem| format!("SESSIOND_TEST_POSTGRES_URL is not set and {problem}"))
+}

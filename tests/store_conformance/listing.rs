@@ -1,0 +1,100 @@
+//! Listing sessions: filters and pages.
+
+use sessiond::model::{EndReason, SessionKind, SessionState};
+use sessiond::store::SessionQuery;
+
+use crate::{Fixture, all, at, clientless, ids, interactive, user};
+
+conformance!(list_sessions_filters_and_pages,);
+
+async fn list_sessions_filters_and_pages(f: Fixture) {
+    let store = &*f.store;
+    let a1 = interactive(store, "A").await;
+    let a2 = clientless(store, "A").await;
+    let b1 = clientless(store, "B").await;
+    let a3 = clientless(store, "A").await;
+    let b2 = interactive(store, "B").await;
+    store
+        .end_session(a1, EndReason::ClosedByClient, at(5))
+        .await
+        .unwrap();
+    store.begin_closing(a3, at(5)).await.unwrap();
+
+    let every = store.list_sessions(&all(100)).await.unwrap();
+    assert_eq!(ids(&every), [a1, a2, b1, a3, b2]);
+    assert_eq!(every[0].state, SessionState::Ended);
+    assert_eq!(every[3].state, SessionState::Closing);
+
+    let query = |user_name: Option<&str>, kind, state| SessionQuery {
+        user: user_name.map(user),
+        kind,
+        state,
+        after: None,
+        limit: 100,
+    };
+    let list = |q: SessionQuery| async move { ids(&store.list_sessions(&q).await.unwrap()) };
+    assert_eq!(list(query(Some("A"), None, None)).await, [a1, a2, a3]);
+    assert_eq!(list(query(Some("B"), None, None)).await, [b1, b2]);
+    assert_eq!(list(query(Some("C"), None, None)).await, []);
+    assert_eq!(
+        list(query(None, Some(SessionKind::Clientless), None)).await,
+        [a2, b1, a3]
+    );
+    assert_eq!(
+        list(query(None, Some(SessionKind::Interactive), None)).await,
+        [a1, b2]
+    );
+    assert_eq!(
+        list(query(None, None, Some(SessionState::Open))).await,
+        [a2, b1, b2]
+    );
+    assert_eq!(
+        list(query(None, None, Some(SessionState::Closing))).await,
+        [a3]
+    );
+    assert_eq!(
+        list(query(None, None, Some(SessionState::Ended))).await,
+        [a1]
+    );
+    assert_eq!(
+        list(query(
+            Some("A"),
+            Some(SessionKind::Clientless),
+            Some(SessionState::Open)
+        ))
+        .await,
+        [a2]
+    );
+
+    // Paging: pages of two, each after the previous page's last id.
+    let mut pages = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .list_sessions(&SessionQuery {
+                after,
+                limit: 2,
+                ..SessionQuery::default()
+            })
+            .await
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 2);
+        after = page.last().map(|s| s.id);
+        pages.push(ids(&page));
+    }
+    assert_eq!(pages, [vec![a1, a2], vec![b1, a3], vec![b2]]);
+    let filtered_page = store
+        .list_sessions(&SessionQuery {
+            user: Some(user("A")),
+            after: Some(a1),
+            limit: 1,
+            ..SessionQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids(&filtered_page), [a2]);
+    assert!(store.list_sessions(&all(0)).await.unwrap().is_empty());
+}
