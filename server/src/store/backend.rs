@@ -27,7 +27,7 @@ pub trait WriteTx: Send {
     async fn lock_session(&mut self, id: SessionId) -> Result<Session>;
 
     /// Writes what changed from `old` to `new`, two versions of one locked
-    /// session ([`super::changed_columns`]).
+    /// session ([`super::SessionChanges`]).
     async fn write_session(&mut self, old: &Session, new: &Session) -> Result<()>;
 
     /// Inserts an open session; returns its id.

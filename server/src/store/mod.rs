@@ -11,7 +11,7 @@
 //! Every write is one transaction of the same shape, written once in
 //! [`operations`] for every backend: lock and read what the rule depends
 //! on, ask the domain ([`crate::model`]) what it becomes, write that (a
-//! session's changed columns: [`changed_columns`]), commit. A backend
+//! session's changed columns: [`SessionChanges`]), commit. A backend
 //! provides only a transaction's primitives ([`WriteTx`]), how it runs one
 //! ([`Backend::write`]) and its reads ([`Backend`]): SQL and row mapping. A
 //! write returns only once it is durable, and a failed write — refused by
@@ -40,7 +40,7 @@ pub mod operations;
 mod postgres;
 mod sqlite;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 
@@ -265,64 +265,128 @@ pub trait Store: SessionStore + ScopeStore + RunStore + NodeStore {}
 
 impl<T: SessionStore + ScopeStore + RunStore + NodeStore> Store for T {}
 
+/// How a backend writes statement parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    /// `?1`, `?2`, …
+    Sqlite,
+    /// `$1`, `$2`, …
+    Postgres,
+}
+
+impl Dialect {
+    /// The `n`th (1-based) parameter.
+    fn parameter(self, n: usize) -> String {
+        match self {
+            Self::Sqlite => format!("?{n}"),
+            Self::Postgres => format!("${n}"),
+        }
+    }
+
+    /// `UPDATE table SET c1 = p1, … WHERE key = pN` of `columns`, built
+    /// once into `slot` (one per dialect and column set) and kept for good.
+    fn update<'c>(
+        self,
+        slot: &'static OnceLock<String>,
+        table: &str,
+        columns: impl Iterator<Item = &'c str>,
+        key: &str,
+    ) -> &'static str {
+        slot.get_or_init(|| {
+            let assignments: Vec<String> = columns
+                .enumerate()
+                .map(|(n, column)| format!("{column} = {}", self.parameter(n + 1)))
+                .collect();
+            let key_parameter = self.parameter(assignments.len() + 1);
+            format!(
+                "UPDATE {table} SET {} WHERE {key} = {key_parameter}",
+                assignments.join(", ")
+            )
+        })
+    }
+}
+
 /// A value of a session column a write changes.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) enum ColumnValue {
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum ColumnValue<'a> {
     /// An integer (times, the depth), or NULL.
     Int(Option<i64>),
     /// Text (names, users), or NULL.
-    Text(Option<String>),
+    Text(Option<&'a str>),
 }
 
-/// The columns of a session's row that differ between `old` and `new`
-/// (two versions of one record), as `(column, value)`: what a store writes
-/// for a change the domain decided, and nothing more (an index on a
-/// column that did not change is not touched).
-pub(crate) fn changed_columns(old: &Session, new: &Session) -> Vec<(&'static str, ColumnValue)> {
-    let mut columns = Vec::new();
-    if old.state != new.state {
-        let state = names::state_name(new.state).to_owned();
-        columns.push(("state", ColumnValue::Text(Some(state))));
-    }
-    if old.end_time != new.end_time {
-        let end = new.end_time.map(Timestamp::unix_micros);
-        columns.push(("end_time", ColumnValue::Int(end)));
-    }
-    if old.end_reason != new.end_reason {
-        let reason = new.end_reason.map(|r| names::reason_name(r).to_owned());
-        columns.push(("end_reason", ColumnValue::Text(reason)));
-    }
-    if old.last_activity_time != new.last_activity_time {
-        let last = Some(new.last_activity_time.unix_micros());
-        columns.push(("last_activity_time", ColumnValue::Int(last)));
-    }
-    if old.effective_user != new.effective_user {
-        let user = Some(new.effective_user.as_str().to_owned());
-        columns.push(("effective_user", ColumnValue::Text(user)));
-    }
-    if old.user_context_depth != new.user_context_depth {
-        let depth = Some(i64::from(new.user_context_depth));
-        columns.push(("user_context_depth", ColumnValue::Int(depth)));
-    }
-    columns
+/// The columns of a session's row a write may change, in the order of
+/// [`SessionChanges`]'s mask bits.
+const SESSION_COLUMNS: [&str; 6] = [
+    "state",
+    "end_time",
+    "end_reason",
+    "last_activity_time",
+    "effective_user",
+    "user_context_depth",
+];
+
+/// The columns of a session's row that differ between two versions of its
+/// record: what a store writes for a change the domain decided, and
+/// nothing more (an index on a column that did not change is not touched).
+#[derive(Debug)]
+pub(crate) struct SessionChanges<'a> {
+    /// Which of [`SESSION_COLUMNS`] changed, one bit each.
+    mask: usize,
+    /// Their new values, in column order.
+    pub values: Vec<ColumnValue<'a>>,
 }
 
-/// `UPDATE sessions SET …` of `columns`, with placeholders `placeholder(n)`
-/// (1-based) and the session id last.
-pub(crate) fn update_session_sql(
-    columns: &[(&'static str, ColumnValue)],
-    placeholder: impl Fn(usize) -> String,
-) -> String {
-    let set: Vec<String> = columns
-        .iter()
-        .enumerate()
-        .map(|(i, (column, _))| format!("{column} = {}", placeholder(i + 1)))
-        .collect();
-    format!(
-        "UPDATE sessions SET {} WHERE session_id = {}",
-        set.join(", "),
-        placeholder(columns.len() + 1)
-    )
+impl<'a> SessionChanges<'a> {
+    /// What changed from `old` to `new`.
+    pub fn between(old: &Session, new: &'a Session) -> Self {
+        let candidates = [
+            (old.state != new.state).then(|| ColumnValue::Text(Some(names::state_name(new.state)))),
+            (old.end_time != new.end_time)
+                .then(|| ColumnValue::Int(new.end_time.map(Timestamp::unix_micros))),
+            (old.end_reason != new.end_reason)
+                .then(|| ColumnValue::Text(new.end_reason.map(names::reason_name))),
+            (old.last_activity_time != new.last_activity_time)
+                .then(|| ColumnValue::Int(Some(new.last_activity_time.unix_micros()))),
+            (old.effective_user != new.effective_user)
+                .then(|| ColumnValue::Text(Some(new.effective_user.as_str()))),
+            (old.user_context_depth != new.user_context_depth)
+                .then(|| ColumnValue::Int(Some(i64::from(new.user_context_depth)))),
+        ];
+        let mut mask = 0;
+        let mut values = Vec::with_capacity(candidates.len());
+        for (i, value) in candidates.into_iter().enumerate() {
+            if let Some(value) = value {
+                mask |= 1 << i;
+                values.push(value);
+            }
+        }
+        Self { mask, values }
+    }
+
+    /// Whether nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.mask == 0
+    }
+
+    /// The `UPDATE sessions` statement of these columns, the session id its
+    /// last parameter.
+    pub fn sql(&self, dialect: Dialect) -> &'static str {
+        static CACHE: [[OnceLock<String>; 64]; 2] = [const { [const { OnceLock::new() }; 64] }; 2];
+        let columns = (0..SESSION_COLUMNS.len())
+            .filter(|i| self.mask & (1 << i) != 0)
+            .map(|i| SESSION_COLUMNS[i]);
+        let slot = &CACHE[dialect as usize][self.mask];
+        dialect.update(slot, "sessions", columns, "session_id")
+    }
+}
+
+/// The `UPDATE module_runs` statement of a run's conclusion
+/// ([`names::ConcludedRun`]'s columns), the run id its last parameter.
+pub(crate) fn conclude_run_sql(dialect: Dialect) -> &'static str {
+    static CACHE: [OnceLock<String>; 2] = [const { OnceLock::new() }; 2];
+    let columns = names::CONCLUDE_RUN_COLUMNS.into_iter();
+    dialect.update(&CACHE[dialect as usize], "module_runs", columns, "run_id")
 }
 
 /// Opens the store a database URL names, creating and migrating it as

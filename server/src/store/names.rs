@@ -147,21 +147,6 @@ impl<'a> ConcludedRun<'a> {
     }
 }
 
-/// `UPDATE module_runs SET <CONCLUDE_RUN_COLUMNS> … WHERE run_id = …` with
-/// placeholders `placeholder(n)`, 1-based, the run id last.
-pub(crate) fn conclude_run_sql(placeholder: impl Fn(usize) -> String) -> String {
-    let set: Vec<String> = CONCLUDE_RUN_COLUMNS
-        .iter()
-        .enumerate()
-        .map(|(i, column)| format!("{column} = {}", placeholder(i + 1)))
-        .collect();
-    format!(
-        "UPDATE module_runs SET {} WHERE run_id = {}",
-        set.join(", "),
-        placeholder(CONCLUDE_RUN_COLUMNS.len() + 1)
-    )
-}
-
 /// A value in the database that no version of sessiond writes.
 pub(crate) fn corrupt(column: &str, value: impl std::fmt::Display) -> Error {
     Error::Internal(format!("unexpected {column} in the database: {value}"))

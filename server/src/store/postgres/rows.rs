@@ -16,8 +16,8 @@ use crate::model::{
     Error, ModuleId, ModuleRun, NewRun, NewScope, NewSession, Result, RunId, Scope, ScopeId,
     Session, SessionId, Timestamp, UserId,
 };
-use crate::store::names::{ConcludedRun, conclude_run_sql};
-use crate::store::{ColumnValue, WriteTx, changed_columns, update_session_sql};
+use crate::store::names::ConcludedRun;
+use crate::store::{ColumnValue, Dialect, SessionChanges, WriteTx, conclude_run_sql};
 
 /// Reads one session.
 pub(super) async fn fetch_session(conn: &mut PgConnection, id: SessionId) -> Result<Session> {
@@ -177,14 +177,13 @@ impl WriteTx for PgTx<'_> {
 
     async fn write_session(&mut self, old: &Session, new: &Session) -> Result<()> {
         let conn = &mut *self.0;
-        let columns = changed_columns(old, new);
-        if columns.is_empty() {
+        let changes = SessionChanges::between(old, new);
+        if changes.is_empty() {
             return Ok(());
         }
-        let sql = update_session_sql(&columns, |n| format!("${n}"));
-        // Column names from `changed_columns`, values bound: nothing from a caller.
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for (_, value) in columns {
+        // Column names of the schema, values bound: nothing from a caller.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(changes.sql(Dialect::Postgres)));
+        for value in changes.values {
             query = match value {
                 ColumnValue::Int(v) => query.bind(v),
                 ColumnValue::Text(v) => query.bind(v),
@@ -294,7 +293,7 @@ impl WriteTx for PgTx<'_> {
         let conn = &mut *self.0;
         let c = ConcludedRun::of(run)
             .ok_or_else(|| Error::Internal(format!("run {} has not concluded", run.id)))?;
-        sqlx::query(sqlx::AssertSqlSafe(conclude_run_sql(|n| format!("${n}"))))
+        sqlx::query(sqlx::AssertSqlSafe(conclude_run_sql(Dialect::Postgres)))
             .bind(c.state)
             .bind(c.end_time)
             .bind(c.value)

@@ -3,7 +3,8 @@
 //! mapping only; what to write is the domain's answer.
 
 use async_trait::async_trait;
-use rusqlite::{Connection, params, params_from_iter};
+use rusqlite::types::ToSqlOutput;
+use rusqlite::{Connection, ToSql, params, params_from_iter};
 
 use super::codec::{
     column, execute, insert, kind_name, query_all, query_one, run_from_row, session_from_row,
@@ -13,8 +14,8 @@ use crate::model::{
     Error, ModuleId, ModuleRun, NewRun, NewScope, NewSession, Result, RunId, Scope, ScopeId,
     Session, SessionFacts, SessionId, Timestamp, UserId,
 };
-use crate::store::names::{ConcludedRun, conclude_run_sql};
-use crate::store::{ColumnValue, WriteTx, changed_columns, update_session_sql};
+use crate::store::names::ConcludedRun;
+use crate::store::{ColumnValue, Dialect, SessionChanges, WriteTx, conclude_run_sql};
 
 /// The columns of a [`Session`], followed by the rest of a query (in the
 /// order `codec::session_from_row` reads them).
@@ -74,17 +75,16 @@ impl WriteTx for SqliteTx<'_, '_> {
     }
 
     async fn write_session(&mut self, old: &Session, new: &Session) -> Result<()> {
-        let columns = changed_columns(old, new);
-        if !columns.is_empty() {
-            let sql = update_session_sql(&columns, |n| format!("?{n}"));
-            let values = columns
-                .into_iter()
-                .map(|(_, value)| match value {
-                    ColumnValue::Int(v) => rusqlite::types::Value::from(v),
-                    ColumnValue::Text(v) => rusqlite::types::Value::from(v),
-                })
-                .chain([rusqlite::types::Value::from(new.id.get())]);
-            execute(self.0.conn, &sql, params_from_iter(values))?;
+        let changes = SessionChanges::between(old, new);
+        if !changes.is_empty() {
+            let id = new.id.get();
+            let values = changes.values.iter().map(|v| v as &dyn ToSql);
+            let values = values.chain([&id as &dyn ToSql]);
+            execute(
+                self.0.conn,
+                changes.sql(Dialect::Sqlite),
+                params_from_iter(values),
+            )?;
         }
         self.0.changed(new.clone());
         Ok(())
@@ -189,7 +189,7 @@ impl WriteTx for SqliteTx<'_, '_> {
             .ok_or_else(|| Error::Internal(format!("run {} has not concluded", run.id)))?;
         execute(
             self.0.conn,
-            &conclude_run_sql(|n| format!("?{n}")),
+            conclude_run_sql(Dialect::Sqlite),
             params![
                 c.state,
                 c.end_time,
@@ -303,4 +303,13 @@ pub(super) fn unended_clientless_of_node(conn: &Connection, node: &str) -> Resul
         [node],
         |row| column(row, "session_id").map(SessionId::from_store),
     )
+}
+
+impl ToSql for ColumnValue<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        match self {
+            Self::Int(value) => value.to_sql(),
+            Self::Text(value) => value.to_sql(),
+        }
+    }
 }
