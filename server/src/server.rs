@@ -312,7 +312,7 @@ impl Sessiond {
 /// handler that completes a response wakes its connection's task, which then
 /// runs at once and writes that one response; without it, the responses
 /// completed together (a committed batch of writes, a burst of reads) leave
-/// in one write per connection. BENCHMARKS.md has the measurement.
+/// in one write per connection. notes/responses-written-together.md has the measurement.
 ///
 /// # Errors
 /// When the runtime cannot be built (its threads or I/O driver).

@@ -122,7 +122,7 @@ fn connect(path: &Path, role: Role) -> Result<Connection> {
     let pragmas = match role {
         // The writer's page cache: 16 MiB (SQLite's default is 2 MiB), so
         // that the B-tree pages every write touches stay in memory while
-        // the tables grow; measured in BENCHMARKS.md.
+        // the tables grow; measured in notes/sqlite-write-path.md.
         Role::Writer => {
             "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -16384;"
         }
