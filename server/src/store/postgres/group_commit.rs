@@ -32,10 +32,10 @@ use sqlx::PgPool;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::codec::{reason_name, state_name, store_error};
-use super::rows::{insert_sessions, lock_sessions, lock_users};
+use super::rows::{PgTx, insert_sessions, lock_sessions, lock_users};
 use crate::model::{Error, Result};
 use crate::model::{NewSession, Session, SessionId, Timestamp, admit};
-use crate::store::End;
+use crate::store::{End, operations};
 
 /// The most writes one batch takes.
 const MAX_BATCH: usize = 256;
@@ -269,6 +269,9 @@ async fn end_sessions(
     pool: &PgPool,
     ends: Vec<End>,
 ) -> std::result::Result<Vec<Result<Session>>, BatchFailure> {
+    if let [end] = ends.as_slice() {
+        return end_alone(pool, *end).await;
+    }
     let mut ids: Vec<i64> = ends.iter().map(|end| end.id.get()).collect();
     ids.sort_unstable();
     ids.dedup();
@@ -325,4 +328,22 @@ async fn end_sessions(
         .await
         .map_err(|e| BatchFailure::Unknown(store_error(e)))?;
     Ok(answers)
+}
+
+/// One end by itself: the store's own operation, on statements prepared
+/// once per connection (a batch's statements are planned on every run).
+async fn end_alone(
+    pool: &PgPool,
+    end: End,
+) -> std::result::Result<Vec<Result<Session>>, BatchFailure> {
+    let mut tx = pool.begin().await.map_err(replay)?;
+    let ended = match operations::end(&mut PgTx(&mut tx), end).await {
+        Ok(ended) => ended,
+        // Refused, or failed before its commit: nothing was written.
+        Err(error) => return Ok(vec![Err(error)]),
+    };
+    tx.commit()
+        .await
+        .map_err(|e| BatchFailure::Unknown(store_error(e)))?;
+    Ok(vec![Ok(ended)])
 }
