@@ -12,6 +12,8 @@
 //!   the enums, `ModuleFailure`).
 //! - `proto/sessiond/v1/session_service.proto`: `SessionService`.
 //! - `proto/sessiond/v1/user_context_service.proto`: `UserContextService`.
+//! - `proto/sessiond/v1/access_service.proto`: `AccessService` (who the
+//!   caller is, what it may do).
 //! - `proto/google/rpc/`: googleapis' `status.proto` and
 //!   `error_details.proto`, vendored for the descriptor set only (their Rust
 //!   types are `tonic_types`'), so that reflection clients can decode error

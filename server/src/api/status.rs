@@ -46,6 +46,8 @@ pub fn reason_code(reason: ErrorReason) -> Code {
             Code::ResourceExhausted
         }
         ErrorReason::OwnerUnavailable | ErrorReason::StoreUnavailable => Code::Unavailable,
+        ErrorReason::Unauthenticated => Code::Unauthenticated,
+        ErrorReason::PermissionDenied => Code::PermissionDenied,
         ErrorReason::Internal | ErrorReason::Unspecified => Code::Internal,
     }
 }
@@ -124,6 +126,21 @@ impl From<Error> for Status {
                 meta("limit", limit.to_string());
                 ErrorReason::TooManySessions
             }
+            Error::Unauthenticated(_) => ErrorReason::Unauthenticated,
+            Error::PermissionDenied(denial) => {
+                meta("permission", denial.permission.as_str().to_owned());
+                meta("subject", denial.subject.clone());
+                if let Some(session_id) = denial.session_id {
+                    meta("session_id", session_id.to_string());
+                }
+                if let Some(user) = &denial.user {
+                    meta("user", user.to_string());
+                }
+                if let Some(module_id) = &denial.module_id {
+                    meta("module_id", module_id.to_string());
+                }
+                ErrorReason::PermissionDenied
+            }
             Error::OwnerUnavailable { session_id, node } => {
                 meta("session_id", session_id.to_string());
                 meta("node", node.clone());
@@ -189,6 +206,8 @@ mod tests {
                 "OWNER_UNAVAILABLE",
                 "STORE_UNAVAILABLE",
                 "INTERNAL",
+                "UNAUTHENTICATED",
+                "PERMISSION_DENIED",
             ]
         );
         for reason in every_reason() {

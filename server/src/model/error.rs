@@ -4,7 +4,7 @@
 //! The domain's rules return these; a store passes them on (and adds
 //! [`Error::StoreUnavailable`] of its own), but never builds a `Status`.
 
-use super::{ModuleId, RunId, ScopeId, SessionId};
+use super::{ModuleId, RunId, ScopeId, SessionId, UserId};
 
 /// Boxed source of an infrastructure failure.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -131,6 +131,13 @@ pub enum Error {
         /// Its owner.
         node: String,
     },
+    /// The server requires authentication and the call carried no
+    /// credential it accepts; the text says what was wrong.
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(String),
+    /// The policy does not grant the caller this action.
+    #[error("{0}")]
+    PermissionDenied(Box<Denial>),
     /// The store cannot be reached, is full, or is busy past its timeout.
     #[error("store unavailable: {0}")]
     StoreUnavailable(#[source] BoxError),
@@ -138,6 +145,91 @@ pub enum Error {
     /// back.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// An action the policy refused: what, to whom, on what.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Denial {
+    /// The permission refused.
+    pub permission: Permission,
+    /// The caller.
+    pub subject: String,
+    /// The session it applies to, if any.
+    pub session_id: Option<SessionId>,
+    /// The user acted as or taken for, if any.
+    pub user: Option<UserId>,
+    /// The module to run, if any.
+    pub module_id: Option<ModuleId>,
+}
+
+impl std::fmt::Display for Denial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} may not {}", self.subject, self.permission.describe())?;
+        if let Some(user) = &self.user {
+            write!(f, " {user}")?;
+        }
+        if let Some(module) = &self.module_id {
+            write!(f, " (module {module})")?;
+        }
+        if let Some(session) = self.session_id {
+            write!(f, " in session {session}")?;
+        }
+        Ok(())
+    }
+}
+
+/// An action the access policy grants or refuses (the contract's
+/// `Permission`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Permission {
+    /// Read a session: its user, record, user context, module values.
+    ReadSession,
+    /// Start an interactive session for a user.
+    StartSession,
+    /// Open a clientless session for a user.
+    OpenClientlessSession,
+    /// Record activity on a session.
+    TouchSession,
+    /// End or close a session.
+    EndSession,
+    /// Act as a user (set, push or pop a user context).
+    ActAs,
+    /// Run a module, acting as the session's user context.
+    RunModule,
+    /// Read the audit trail.
+    ReadAudit,
+}
+
+impl Permission {
+    /// The permission as the contract's `ErrorInfo` metadata spells it
+    /// (`act_as`).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ReadSession => "read_session",
+            Self::StartSession => "start_session",
+            Self::OpenClientlessSession => "open_clientless_session",
+            Self::TouchSession => "touch_session",
+            Self::EndSession => "end_session",
+            Self::ActAs => "act_as",
+            Self::RunModule => "run_module",
+            Self::ReadAudit => "read_audit",
+        }
+    }
+
+    /// The action in words, for messages ("act as").
+    fn describe(self) -> &'static str {
+        match self {
+            Self::ReadSession => "read the session",
+            Self::StartSession => "start a session for",
+            Self::OpenClientlessSession => "open a clientless session for",
+            Self::TouchSession => "touch the session",
+            Self::EndSession => "end the session",
+            Self::ActAs => "act as",
+            Self::RunModule => "run modules as",
+            Self::ReadAudit => "read the audit trail",
+        }
+    }
 }
 
 fn describe(violations: &[FieldViolation]) -> String {

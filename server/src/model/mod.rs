@@ -22,7 +22,7 @@ mod run;
 mod scope;
 mod session;
 
-pub use error::{BoxError, Error, FieldViolation, Result, Validate};
+pub use error::{BoxError, Denial, Error, FieldViolation, Permission, Result, Validate};
 pub use run::{
     FailureKind, ModuleFailure, ModuleId, ModuleRun, NewRun, RunId, RunOutcome, RunState,
 };
