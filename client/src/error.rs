@@ -183,6 +183,39 @@ pub enum Error {
         /// The server's description.
         message: String,
     },
+    /// `UNAUTHENTICATED`: the server requires authentication and the call
+    /// carried no credential, or one it does not accept (malformed, expired,
+    /// from another issuer, unknown, or a module run's credential after the
+    /// run concluded). See
+    /// [`ClientBuilder::bearer_token`](crate::ClientBuilder::bearer_token)
+    /// and [`TlsSettings`](crate::TlsSettings).
+    #[error("{}", describe_prefixed("unauthenticated", message))]
+    Unauthenticated {
+        /// The server's description.
+        message: String,
+    },
+    /// `PERMISSION_DENIED`: the caller is authenticated but the server's
+    /// policy does not grant this action; nothing was done. (A session the
+    /// caller may not read is [`Error::SessionNotFound`] instead, as if it
+    /// did not exist.)
+    #[error("{}", describe_prefixed("permission denied", message))]
+    PermissionDenied {
+        /// The permission refused, as the contract's metadata spells it
+        /// (`"act_as"`, `"read_session"`, …); empty when the server did not
+        /// name it.
+        permission: String,
+        /// The caller, as the server authenticated it; empty when the server
+        /// did not name it.
+        subject: String,
+        /// The session the action was on, where it applies to one.
+        session_id: Option<SessionId>,
+        /// The user acted as or taken for, where the action names one.
+        user: Option<String>,
+        /// The module to run, for `run_module`.
+        module_id: Option<String>,
+        /// The server's description.
+        message: String,
+    },
     /// A sessiond `ErrorInfo` reason this version of the client does not
     /// know (sent by a newer server): handle it by its code.
     #[error("{} (reason {reason})", describe_status(status))]
@@ -245,6 +278,8 @@ impl Error {
             | Self::OwnerUnavailable { .. }
             | Self::Connect { .. } => Code::Unavailable,
             Self::Internal { .. } => Code::Internal,
+            Self::Unauthenticated { .. } => Code::Unauthenticated,
+            Self::PermissionDenied { .. } => Code::PermissionDenied,
             Self::UnknownReason { status, .. } | Self::Status(status) => status.code(),
             Self::ModuleFailed { .. } | Self::Config(_) | Self::InvalidResponse(_) => {
                 return None;
@@ -281,6 +316,8 @@ impl Error {
             Self::OwnerUnavailable { .. } => ErrorReason::OwnerUnavailable,
             Self::StoreUnavailable { .. } => ErrorReason::StoreUnavailable,
             Self::Internal { .. } => ErrorReason::Internal,
+            Self::Unauthenticated { .. } => ErrorReason::Unauthenticated,
+            Self::PermissionDenied { .. } => ErrorReason::PermissionDenied,
             Self::ModuleFailed { .. }
             | Self::UnknownReason { .. }
             | Self::DeadlineExceeded
@@ -435,6 +472,17 @@ impl Error {
                 })
             }
             ErrorReason::Internal => Some(Self::Internal { message: message() }),
+            ErrorReason::Unauthenticated => Some(Self::Unauthenticated { message: message() }),
+            ErrorReason::PermissionDenied => Some(Self::PermissionDenied {
+                permission: meta("permission").unwrap_or_default().to_owned(),
+                subject: meta("subject").unwrap_or_default().to_owned(),
+                session_id: session_id(),
+                user: meta("user")
+                    .map(str::to_owned)
+                    .or_else(|| context.user.map(str::to_owned)),
+                module_id: module_id(),
+                message: message(),
+            }),
         };
         decoded.unwrap_or_else(|| Self::fallback(status))
     }
@@ -524,6 +572,21 @@ fn describe_invalid_argument(message: &str) -> String {
         message.to_owned()
     } else {
         format!("invalid argument: {message}")
+    }
+}
+
+/// The message, prefixed with `what` unless it says so already; `what`
+/// alone when the message is empty.
+fn describe_prefixed(what: &str, message: &str) -> String {
+    if message.is_empty() {
+        what.to_owned()
+    } else if message
+        .get(..what.len())
+        .is_some_and(|start| start.eq_ignore_ascii_case(what))
+    {
+        message.to_owned()
+    } else {
+        format!("{what}: {message}")
     }
 }
 
@@ -653,12 +716,33 @@ mod tests {
             decode(Code::Unavailable, "OWNER_UNAVAILABLE"),
             Error::OwnerUnavailable { session_id, node: None } if session_id.get() == 7
         ));
+        assert!(matches!(
+            decode(Code::Unauthenticated, "UNAUTHENTICATED"),
+            Error::Unauthenticated { message } if message == "UNAUTHENTICATED happened"
+        ));
+        assert!(matches!(
+            decode(Code::PermissionDenied, "PERMISSION_DENIED"),
+            Error::PermissionDenied {
+                session_id: Some(session_id),
+                user: Some(ref user),
+                module_id: Some(ref module_id),
+                ref permission,
+                ref subject,
+                ..
+            } if session_id.get() == 7
+                && user == "R41"
+                && module_id == "100000"
+                && permission.is_empty()
+                && subject.is_empty()
+        ));
         for (code, reason) in [
             (Code::NotFound, "SESSION_NOT_FOUND"),
             (Code::FailedPrecondition, "SCOPE_NOT_INNERMOST"),
             (Code::DeadlineExceeded, "MODULE_STILL_RUNNING"),
             (Code::Unavailable, "STORE_UNAVAILABLE"),
             (Code::Unavailable, "OWNER_UNAVAILABLE"),
+            (Code::Unauthenticated, "UNAUTHENTICATED"),
+            (Code::PermissionDenied, "PERMISSION_DENIED"),
         ] {
             let error = decode(code, reason);
             assert_eq!(error.code(), Some(code));
@@ -671,7 +755,7 @@ mod tests {
         let reasons: Vec<_> = (1..=i32::from(u8::MAX))
             .filter_map(|n| ErrorReason::try_from(n).ok())
             .collect();
-        assert!(reasons.len() >= 15, "{reasons:?}");
+        assert!(reasons.len() >= 17, "{reasons:?}");
         for reason in reasons {
             let wire = reason_name(reason);
             assert!(!wire.starts_with(REASON_PREFIX));
@@ -736,6 +820,106 @@ mod tests {
             error.to_string(),
             "node node-b, which owns session 11, is unavailable"
         );
+    }
+
+    #[test]
+    fn permission_denied_names_permission_subject_and_target_from_its_metadata() {
+        let error = Error::from_status(
+            status(
+                Code::PermissionDenied,
+                "PERMISSION_DENIED",
+                &[
+                    ("permission", "act_as"),
+                    ("subject", "alice"),
+                    ("session_id", "11"),
+                    ("user", "R50"),
+                ],
+            ),
+            &ErrorContext::session(SessionId::new(11)),
+        );
+        let Error::PermissionDenied {
+            ref permission,
+            ref subject,
+            session_id,
+            ref user,
+            ref module_id,
+            ref message,
+        } = error
+        else {
+            panic!("expected PermissionDenied, got {error:?}");
+        };
+        assert_eq!(
+            (permission.as_str(), subject.as_str(), session_id),
+            ("act_as", "alice", Some(SessionId::new(11)))
+        );
+        assert_eq!((user.as_deref(), module_id.as_deref()), (Some("R50"), None));
+        assert_eq!(message, "PERMISSION_DENIED happened");
+        assert_eq!(error.code(), Some(Code::PermissionDenied));
+        assert_eq!(error.reason(), Some("PERMISSION_DENIED"));
+        assert!(!error.outcome_unknown(), "a refused call did nothing");
+
+        // A refusal of an action on no session names none.
+        let error = Error::from_status(
+            status(
+                Code::PermissionDenied,
+                "PERMISSION_DENIED",
+                &[("permission", "read_audit"), ("subject", "bob")],
+            ),
+            &ErrorContext::default(),
+        );
+        assert!(
+            matches!(
+                error,
+                Error::PermissionDenied {
+                    session_id: None,
+                    user: None,
+                    module_id: None,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn authentication_errors_say_so_once_in_one_line() {
+        let unauthenticated = |message: &str| Error::Unauthenticated {
+            message: message.to_owned(),
+        };
+        assert_eq!(
+            unauthenticated("the bearer token has expired").to_string(),
+            "unauthenticated: the bearer token has expired"
+        );
+        assert_eq!(
+            unauthenticated("Unauthenticated: no credential").to_string(),
+            "Unauthenticated: no credential"
+        );
+        assert_eq!(unauthenticated("").to_string(), "unauthenticated");
+        let denied = Error::from_status(
+            Status::with_error_details(
+                Code::PermissionDenied,
+                "alice may not act as R50 in session 11",
+                ErrorDetails::with_error_info(
+                    "PERMISSION_DENIED",
+                    ERROR_DOMAIN,
+                    HashMap::from([("permission".to_owned(), "act_as".to_owned())]),
+                ),
+            ),
+            &ErrorContext::default(),
+        );
+        assert_eq!(
+            denied.to_string(),
+            "permission denied: alice may not act as R50 in session 11"
+        );
+        let plain = Error::from_status(
+            Status::unauthenticated("no credential"),
+            &ErrorContext::default(),
+        );
+        assert!(
+            matches!(plain, Error::Status(_)),
+            "without ErrorInfo: {plain:?}"
+        );
+        assert_eq!(plain.code(), Some(Code::Unauthenticated));
     }
 
     #[test]
