@@ -197,12 +197,14 @@ pub enum Error {
     /// `PERMISSION_DENIED`: the caller is authenticated but the server's
     /// policy does not grant this action; nothing was done. (A session the
     /// caller may not read is [`Error::SessionNotFound`] instead, as if it
-    /// did not exist.)
+    /// did not exist.) [`Client::check_access`](crate::Client::check_access)
+    /// asks the same question without taking the action.
     #[error("{}", describe_prefixed("permission denied", message))]
     PermissionDenied {
         /// The permission refused, as the contract's metadata spells it
-        /// (`"act_as"`, `"read_session"`, …); empty when the server did not
-        /// name it.
+        /// (`"act_as"`, `"read_session"`, …; see
+        /// [`Permission::name`](crate::Permission::name)); empty when the
+        /// server did not name it.
         permission: String,
         /// The caller, as the server authenticated it; empty when the server
         /// did not name it.
@@ -854,6 +856,11 @@ mod tests {
         );
         assert_eq!((user.as_deref(), module_id.as_deref()), (Some("R50"), None));
         assert_eq!(message, "PERMISSION_DENIED happened");
+        assert_eq!(
+            permission.parse::<crate::Permission>(),
+            Ok(crate::Permission::ActAs),
+            "the metadata spells a permission as its short name"
+        );
         assert_eq!(error.code(), Some(Code::PermissionDenied));
         assert_eq!(error.reason(), Some("PERMISSION_DENIED"));
         assert!(!error.outcome_unknown(), "a refused call did nothing");

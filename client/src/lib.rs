@@ -2,14 +2,16 @@
 //! guards that close a clientless session and restore a user context when
 //! they go out of scope.
 //!
-//! [`Client`] has a method for every RPC of `sessiond.v1.SessionService` and
-//! `sessiond.v1.UserContextService`, on domain types ([`SessionId`],
+//! [`Client`] has a method for every RPC of `sessiond.v1.SessionService`,
+//! `sessiond.v1.UserContextService` and `sessiond.v1.AccessService`, on
+//! domain types ([`SessionId`],
 //! [`SessionInfo`] with a [`Uuid`](uuid::Uuid) and `SystemTime`s,
 //! `std::time::Duration`, module values as [`serde_json::Value`]); the
 //! generated protobuf types stay inside. Every failure is one [`Error`],
 //! whose variants are the server's error reasons
 //! ([`Error::SessionNotFound`], [`Error::ScopeNotInnermost`],
-//! [`Error::ModuleFailed`], …) with connection and status fallbacks.
+//! [`Error::ModuleFailed`], [`Error::PermissionDenied`], …) with connection
+//! and status fallbacks.
 //!
 //! The seed's two examples, in Rust:
 //!
@@ -40,14 +42,21 @@
 //! [`Client::with_timeout`]), sent as `grpc-timeout`. Reads are retried on
 //! `UNAVAILABLE` with bounded, jittered backoff ([`RetryPolicy`]); writes
 //! are retried only where that cannot apply them twice (see [`RetryPolicy`]).
-//! A bearer token ([`ClientBuilder::bearer_token`]) and TLS
-//! ([`TlsSettings`], feature `tls`) are ready for when the server asks for
-//! them.
+//!
+//! # Authentication
+//! A server that authenticates its callers takes a bearer token (a static
+//! token or a JWT; [`ClientBuilder::bearer_token`], sent as
+//! `authorization: Bearer …` with every attempt of every call) or a TLS
+//! client certificate ([`TlsSettings`], feature `tls`). [`Client::who_am_i`]
+//! says who it took the caller to be; [`Client::check_access`] asks whether
+//! an action would be allowed. A call without a credential it accepts fails
+//! with [`Error::Unauthenticated`]; an action its policy refuses, with
+//! [`Error::PermissionDenied`].
 //!
 //! # Layout
 //! - [`client`](Client): the connection and the retry loop (`client/mod.rs`);
 //!   the calls, by service area, in `client/sessions.rs`,
-//!   `client/modules.rs` and `client/user_contexts.rs`.
+//!   `client/modules.rs`, `client/user_contexts.rs` and `client/access.rs`.
 //! - `builder.rs`: [`ClientBuilder`] and [`TlsSettings`]; `auth.rs`: the
 //!   bearer-token interceptor; `retry.rs`: [`RetryPolicy`] and which calls
 //!   may be retried.
@@ -57,7 +66,9 @@
 //!   `session.rs` ([`SessionInfo`], [`SessionKind`], [`SessionState`],
 //!   [`EndReason`], [`SessionFilter`]), `module.rs` ([`ModuleRun`],
 //!   [`RunState`], [`ModuleFailure`]), `user_context.rs`
-//!   ([`UserContext`], [`PushedScope`], [`PoppedScope`]).
+//!   ([`UserContext`], [`PushedScope`], [`PoppedScope`]), `access.rs`
+//!   ([`WhoAmI`], [`AuthenticationMethod`], [`Access`], [`Permission`],
+//!   [`AccessDecision`]).
 //! - `error.rs`: [`Error`] and the decoding of the server's statuses;
 //!   `value.rs`: JSON ↔ `google.protobuf.Value`; `time.rs`: timestamps and
 //!   durations; `contract_enum.rs`: the enums' common shape.
@@ -72,6 +83,7 @@
 // to the RPC that failed, and boxing would hide its fields from a `match`.
 #![allow(clippy::result_large_err)]
 
+mod access;
 mod auth;
 mod builder;
 mod client;
@@ -86,6 +98,7 @@ mod time;
 mod user_context;
 mod value;
 
+pub use access::{Access, AccessDecision, AuthenticationMethod, Permission, WhoAmI};
 pub use builder::{
     ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT,
     TlsSettings,

@@ -1,7 +1,9 @@
-//! [`Client`]: one shared connection, both services, per-call deadlines and
-//! the retry loop every call goes through. The calls themselves are in
-//! [`sessions`], [`modules`] and [`user_contexts`].
+//! [`Client`]: one shared connection, the three services, per-call
+//! deadlines and the retry loop every call goes through. The calls
+//! themselves are in [`sessions`], [`modules`], [`user_contexts`] and
+//! [`access`].
 
+mod access;
 mod modules;
 mod sessions;
 mod user_contexts;
@@ -11,6 +13,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sessiond_proto::v1::access_service_client::AccessServiceClient;
 use sessiond_proto::v1::session_service_client::SessionServiceClient;
 use sessiond_proto::v1::user_context_service_client::UserContextServiceClient;
 use tonic::service::interceptor::InterceptedService;
@@ -24,11 +27,12 @@ use crate::guard::cleanup::Cleanup;
 use crate::retry::{CallKind, RetryPolicy};
 
 /// The channel every call goes over: the connection, behind the token
-/// interceptor.
+/// interceptor (so every attempt of every call carries the token).
 type Transport = InterceptedService<Channel, BearerToken>;
 
-/// A sessiond client: methods for every RPC of `SessionService` and
-/// `UserContextService`, on domain types, and the scoped guards
+/// A sessiond client: methods for every RPC of `SessionService`,
+/// `UserContextService` and `AccessService`, on domain types, and the
+/// scoped guards
 /// [`ClientlessSession`](crate::ClientlessSession) and
 /// [`UserContextGuard`](crate::UserContextGuard).
 ///
@@ -55,6 +59,8 @@ pub struct Client {
     sessions: SessionServiceClient<Transport>,
     /// `sessiond.v1.UserContextService`.
     contexts: UserContextServiceClient<Transport>,
+    /// `sessiond.v1.AccessService`.
+    access: AccessServiceClient<Transport>,
     /// The deadline of each call; `None`: none.
     timeout: Option<Duration>,
     /// How retryable calls are retried.
@@ -129,7 +135,9 @@ impl Client {
         Self {
             sessions: SessionServiceClient::new(transport.clone())
                 .max_decoding_message_size(max_response_bytes),
-            contexts: UserContextServiceClient::new(transport)
+            contexts: UserContextServiceClient::new(transport.clone())
+                .max_decoding_message_size(max_response_bytes),
+            access: AccessServiceClient::new(transport)
                 .max_decoding_message_size(max_response_bytes),
             timeout,
             retry,
@@ -194,6 +202,11 @@ impl Client {
     /// The `UserContextService` client, for one call.
     fn contexts(&self) -> UserContextServiceClient<Transport> {
         self.contexts.clone()
+    }
+
+    /// The `AccessService` client, for one call.
+    fn access(&self) -> AccessServiceClient<Transport> {
+        self.access.clone()
     }
 }
 
