@@ -2,6 +2,7 @@
 //! TLS, and building a [`Client`] from them.
 
 use std::fmt;
+use std::path::Path;
 use std::time::Duration;
 
 use tonic::transport::{Channel, Endpoint};
@@ -19,13 +20,15 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// response cap).
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
-/// TLS settings for an `https://` endpoint.
+/// TLS settings for an `https://` endpoint: the CA to trust and, for a
+/// server that authenticates its callers by certificate (mTLS), the client
+/// certificate to present.
 ///
 /// Using them needs the crate's `tls` feature (rustls with the ring
 /// provider, and the platform's root certificates); without it, connecting
 /// with TLS settings or to an `https://` endpoint fails with
-/// [`Error::Config`]. The server speaks plain HTTP/2 today; these settings
-/// are ready for when it is deployed behind TLS.
+/// [`Error::Config`]. [`TlsSettings::from_pem_files`] reads them from the
+/// usual files.
 ///
 /// ```
 /// use sessiond_client::TlsSettings;
@@ -79,6 +82,75 @@ impl TlsSettings {
         self.domain_name = Some(name.into());
         self
     }
+
+    /// Settings read from PEM files: the CA to trust (`None`: the
+    /// platform's roots) and the client certificate and its private key
+    /// for mTLS (both or neither).
+    ///
+    /// ```no_run
+    /// use std::path::Path;
+    /// use sessiond_client::TlsSettings;
+    ///
+    /// let tls = TlsSettings::from_pem_files(
+    ///     Some(Path::new("ca.pem")),
+    ///     Some(Path::new("client.pem")),
+    ///     Some(Path::new("client.key")),
+    /// )?;
+    /// # Ok::<(), sessiond_client::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Config`], naming the file, when a file cannot be read or
+    /// holds no PEM block, or when a certificate comes without its key or a
+    /// key without its certificate.
+    pub fn from_pem_files(
+        ca: Option<&Path>,
+        certificate: Option<&Path>,
+        key: Option<&Path>,
+    ) -> Result<Self> {
+        let mut tls = Self::new();
+        if let Some(ca) = ca {
+            tls.ca_certificate_pem = Some(read_pem("CA certificate", ca)?);
+        }
+        match (certificate, key) {
+            (Some(certificate), Some(key)) => {
+                tls.client_identity_pem = Some((
+                    read_pem("client certificate", certificate)?,
+                    read_pem("client key", key)?,
+                ));
+            }
+            (None, None) => {}
+            (Some(certificate), None) => {
+                return Err(Error::Config(format!(
+                    "the client certificate {} needs its private key",
+                    certificate.display()
+                )));
+            }
+            (None, Some(key)) => {
+                return Err(Error::Config(format!(
+                    "the client key {} needs its certificate",
+                    key.display()
+                )));
+            }
+        }
+        Ok(tls)
+    }
+}
+
+/// The contents of the PEM file `path` holding `what`.
+fn read_pem(what: &str, path: &Path) -> Result<Vec<u8>> {
+    let pem = std::fs::read(path)
+        .map_err(|e| Error::Config(format!("cannot read the {what} {}: {e}", path.display())))?;
+    if !pem
+        .windows(b"-----BEGIN ".len())
+        .any(|w| w == b"-----BEGIN ")
+    {
+        return Err(Error::Config(format!(
+            "the {what} {} is not PEM (no -----BEGIN line)",
+            path.display()
+        )));
+    }
+    Ok(pem)
 }
 
 impl fmt::Debug for TlsSettings {
@@ -175,7 +247,9 @@ impl ClientBuilder {
         self
     }
 
-    /// Sends `authorization: Bearer TOKEN` with every call.
+    /// Sends `authorization: Bearer TOKEN` with every call, and with every
+    /// retry of it: a static token or a JWT, as the server is configured to
+    /// accept. The token never appears in `Debug` output.
     #[must_use]
     pub fn bearer_token(mut self, token: impl Into<String>) -> Self {
         self.bearer_token = Some(token.into());
@@ -362,6 +436,52 @@ mod tests {
             ClientBuilder::new()
                 .endpoint("https://sessiond.internal:443")
                 .is_ok()
+        );
+    }
+
+    #[test]
+    fn tls_settings_are_read_from_pem_files_that_name_themselves_in_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let pem = |name: &str, label: &str| {
+            let path = dir.path().join(name);
+            let text = format!("-----BEGIN {label}-----\nMIIB\n-----END {label}-----\n");
+            std::fs::write(&path, text).unwrap();
+            path
+        };
+        let ca = pem("ca.pem", "CERTIFICATE");
+        let cert = pem("client.pem", "CERTIFICATE");
+        let key = pem("client.key", "PRIVATE KEY");
+        let der = dir.path().join("ca.der");
+        std::fs::write(&der, [0x30, 0x82, 0x01]).unwrap();
+        let missing = dir.path().join("missing.pem");
+
+        let tls = TlsSettings::from_pem_files(Some(&ca), Some(&cert), Some(&key)).unwrap();
+        assert!(tls.ca_certificate_pem.is_some());
+        let (certificate, private_key) = tls.client_identity_pem.unwrap();
+        assert!(certificate.starts_with(b"-----BEGIN CERTIFICATE-----"));
+        assert!(private_key.starts_with(b"-----BEGIN PRIVATE KEY-----"));
+        assert_eq!(
+            TlsSettings::from_pem_files(None, None, None).unwrap(),
+            TlsSettings::new(),
+            "no files: the platform's roots, no client certificate"
+        );
+        let config_error = |result: Result<TlsSettings>| match result {
+            Err(Error::Config(message)) => message,
+            other => panic!("expected a config error, got {other:?}"),
+        };
+        let message = config_error(TlsSettings::from_pem_files(None, Some(&cert), None));
+        assert!(
+            message.contains("client.pem") && message.contains("key"),
+            "{message}"
+        );
+        let message = config_error(TlsSettings::from_pem_files(None, None, Some(&key)));
+        assert!(message.contains("client.key"), "{message}");
+        let message = config_error(TlsSettings::from_pem_files(Some(&missing), None, None));
+        assert!(message.contains("missing.pem"), "{message}");
+        let message = config_error(TlsSettings::from_pem_files(Some(&der), None, None));
+        assert!(
+            message.contains("ca.der") && message.contains("not PEM"),
+            "{message}"
         );
     }
 
