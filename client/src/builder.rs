@@ -282,9 +282,9 @@ impl ClientBuilder {
     /// connection is up.
     ///
     /// # Errors
-    /// [`Error::Config`] for a malformed endpoint or token, or TLS without
-    /// the `tls` feature; [`Error::Connect`] when the server cannot be
-    /// reached.
+    /// [`Error::Config`] for a malformed endpoint or token, TLS settings
+    /// with an `http://` endpoint, or TLS without the `tls` feature;
+    /// [`Error::Connect`] when the server cannot be reached.
     pub async fn connect(self, endpoint: impl AsRef<str>) -> Result<Client> {
         let (name, endpoint) = self.endpoint(endpoint.as_ref())?;
         let channel = endpoint.connect().await.map_err(|source| Error::Connect {
@@ -337,10 +337,16 @@ impl ClientBuilder {
             .connect_timeout(self.connect_timeout)
             .http2_keep_alive_interval(Duration::from_secs(30))
             .keep_alive_timeout(Duration::from_secs(10));
-        let parsed = if url.starts_with("https://") || self.tls.is_some() {
-            with_tls(parsed, self.tls.clone().unwrap_or_default())?
-        } else {
-            parsed
+        let parsed = match (parsed.uri().scheme_str() == Some("https"), &self.tls) {
+            (true, tls) => with_tls(parsed, tls.clone().unwrap_or_default())?,
+            // tonic would connect in plain text, sending the token in the
+            // clear and no client certificate.
+            (false, Some(_)) => {
+                return Err(Error::Config(format!(
+                    "TLS settings need an https:// endpoint, not {url}"
+                )));
+            }
+            (false, None) => parsed,
         };
         Ok((url, parsed))
     }
@@ -361,9 +367,17 @@ fn with_tls(endpoint: Endpoint, tls: TlsSettings) -> Result<Endpoint> {
     if let Some(name) = tls.domain_name {
         config = config.domain_name(name);
     }
-    endpoint
-        .tls_config(config)
-        .map_err(|e| Error::Config(format!("TLS settings: {e}")))
+    endpoint.tls_config(config).map_err(|e| {
+        // tonic's error says "transport error"; its causes say what is wrong
+        // (a key that is not a private key…).
+        let mut message = format!("TLS settings: {e}");
+        let mut cause = std::error::Error::source(&e);
+        while let Some(c) = cause {
+            message.push_str(&format!(": {c}"));
+            cause = c.source();
+        }
+        Error::Config(message)
+    })
 }
 
 #[cfg(not(feature = "tls"))]
@@ -483,6 +497,17 @@ mod tests {
             message.contains("ca.der") && message.contains("not PEM"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn tls_settings_with_an_http_endpoint_are_refused_not_ignored() {
+        let Err(Error::Config(message)) = ClientBuilder::new()
+            .tls(TlsSettings::new())
+            .endpoint("http://127.0.0.1:50051")
+        else {
+            panic!("TLS settings must not fall back to plain text");
+        };
+        assert!(message.contains("https://"), "{message}");
     }
 
     #[test]
