@@ -1,41 +1,67 @@
 //! The command line of `sessionctl`.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use sessiond_client::{SessionId, SessionKind, SessionState};
+use sessiond_client::{Permission, SessionId, SessionKind, SessionState};
 
 /// Operate a sessiond server: look sessions up, list, open and close them,
-/// run a module, read or switch a session's user context.
+/// run a module, read or switch a session's user context, and ask who the
+/// server takes you to be and what you may do.
+///
+/// A server that authenticates its callers takes a bearer token (--token or
+/// SESSIOND_TOKEN: a static token or a JWT; a module run finds its own
+/// credential in SESSIOND_TOKEN) or a TLS client certificate (--tls-cert and
+/// --tls-key, on an https:// endpoint).
 ///
 /// Exit status: 0 on success, 1 when the operation failed (one line on
-/// stderr says why), 2 for a usage error, 130 when interrupted.
+/// stderr says why) or `can-i` says no, 2 for a usage error, 130 when
+/// interrupted.
 #[derive(Debug, Parser)]
 #[command(name = "sessionctl", version)]
 pub struct Cli {
-    /// The server's endpoint.
+    /// The server's endpoint: http://HOST:PORT or https://HOST:PORT; a bare
+    /// HOST:PORT means https:// with any --tls-* flag, http:// otherwise.
     #[arg(
         long,
         global = true,
         env = "SESSIOND_ENDPOINT",
-        default_value = "http://127.0.0.1:50051"
+        default_value = "127.0.0.1:50051",
+        help_heading = GLOBAL
     )]
     pub endpoint: String,
     /// How results are printed: one JSON object per line (fields named as
     /// in the contract), or a table for people.
-    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Table)]
+    #[arg(long, global = true, help_heading = GLOBAL, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
     /// The deadline of each call, e.g. "10s" (waits such as `run --timeout`
     /// come on top).
-    #[arg(long, global = true, value_parser = humantime::parse_duration, default_value = "30s")]
+    #[arg(long, global = true, help_heading = GLOBAL, value_parser = humantime::parse_duration, default_value = "30s")]
     pub call_timeout: Duration,
-    /// A bearer token to send with every call.
-    #[arg(long, global = true, env = "SESSIOND_TOKEN", hide_env_values = true)]
+    /// A bearer token to send with every call (a static token or a JWT, as
+    /// the server accepts); never printed.
+    #[arg(long, global = true, help_heading = GLOBAL, env = "SESSIOND_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Trust the CA certificate in this PEM file (instead of the platform's
+    /// roots) for the server's certificate; implies TLS.
+    #[arg(long, global = true, help_heading = GLOBAL, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// Present the client certificate in this PEM file (mTLS, for a server
+    /// that authenticates callers by certificate); needs --tls-key; implies
+    /// TLS.
+    #[arg(long, global = true, help_heading = GLOBAL, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert, a PEM file.
+    #[arg(long, global = true, help_heading = GLOBAL, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
+
+/// The help heading of the options every subcommand takes.
+const GLOBAL: &str = "Global options";
 
 /// How results are printed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -109,6 +135,31 @@ pub enum Command {
         /// Act as this user from now on.
         #[arg(long)]
         set: Option<String>,
+    },
+    /// Print who the server takes you to be: subject, groups and how you
+    /// authenticated ("anonymous", method none, without authentication).
+    Whoami,
+    /// Ask whether you may take an action, without taking it: print "yes"
+    /// and exit 0, or "no: REASON" and exit 1.
+    ///
+    /// Which targets an action needs: --session for read_session,
+    /// touch_session, end_session, act_as and run_module; --user for
+    /// start_session, open_clientless_session and act_as; --module for
+    /// run_module.
+    #[command(name = "can-i")]
+    CanI {
+        /// The action: read_session, start_session, open_clientless_session,
+        /// touch_session, end_session, act_as, run_module or read_audit.
+        permission: Permission,
+        /// The session it is on.
+        #[arg(long, value_name = "ID")]
+        session: Option<SessionId>,
+        /// The user it is taken for or acts as.
+        #[arg(long, value_name = "USER")]
+        user: Option<String>,
+        /// The module to run.
+        #[arg(long, value_name = "MODULE")]
+        module: Option<String>,
     },
 }
 
@@ -188,5 +239,119 @@ mod tests {
         );
         assert!(Cli::try_parse_from(["sessionctl", "list", "--state", "sleepy"]).is_err());
         assert!(Cli::try_parse_from(["sessionctl", "info", "seven"]).is_err());
+    }
+
+    #[test]
+    fn a_client_certificate_needs_its_key_and_the_key_its_certificate() {
+        let cli = Cli::try_parse_from([
+            "sessionctl",
+            "--tls-ca",
+            "ca.pem",
+            "whoami",
+            "--tls-cert",
+            "client.pem",
+            "--tls-key",
+            "client.key",
+        ])
+        .unwrap();
+        assert_eq!(
+            (cli.tls_ca, cli.tls_cert, cli.tls_key),
+            (
+                Some("ca.pem".into()),
+                Some("client.pem".into()),
+                Some("client.key".into())
+            ),
+            "global flags, before or after the subcommand"
+        );
+        assert!(matches!(cli.command, Command::Whoami));
+
+        for args in [
+            &["sessionctl", "--tls-cert", "client.pem", "whoami"][..],
+            &["sessionctl", "whoami", "--tls-cert", "client.pem"],
+            &[
+                "sessionctl",
+                "--tls-ca",
+                "ca.pem",
+                "--tls-key",
+                "client.key",
+                "whoami",
+            ],
+        ] {
+            let error = Cli::try_parse_from(args).unwrap_err();
+            assert_eq!(
+                error.kind(),
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "{args:?}: {error}"
+            );
+        }
+        let error = Cli::try_parse_from(["sessionctl", "--tls-cert", "c.pem", "whoami"])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("--tls-key <FILE>"), "{error}");
+    }
+
+    #[test]
+    fn can_i_takes_a_permission_as_the_contract_metadata_spells_it() {
+        let cli = Cli::try_parse_from([
+            "sessionctl",
+            "can-i",
+            "act_as",
+            "--session",
+            "7",
+            "--user",
+            "R50",
+        ])
+        .unwrap();
+        let Command::CanI {
+            permission,
+            session,
+            user,
+            module,
+        } = cli.command
+        else {
+            panic!("expected can-i");
+        };
+        assert_eq!(permission, Permission::ActAs);
+        assert_eq!(session, Some(SessionId::new(7)));
+        assert_eq!(user.as_deref(), Some("R50"));
+        assert_eq!(module, None);
+
+        let cli = Cli::try_parse_from([
+            "sessionctl",
+            "can-i",
+            "run_module",
+            "--session",
+            "7",
+            "--module",
+            "100000",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::CanI { permission: Permission::RunModule, module: Some(ref m), .. } if m == "100000"
+        ));
+        for &permission in Permission::ALL {
+            let cli = Cli::try_parse_from(["sessionctl", "can-i", permission.name()]).unwrap();
+            assert!(
+                matches!(cli.command, Command::CanI { permission: p, .. } if p == permission),
+                "{permission}"
+            );
+        }
+
+        let error = Cli::try_parse_from(["sessionctl", "can-i", "fly"]).unwrap_err();
+        assert_eq!(error.kind(), clap::error::ErrorKind::ValueValidation);
+        let error = error.to_string();
+        assert!(error.contains("\"fly\""), "{error}");
+        assert!(
+            error.contains(
+                "read_session, start_session, open_clientless_session, touch_session, \
+                 end_session, act_as, run_module, read_audit"
+            ),
+            "every permission, spelled as accepted: {error}"
+        );
+        assert!(Cli::try_parse_from(["sessionctl", "can-i"]).is_err());
+        assert!(
+            Cli::try_parse_from(["sessionctl", "can-i", "read_session", "--session", "x"]).is_err()
+        );
     }
 }

@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sessiond_client::{Client, SessionFilter, SessionId};
+use sessiond_client::{Access, Client, Error, SessionFilter, SessionId};
+use tonic::Code;
 
 use crate::args::{Command, OutputFormat};
 use crate::output::{self, Record};
@@ -14,6 +15,8 @@ pub enum Outcome {
     Done,
     /// Ctrl-C (or SIGTERM) stopped it; what it opened was cleaned up.
     Interrupted,
+    /// The answer was no (`can-i`): printed on stdout, not an error.
+    Refused,
 }
 
 /// A command's failure: the error to report in one line.
@@ -75,8 +78,42 @@ pub async fn run(
             }
             output::one(format, &record)?;
         }
+        Command::Whoami => {
+            let me = client.who_am_i().await.map_err(access_failure)?;
+            output::one(format, &output::who_am_i(format, &me))?;
+        }
+        Command::CanI {
+            permission,
+            session,
+            user,
+            module,
+        } => {
+            let mut access = Access::new(permission);
+            access.session_id = session;
+            access.user = user;
+            access.module_id = module;
+            let decision = client.check_access(&access).await.map_err(access_failure)?;
+            output::decision(format, &decision)?;
+            if !decision.allowed {
+                return Ok(Outcome::Refused);
+            }
+        }
     }
     Ok(Outcome::Done)
+}
+
+/// The failure of an `AccessService` call, saying so when the server is
+/// older than the service (it answers `UNIMPLEMENTED`).
+fn access_failure(error: Error) -> Failure {
+    if error
+        .status()
+        .is_some_and(|s| s.code() == Code::Unimplemented)
+    {
+        "the server does not implement sessiond.v1.AccessService (it is older than this sessionctl)"
+            .into()
+    } else {
+        error.into()
+    }
 }
 
 /// `run`: a clientless session that is closed whatever happens — success,

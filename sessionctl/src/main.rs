@@ -14,12 +14,12 @@ mod output;
 use std::process::ExitCode;
 
 use clap::Parser;
-use sessiond_client::Client;
+use sessiond_client::{Client, ClientBuilder, TlsSettings};
 
 use crate::args::Cli;
-use crate::commands::Outcome;
+use crate::commands::{Failure, Outcome};
 
-/// Exit status of a failed operation.
+/// Exit status of a failed operation, and of a `can-i` answered no.
 const FAILED: u8 = 1;
 /// Exit status after Ctrl-C / SIGTERM (128 + SIGINT, as shells report it).
 const INTERRUPTED: u8 = 130;
@@ -35,22 +35,41 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
 
-    let mut builder = Client::builder().timeout(cli.call_timeout);
-    if let Some(token) = &cli.token {
-        builder = builder.bearer_token(token);
+    let result = async {
+        let client = client_settings(&cli)?.connect(&cli.endpoint).await?;
+        commands::run(&client, cli.command, cli.output).await
     }
-    let result = match builder.connect(&cli.endpoint).await {
-        Ok(client) => commands::run(&client, cli.command, cli.output).await,
-        Err(error) => Err(error.into()),
-    };
+    .await;
     match result {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
+        Ok(Outcome::Refused) => ExitCode::from(FAILED),
         Ok(Outcome::Interrupted) => ExitCode::from(INTERRUPTED),
         Err(error) => {
             eprintln!("sessionctl: {}", one_line(&*error));
             ExitCode::from(FAILED)
         }
     }
+}
+
+/// The client's settings from the command line: deadline, token, and TLS
+/// when any --tls-* file is given (an https:// endpoint alone uses the
+/// platform's roots).
+///
+/// # Errors
+/// When a TLS file cannot be read or is not PEM.
+fn client_settings(cli: &Cli) -> Result<ClientBuilder, Failure> {
+    let mut builder = Client::builder().timeout(cli.call_timeout);
+    if let Some(token) = &cli.token {
+        builder = builder.bearer_token(token);
+    }
+    if cli.tls_ca.is_some() || cli.tls_cert.is_some() || cli.tls_key.is_some() {
+        builder = builder.tls(TlsSettings::from_pem_files(
+            cli.tls_ca.as_deref(),
+            cli.tls_cert.as_deref(),
+            cli.tls_key.as_deref(),
+        )?);
+    }
+    Ok(builder)
 }
 
 /// An error and its causes in one line, skipping causes the text already

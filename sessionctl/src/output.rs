@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use std::time::SystemTime;
 
 use serde_json::{Value, json};
-use sessiond_client::{SessionInfo, UserContext};
+use sessiond_client::{AccessDecision, SessionInfo, UserContext, WhoAmI};
 
 use crate::args::OutputFormat;
 
@@ -153,6 +153,51 @@ pub fn user_context(session_id: i64, context: &UserContext) -> Record {
         ("session_user", json!(context.session_user)),
         ("depth", json!(context.depth)),
     ]
+}
+
+/// Who the server takes the caller to be, under the contract's field names
+/// (`WhoAmIResponse`): the method is its contract name in JSON
+/// (`AUTHENTICATION_METHOD_JWT`) and its short name in tables (`jwt`);
+/// groups are a list in JSON and comma-separated in tables; `session_id`
+/// (a module run's credential only) is `null` / `-` otherwise.
+pub fn who_am_i(format: OutputFormat, me: &WhoAmI) -> Record {
+    let (groups, method) = match format {
+        OutputFormat::Json => (json!(me.groups), me.method.contract_name()),
+        OutputFormat::Table if me.groups.is_empty() => (Value::Null, me.method.name()),
+        OutputFormat::Table => (json!(me.groups.join(", ")), me.method.name()),
+    };
+    vec![
+        ("subject", json!(me.subject)),
+        ("groups", groups),
+        ("method", json!(method)),
+        (
+            "session_id",
+            me.session_id.map_or(Value::Null, |id| json!(id.get())),
+        ),
+    ]
+}
+
+/// Prints an access decision: `yes`, or `no: REASON` (`no` without a
+/// reason), like `kubectl auth can-i`; in JSON, the contract's
+/// `CheckAccessResponse` (`allowed`, `reason`).
+pub fn decision(format: OutputFormat, decision: &AccessDecision) -> io::Result<()> {
+    match format {
+        OutputFormat::Json => one(
+            format,
+            &vec![
+                ("allowed", json!(decision.allowed)),
+                ("reason", json!(decision.reason)),
+            ],
+        ),
+        OutputFormat::Table => {
+            let mut out = io::stdout().lock();
+            match (decision.allowed, decision.reason.as_str()) {
+                (true, _) => writeln!(out, "yes"),
+                (false, "") => writeln!(out, "no"),
+                (false, reason) => writeln!(out, "no: {}", reason.replace('\n', " ")),
+            }
+        }
+    }
 }
 
 #[cfg(test)]
