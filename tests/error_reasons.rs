@@ -84,6 +84,11 @@ struct Fixture {
     replica: TestServer,
     /// That session.
     orphan: SessionId,
+    /// A server that authenticates callers by static token and has no
+    /// policy (callers may only act as themselves).
+    secured: TestServer,
+    /// A token of subject `errors` on it.
+    token: String,
 }
 
 impl Fixture {
@@ -106,6 +111,13 @@ impl Fixture {
         .await;
         let client = Client::connect(server.endpoint()).await.unwrap();
         let (replica, orphan) = orphaned_session().await;
+        let secured_dir = tempfile::tempdir().unwrap();
+        let tokens = secured_dir.path().join("tokens.toml");
+        let token = common::credentials::static_token(&tokens, "errors", &[]);
+        let secured = TestServer::start_in(secured_dir, |config| {
+            config.security.tokens = Some(tokens);
+        })
+        .await;
         Self {
             server,
             store,
@@ -113,6 +125,8 @@ impl Fixture {
             client,
             replica,
             orphan,
+            secured,
+            token,
         }
     }
 
@@ -201,6 +215,8 @@ fn documented_code(reason: ErrorReason) -> Code {
         }
         ErrorReason::OwnerUnavailable | ErrorReason::StoreUnavailable => Code::Unavailable,
         ErrorReason::Internal => Code::Internal,
+        ErrorReason::Unauthenticated => Code::Unauthenticated,
+        ErrorReason::PermissionDenied => Code::PermissionDenied,
         ErrorReason::Unspecified => unreachable!("never sent"),
     }
 }
@@ -424,6 +440,31 @@ async fn provoke(f: &Fixture, reason: ErrorReason) -> Error {
             let error = error.unwrap_err();
             assert!(
                 matches!(error, Error::StoreUnavailable { ref message } if !message.contains("injected")),
+                "{error:?}"
+            );
+            error
+        }
+        ErrorReason::Unauthenticated => {
+            let anonymous = Client::connect(f.secured.endpoint()).await.unwrap();
+            let error = anonymous.get_session_info(MISSING).await.unwrap_err();
+            assert!(matches!(error, Error::Unauthenticated { .. }), "{error:?}");
+            error
+        }
+        ErrorReason::PermissionDenied => {
+            let caller = Client::builder()
+                .bearer_token(&f.token)
+                .connect(f.secured.endpoint())
+                .await
+                .unwrap();
+            let error = caller.open_clientless_session("R41").await.unwrap_err();
+            assert!(
+                matches!(
+                    &error,
+                    Error::PermissionDenied { permission, subject, user, .. }
+                        if permission == "open_clientless_session"
+                            && subject == "errors"
+                            && user.as_deref() == Some("R41")
+                ),
                 "{error:?}"
             );
             error

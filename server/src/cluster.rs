@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use sessiond_proto::v1::session_service_client::SessionServiceClient;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use crate::clientless::Clientless;
 use crate::clock::Clock;
@@ -45,6 +45,8 @@ struct Inner {
     endpoint: OnceLock<String>,
     /// One channel per other node, by node id.
     clients: Mutex<HashMap<String, NodeClient>>,
+    /// TLS for calls to nodes at `https://` endpoints.
+    tls: Option<ClientTlsConfig>,
 }
 
 impl Cluster {
@@ -55,6 +57,7 @@ impl Cluster {
         clock: Arc<dyn Clock>,
         node_id: &str,
         lease_ttl: Duration,
+        tls: Option<ClientTlsConfig>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -64,6 +67,7 @@ impl Cluster {
                 lease_ttl,
                 endpoint: OnceLock::new(),
                 clients: Mutex::new(HashMap::new()),
+                tls,
             }),
         }
     }
@@ -202,11 +206,15 @@ impl Cluster {
             .await?
             .filter(|e| !e.is_empty())
             .ok_or_else(unavailable)?;
-        let channel = Endpoint::from_shared(endpoint)
+        let secure = endpoint.starts_with("https://");
+        let mut channel = Endpoint::from_shared(endpoint)
             .map_err(|_| unavailable())?
             .connect_timeout(Duration::from_secs(5))
-            .tcp_nodelay(true)
-            .connect_lazy();
+            .tcp_nodelay(true);
+        if secure && let Some(tls) = &self.inner.tls {
+            channel = channel.tls_config(tls.clone()).map_err(|_| unavailable())?;
+        }
+        let channel = channel.connect_lazy();
         let client = SessionServiceClient::new(channel);
         self.inner
             .clients

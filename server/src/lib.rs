@@ -27,7 +27,10 @@
 //! - [`known_sessions`]: "whose session is this?" from memory.
 //! - [`cluster`]: replicas on one database: leases, lost nodes, routing to
 //!   a session's owner.
-//! - [`principal`]: who is calling; [`clock`]: where "now" comes from;
+//! - [`auth`]: who is calling (TLS client certificates, JWTs, static and
+//!   module-run tokens; the layer in front of the services);
+//!   [`access`]: who may do what (the policy and its rules, applied by
+//!   the operations above); [`principal`]: who is calling; [`clock`]: where "now" comes from;
 //!   [`task`]: running writes to completion.
 //! - [`config`]: flags, environment and TOML; [`server`]: assembling and
 //!   running the gRPC server ([`Sessiond`]).
@@ -44,7 +47,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod access;
 pub mod api;
+pub mod auth;
 pub mod clientless;
 pub mod clock;
 pub mod cluster;

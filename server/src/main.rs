@@ -1,12 +1,13 @@
 //! The `sessiond` binary: load configuration, set up logging, open the
-//! store, bind, serve until SIGINT or SIGTERM.
+//! store, bind, serve until SIGINT or SIGTERM; or run one of its commands
+//! (`sessiond token create`).
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
 use sessiond::Sessiond;
-use sessiond::config::{Args, Config};
+use sessiond::config::{Args, Command, Config, TokenCommand};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -17,7 +18,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let args = Args::parse();
+    let mut args = Args::parse();
+    if let Some(command) = args.command.take() {
+        return run_command(command);
+    }
     let result = sessiond::server::runtime()
         .map_err(Into::into)
         .and_then(|runtime| runtime.block_on(run(args)));
@@ -39,6 +43,27 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     tracing::info!(address = %listener.local_addr()?, database = %database, "sessiond listening");
     server.serve(listener, shutdown_signal()).await?;
     Ok(())
+}
+
+/// Runs a command other than serving.
+fn run_command(command: Command) -> ExitCode {
+    match command {
+        Command::Token(TokenCommand::Create {
+            tokens,
+            subject,
+            groups,
+        }) => match sessiond::auth::tokens::create(&tokens, &subject, &groups) {
+            Ok(token) => {
+                // The token itself is printed once, here, and kept nowhere.
+                println!("{token}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("sessiond token create: {error}");
+                ExitCode::FAILURE
+            }
+        },
+    }
 }
 
 /// Completes at the first SIGINT or SIGTERM.

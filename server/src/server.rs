@@ -11,14 +11,21 @@ use std::time::Duration;
 use sessiond_proto::v1::session_service_server::SessionServiceServer;
 use sessiond_proto::v1::user_context_service_server::UserContextServiceServer;
 use tokio::net::TcpListener;
-use tonic::transport::Server;
+use sessiond_proto::v1::access_service_server::AccessServiceServer;
+use tonic::transport::{Certificate, ClientTlsConfig, Identity, Server, ServerTlsConfig};
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{Router, SessionApi, UserContextApi};
+use crate::access::{Access, Policy};
+use crate::api::{AccessApi, Router, SessionApi, UserContextApi};
+use crate::auth::forwarded::ClusterKey;
+use crate::auth::layer::{AuthLayer, Authenticator};
+use crate::auth::runs::RunCredentials;
+use crate::auth::tls;
+use crate::config::security::SecurityConfig;
 use crate::clientless::runner::{RunLimits, Runner};
 use crate::clientless::{Clientless, ClientlessPolicy};
 use crate::clock::{Clock, SystemClock};
@@ -36,10 +43,11 @@ use crate::user_context::UserContexts;
 const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
 /// The names health reports on: the whole server ("") and each service.
-const HEALTH_NAMES: [&str; 3] = [
+const HEALTH_NAMES: [&str; 4] = [
     "",
     "sessiond.v1.SessionService",
     "sessiond.v1.UserContextService",
+    "sessiond.v1.AccessService",
 ];
 
 /// A ready sessiond: store open and migrated, crash recovery done.
@@ -55,6 +63,14 @@ pub struct Sessiond {
     clientless: Clientless,
     /// This node among the replicas.
     cluster: Cluster,
+    /// Who may do what (reloaded on SIGHUP).
+    access: Access,
+    /// The authenticating layer; `None` without authentication.
+    authentication: Option<AuthLayer>,
+    /// TLS, when served.
+    tls: Option<ServerTlsConfig>,
+    /// The replicas' shared secret.
+    cluster_key: Option<ClusterKey>,
 }
 
 /// Why a server could not start.
@@ -66,6 +82,10 @@ pub enum StartError {
     /// The module manifest is invalid.
     #[error("module manifest: {0}")]
     Manifest(#[from] ManifestError),
+    /// The security configuration cannot be used (a certificate, the
+    /// tokens file, the JWKS, the policy, the cluster secret).
+    #[error("{0}")]
+    Security(String),
     /// A module registered in code has an invalid id.
     #[error("module id {id:?}: {problem}")]
     ModuleId {
@@ -131,16 +151,42 @@ impl SessiondBuilder {
             None => store::open(&config.database).await?,
         };
         let clock = self.clock;
+        let security = &config.security;
+        let access = access_of(security, config.listen)?;
+        let credentials = RunCredentials::default();
+        let authentication = Authenticator::from_config(security, credentials.clone())
+            .await
+            .map_err(StartError::Security)?
+            .map(AuthLayer::new);
+        let tls = match &security.tls {
+            Some(files) => Some(
+                tls::server_config(&files.cert, &files.key, files.client_ca.as_deref())
+                    .map_err(StartError::Security)?,
+            ),
+            None => None,
+        };
+        let client_tls = client_tls_of(security).map_err(StartError::Security)?;
+        let cluster_key = match &security.cluster_secret_file {
+            Some(path) => Some(ClusterKey::load(path).map_err(StartError::Security)?),
+            None => None,
+        };
         let limits = RunLimits {
             per_session: config.max_running_modules_per_session,
             per_server: config.max_running_modules,
         };
-        let runner = Runner::new(Arc::clone(&store), Arc::clone(&clock), registry, limits);
+        let runner = Runner::new(
+            Arc::clone(&store),
+            Arc::clone(&clock),
+            registry,
+            limits,
+            credentials,
+        );
         let sessions = Sessions::new(
             Arc::clone(&store),
             Arc::clone(&clock),
             config.max_open_sessions_per_user,
             &config.node_id,
+            access.clone(),
         );
         sessions.recover().await?;
         let policy = ClientlessPolicy {
@@ -161,14 +207,19 @@ impl SessiondBuilder {
             Arc::clone(&clock),
             &config.node_id,
             config.lease_ttl,
+            client_tls,
         );
-        let user_contexts = UserContexts::new(store, clock);
+        let user_contexts = UserContexts::new(store, sessions.clone(), clock);
         Ok(Sessiond {
             config,
             sessions,
             user_contexts,
             clientless,
             cluster,
+            access,
+            authentication,
+            tls,
+            cluster_key,
         })
     }
 }
@@ -206,7 +257,7 @@ impl Sessiond {
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), tonic::transport::Error> {
         if let Ok(addr) = listener.local_addr() {
-            let local = endpoint_of(addr);
+            let local = endpoint_of(addr, self.tls.is_some());
             self.clientless.set_endpoint(local.clone());
             let advertised = self.config.advertise.clone().unwrap_or(local);
             if let Err(error) = self.cluster.join(advertised).await {
@@ -230,20 +281,34 @@ impl Sessiond {
         let session_service = SessionServiceServer::new(SessionApi::new(
             self.sessions.clone(),
             self.clientless.clone(),
-            Router::new(self.sessions.clone(), self.cluster.clone()),
+            Router::new(
+                self.sessions.clone(),
+                self.cluster.clone(),
+                self.cluster_key.clone(),
+            ),
         ))
         .max_decoding_message_size(max_request)
         .max_encoding_message_size(MAX_RESPONSE_BYTES);
         let user_context_service =
-            UserContextServiceServer::new(UserContextApi::new(self.user_contexts))
+            UserContextServiceServer::new(UserContextApi::new(self.user_contexts.clone()))
+                .max_decoding_message_size(max_request)
+                .max_encoding_message_size(MAX_RESPONSE_BYTES);
+        let access_service =
+            AccessServiceServer::new(AccessApi::new(self.sessions.clone(), self.user_contexts))
                 .max_decoding_message_size(max_request)
                 .max_encoding_message_size(MAX_RESPONSE_BYTES);
 
         let incoming = incoming(listener);
         let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = transport()
+        let mut transport = transport();
+        if let Some(tls) = self.tls.clone() {
+            transport = transport.tls_config(tls)?;
+        }
+        let server = transport
+            .layer(tower::util::option_layer(self.authentication.clone()))
             .add_service(session_service)
             .add_service(user_context_service)
+            .add_service(access_service)
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -257,6 +322,7 @@ impl Sessiond {
             self.config.reaper_interval,
             stop_reaper.clone(),
         ));
+        let reloads = tokio::spawn(reload_on_hangup(self.access.clone(), stop_reaper.clone()));
         let stop_membership = CancellationToken::new();
         let membership = tokio::spawn(
             self.cluster
@@ -276,6 +342,7 @@ impl Sessiond {
         set_health(&health, ServingStatus::NotServing).await;
         stop_reaper.cancel();
         let _ = reaper.await;
+        let _ = reloads.await;
         let _ = stop_accepting.send(());
         let sessions_ended = self
             .clientless
@@ -353,9 +420,71 @@ async fn reap_periodically(clientless: Clientless, interval: Duration, stop: Can
     }
 }
 
+/// Reads the access policy again at every SIGHUP until `stop`; an invalid
+/// policy is reported and the one in use stays.
+async fn reload_on_hangup(access: Access, stop: CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; the policy will not be reloaded");
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = hangups.recv() => match access.reload() {
+                    Ok(true) => tracing::info!("access policy reloaded"),
+                    Ok(false) => tracing::info!("SIGHUP: no policy file to reload"),
+                    Err(error) => tracing::error!(error = %error, "access policy not reloaded; the previous one stays"),
+                },
+                () = stop.cancelled() => return,
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    stop.cancelled().await;
+}
+
+/// The access rules `security` configures for a server on `listen`.
+fn access_of(security: &SecurityConfig, listen: SocketAddr) -> Result<Access, StartError> {
+    if !security.authenticates() {
+        if !listen.ip().is_loopback() {
+            tracing::warn!(address = %listen, "serving WITHOUT authentication (--insecure-no-auth): every caller may do everything");
+        }
+        return Ok(Access::open());
+    }
+    let policy = match &security.policy {
+        Some(path) => Policy::load(path).map_err(|error| StartError::Security(error.to_string()))?,
+        None => {
+            tracing::warn!("authentication is on and no --policy is given: callers may only act as themselves");
+            Policy::default()
+        }
+    };
+    Ok(Access::enforced(policy, security.policy.clone()))
+}
+
+/// TLS for calls to other replicas at `https://` endpoints: trusting
+/// `--tls-ca`, and presenting this server's certificate when client
+/// certificates are verified.
+fn client_tls_of(security: &SecurityConfig) -> Result<Option<ClientTlsConfig>, String> {
+    let Some(ca) = &security.tls_ca else {
+        return Ok(None);
+    };
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|error| format!("{}: {error}", path.display()))
+    };
+    let mut config = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(ca)?));
+    if let Some(files) = &security.tls
+        && files.client_ca.is_some()
+    {
+        config = config.identity(Identity::from_pem(read(&files.cert)?, read(&files.key)?));
+    }
+    Ok(Some(config))
+}
+
 /// The address modules call back on: the bound one, with an unspecified IP
 /// replaced by loopback.
-fn endpoint_of(addr: SocketAddr) -> String {
+fn endpoint_of(addr: SocketAddr, tls: bool) -> String {
     let ip = if addr.ip().is_unspecified() {
         if addr.is_ipv4() {
             IpAddr::from([127, 0, 0, 1])
@@ -365,7 +494,8 @@ fn endpoint_of(addr: SocketAddr) -> String {
     } else {
         addr.ip()
     };
-    format!("http://{}", SocketAddr::new(ip, addr.port()))
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{}", SocketAddr::new(ip, addr.port()))
 }
 
 async fn set_health(health: &HealthReporter, status: ServingStatus) {

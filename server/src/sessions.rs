@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
+use crate::access::{self, Access, Action, Listable, OnSession};
 use crate::clock::Clock;
 use crate::known_sessions::KnownSessions;
 use crate::model::Result;
@@ -30,6 +31,8 @@ pub struct Sessions {
     node_id: Arc<str>,
     /// Whose session is which and who owns it, from memory (the hot path).
     known: Arc<KnownSessions>,
+    /// Who may do what.
+    access: Access,
 }
 
 /// How many sessions' facts are kept in memory.
@@ -43,6 +46,7 @@ impl Sessions {
         clock: Arc<dyn Clock>,
         max_open_per_user: Option<u32>,
         node_id: &str,
+        access: Access,
     ) -> Self {
         Self {
             store,
@@ -50,7 +54,36 @@ impl Sessions {
             max_open_per_user,
             node_id: Arc::from(node_id),
             known: Arc::new(KnownSessions::new(REMEMBERED_SESSIONS)),
+            access,
         }
+    }
+
+    /// The access rules these operations apply.
+    #[must_use]
+    pub fn access(&self) -> &Access {
+        &self.access
+    }
+
+    /// Checks that `caller` may take `action` on session `id` (from the
+    /// session's facts in memory); the session's user on success.
+    ///
+    /// # Errors
+    /// [`crate::Error::SessionNotFound`] also for a session the caller may
+    /// not read; [`crate::Error::Unauthenticated`],
+    /// [`crate::Error::PermissionDenied`], [`crate::Error::StoreUnavailable`].
+    pub async fn authorize(
+        &self,
+        caller: &Principal,
+        id: SessionId,
+        action: OnSession<'_>,
+    ) -> Result<UserId> {
+        let facts = self.facts(id).await?;
+        let session = access::Session {
+            id,
+            user: &facts.user,
+        };
+        self.access.check(caller, action.on(session))?;
+        Ok(facts.user)
     }
 
     /// Recovery at start-up: the clientless sessions this node left open
@@ -80,16 +113,22 @@ impl Sessions {
     ///
     /// # Errors
     /// [`crate::Error::SessionNotFound`], [`crate::Error::StoreUnavailable`].
-    pub async fn user(&self, _caller: &Principal, id: SessionId) -> Result<UserId> {
-        Ok(self.facts(id).await?.user)
+    pub async fn user(&self, caller: &Principal, id: SessionId) -> Result<UserId> {
+        self.authorize(caller, id, OnSession::Read).await
     }
 
     /// The node that owns a session (runs its modules).
     ///
     /// # Errors
     /// [`crate::Error::SessionNotFound`], [`crate::Error::StoreUnavailable`].
-    pub async fn owner(&self, _caller: &Principal, id: SessionId) -> Result<String> {
-        Ok(self.facts(id).await?.owner_node)
+    pub async fn owner(&self, caller: &Principal, id: SessionId) -> Result<String> {
+        let facts = self.facts(id).await?;
+        let session = access::Session {
+            id,
+            user: &facts.user,
+        };
+        self.access.check(caller, Action::ReadSession(session))?;
+        Ok(facts.owner_node)
     }
 
     async fn facts(&self, id: SessionId) -> Result<SessionFacts> {
@@ -105,16 +144,49 @@ impl Sessions {
     ///
     /// # Errors
     /// [`crate::Error::SessionNotFound`], [`crate::Error::StoreUnavailable`].
-    pub async fn info(&self, _caller: &Principal, id: SessionId) -> Result<Session> {
-        self.store.session(id).await
+    pub async fn info(&self, caller: &Principal, id: SessionId) -> Result<Session> {
+        let session = self.store.session(id).await?;
+        let facts = access::Session {
+            id,
+            user: &session.user,
+        };
+        self.access.check(caller, Action::ReadSession(facts))?;
+        Ok(session)
     }
 
-    /// The sessions matching `query`.
+    /// The sessions matching `query` that `caller` may read.
     ///
     /// # Errors
-    /// [`crate::Error::StoreUnavailable`].
-    pub async fn list(&self, _caller: &Principal, query: &SessionQuery) -> Result<Vec<Session>> {
-        self.store.list_sessions(query).await
+    /// [`crate::Error::Unauthenticated`], [`crate::Error::StoreUnavailable`].
+    pub async fn list(&self, caller: &Principal, query: &SessionQuery) -> Result<Vec<Session>> {
+        match self.access.listable(caller)? {
+            Listable::All => self.store.list_sessions(query).await,
+            Listable::OfUser(user) => {
+                if query.user.as_ref().is_some_and(|asked| *asked != user) {
+                    return Ok(Vec::new());
+                }
+                let query = SessionQuery {
+                    user: Some(user),
+                    ..query.clone()
+                };
+                self.store.list_sessions(&query).await
+            }
+            Listable::Only(id) => {
+                if query.after.is_some_and(|after| after >= id) || query.limit == 0 {
+                    return Ok(Vec::new());
+                }
+                let session = match self.store.session(id).await {
+                    Ok(session) => session,
+                    Err(crate::Error::SessionNotFound { .. }) => return Ok(Vec::new()),
+                    Err(error) => return Err(error),
+                };
+                let wanted = query.user.as_ref().is_none_or(|user| *user == session.user)
+                    && query.kind.is_none_or(|kind| kind == session.kind)
+                    && query.state.is_none_or(|state| state == session.state);
+                Ok(if wanted { vec![session] } else { Vec::new() })
+            }
+            Listable::Nothing => Ok(Vec::new()),
+        }
     }
 
     /// Registers a new interactive session for `user`.
@@ -143,6 +215,13 @@ impl Sessions {
         kind: SessionKind,
         client: ClientDescription,
     ) -> Result<Session> {
+        self.access.check(
+            caller,
+            Action::Open {
+                kind,
+                user: &user,
+            },
+        )?;
         let new = NewSession {
             uuid: Uuid::now_v7(),
             user,
@@ -173,7 +252,8 @@ impl Sessions {
     /// # Errors
     /// [`crate::Error::SessionNotFound`], [`crate::Error::SessionEnded`],
     /// [`crate::Error::StoreUnavailable`].
-    pub async fn touch(&self, _caller: &Principal, id: SessionId) -> Result<Session> {
+    pub async fn touch(&self, caller: &Principal, id: SessionId) -> Result<Session> {
+        self.authorize(caller, id, OnSession::Touch).await?;
         let store = Arc::clone(&self.store);
         let now = self.clock.now();
         run_to_completion(async move { store.touch_session(id, now).await }).await
@@ -181,7 +261,8 @@ impl Sessions {
 
     /// Ends an interactive session because its client asked to (a
     /// clientless one closes through [`crate::clientless::Clientless`]).
-    /// Ending an ended session returns its record unchanged.
+    /// Ending an ended session returns its record unchanged. The caller's
+    /// permission is [`crate::clientless::Clientless::end`]'s to check.
     ///
     /// # Errors
     /// [`crate::Error::SessionNotFound`], [`crate::Error::StoreUnavailable`].

@@ -18,6 +18,7 @@ use sessiond::model::{
 use sessiond::modules::async_trait;
 use sessiond::store::{
     NodeStore, Recovered, RunStore, ScopeStore, SessionQuery, SessionStore, StartedRun, Store,
+    UserCheck,
 };
 
 /// Makes the error a failing call returns (errors are not `Clone`).
@@ -102,16 +103,17 @@ delegate!(ScopeStore {
     async fn user_context(&self, id: SessionId) -> Result<UserContext>;
     async fn set_user_context(&self, id: SessionId, user: UserId, now: Timestamp) -> Result<UserId>;
     async fn push_user_context(&self, id: SessionId, user: UserId, now: Timestamp) -> Result<PushedScope>;
-    async fn pop_user_context(&self, id: SessionId, scope: ScopeId, now: Timestamp) -> Result<PoppedScope>;
+    async fn pop_user_context_as(&self, id: SessionId, scope: ScopeId, now: Timestamp, check: UserCheck) -> Result<PoppedScope>;
 });
 
 delegate!(RunStore {
-    async fn start_run(
+    async fn start_run_as(
         &self,
         session: SessionId,
         module: &ModuleId,
         parameters: &Map<String, Value>,
         now: Timestamp,
+        check: UserCheck,
     ) -> Result<StartedRun>;
     async fn finish_run(&self, run: RunId, outcome: &RunOutcome, now: Timestamp) -> Result<ModuleRun>;
     async fn run(&self, run: RunId) -> Result<ModuleRun>;

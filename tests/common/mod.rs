@@ -5,6 +5,7 @@
 //! (`postgres`).
 #![allow(dead_code)]
 
+pub mod credentials;
 pub mod faulty_store;
 pub mod postgres;
 

@@ -10,6 +10,7 @@ use tonic::{Request, Response, Status};
 use tonic_types::StatusExt;
 
 use super::convert::call_deadline;
+use crate::auth::forwarded::{ClusterKey, FORWARDED_IDENTITY, FORWARDED_SIGNATURE};
 use crate::cluster::{Cluster, NodeClient};
 use crate::model::SessionId;
 use crate::model::{Error, Result};
@@ -27,13 +28,20 @@ pub struct Router {
     sessions: Sessions,
     /// To reach other nodes.
     cluster: Cluster,
+    /// The replicas' shared secret, to state the caller of a forwarded call.
+    key: Option<ClusterKey>,
 }
 
 impl Router {
-    /// A router over `sessions` and `cluster`.
+    /// A router over `sessions` and `cluster`, stating forwarded callers
+    /// with `key` (see [`crate::auth::forwarded`]).
     #[must_use]
-    pub fn new(sessions: Sessions, cluster: Cluster) -> Self {
-        Self { sessions, cluster }
+    pub fn new(sessions: Sessions, cluster: Cluster, key: Option<ClusterKey>) -> Self {
+        Self {
+            sessions,
+            cluster,
+            key,
+        }
     }
 
     /// Serves `request`, about session `id`, where it belongs: at the
@@ -61,7 +69,8 @@ impl Router {
     {
         match self.remote_owner(caller, id, &request).await? {
             Some((owner, client)) => {
-                relay(id, &owner, forward(client, self.forwarded(request)).await)
+                let forwarded = self.forwarded(caller, request);
+                relay(id, &owner, forward(client, forwarded).await)
             }
             None => here(request).await,
         }
@@ -93,13 +102,26 @@ impl Router {
     }
 
     /// `request`, ready to be sent to the owner: marked as forwarded, with
-    /// the caller's remaining deadline.
+    /// the caller's remaining deadline and credential, and, with the
+    /// cluster secret, the caller stated and signed.
     #[must_use]
-    fn forwarded<T>(&self, request: Request<T>) -> Request<T> {
+    fn forwarded<T>(&self, caller: &Principal, request: Request<T>) -> Request<T> {
         let deadline = call_deadline(request.metadata());
+        let authorization = request.metadata().get("authorization").cloned();
         let mut forwarded = Request::new(request.into_inner());
+        let metadata = forwarded.metadata_mut();
         if let Ok(node) = self.cluster.node_id().parse() {
-            forwarded.metadata_mut().insert(FORWARDED_BY, node);
+            metadata.insert(FORWARDED_BY, node);
+        }
+        if let Some(authorization) = authorization {
+            metadata.insert("authorization", authorization);
+        }
+        if let (Some(key), Some(identity)) = (&self.key, caller.identity()) {
+            let (statement, signature) = key.sign(identity);
+            if let (Ok(statement), Ok(signature)) = (statement.parse(), signature.parse()) {
+                metadata.insert(FORWARDED_IDENTITY, statement);
+                metadata.insert(FORWARDED_SIGNATURE, signature);
+            }
         }
         if let Some(deadline) = deadline {
             forwarded.set_timeout(deadline);

@@ -2,12 +2,14 @@
 //! each request, call the domain, and map its result or error to the
 //! contract. Nothing else happens here.
 
+mod access_service;
 mod convert;
 mod forward;
 mod session_service;
 mod status;
 mod user_context_service;
 
+pub use access_service::AccessApi;
 pub use forward::{FORWARDED_BY, Router};
 pub use session_service::SessionApi;
 pub use user_context_service::UserContextApi;

@@ -21,6 +21,7 @@ use crate::model::{
     EndReason, Error, Expiry, ModuleId, ModuleRun, Result, Session, SessionId, SessionKind,
     SessionState, UserId,
 };
+use crate::access::{self, Action, OnSession};
 use crate::principal::Principal;
 use crate::sessions::Sessions;
 use crate::store::Store;
@@ -107,9 +108,17 @@ impl Clientless {
         module_id: ModuleId,
         parameters: serde_json::Map<String, serde_json::Value>,
     ) -> Result<ModuleRun> {
+        let session_user = self
+            .sessions
+            .authorize(caller, session_id, OnSession::Read)
+            .await?;
+        let may_run = self
+            .sessions
+            .access()
+            .run_check(caller, session_id, session_user, module_id.clone());
         let started = self
             .runner
-            .open(caller, session_id, module_id, parameters)
+            .open(caller, session_id, module_id, parameters, may_run)
             .await;
         if let Err(
             Error::SessionNotFound { .. }
@@ -136,6 +145,9 @@ impl Clientless {
         module_id: ModuleId,
         timeout: Duration,
     ) -> Result<ModuleRun> {
+        self.sessions
+            .authorize(caller, session_id, OnSession::Read)
+            .await?;
         self.runner
             .wait(caller, session_id, module_id, timeout)
             .await
@@ -148,7 +160,15 @@ impl Clientless {
     /// # Errors
     /// [`Error::SessionNotFound`], [`Error::StoreUnavailable`].
     pub async fn end(&self, caller: &Principal, id: SessionId) -> Result<Session> {
-        match self.sessions.info(caller, id).await?.kind {
+        let session = self.sessions.info(caller, id).await?;
+        let facts = access::Session {
+            id,
+            user: &session.user,
+        };
+        self.sessions
+            .access()
+            .check(caller, Action::EndSession(facts))?;
+        match session.kind {
             SessionKind::Interactive => self.sessions.end_interactive(caller, id).await,
             SessionKind::Clientless => self.close(caller, id, None).await,
         }
@@ -170,6 +190,9 @@ impl Clientless {
         id: SessionId,
         grace: Option<Duration>,
     ) -> Result<Session> {
+        self.sessions
+            .authorize(caller, id, OnSession::End)
+            .await?;
         let this = self.clone();
         let grace = grace.unwrap_or(self.policy.close_grace);
         let session = run_to_completion(async move {

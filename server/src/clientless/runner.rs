@@ -24,7 +24,8 @@ use crate::model::{
 };
 use crate::modules::{ModuleContext, ModuleRegistry};
 use crate::principal::Principal;
-use crate::store::Store;
+use crate::auth::runs::RunCredentials;
+use crate::store::{Store, UserCheck};
 use crate::task::run_to_completion;
 
 /// How long a cancelled run may take to stop before it is dropped (an exec
@@ -64,6 +65,8 @@ struct Inner {
     sessions: Mutex<HashMap<SessionId, Arc<LiveSession>>>,
     /// Runs in progress in the whole server.
     running: Arc<AtomicU32>,
+    /// The credentials runs get (`SESSIOND_TOKEN`).
+    credentials: RunCredentials,
 }
 
 /// What this process knows of one session's runs.
@@ -146,6 +149,7 @@ impl Runner {
         clock: Arc<dyn Clock>,
         registry: ModuleRegistry,
         limits: RunLimits,
+        credentials: RunCredentials,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -156,6 +160,7 @@ impl Runner {
                 endpoint: OnceLock::new(),
                 sessions: Mutex::new(HashMap::new()),
                 running: Arc::new(AtomicU32::new(0)),
+                credentials,
             }),
         }
     }
@@ -178,14 +183,18 @@ impl Runner {
         session_id: SessionId,
         module_id: ModuleId,
         parameters: serde_json::Map<String, serde_json::Value>,
+        may_run: UserCheck,
     ) -> Result<ModuleRun> {
         if self.inner.registry.get(&module_id).is_none() {
             return Err(Error::ModuleNotFound { module_id });
         }
         let this = self.clone();
-        let run =
-            run_to_completion(async move { this.start(session_id, module_id, parameters).await })
-                .await?;
+        let opener = caller.clone();
+        let run = run_to_completion(async move {
+            this.start(&opener, session_id, module_id, parameters, may_run)
+                .await
+        })
+        .await?;
         tracing::debug!(
             session_id = %session_id, run_id = %run.id, module_id = %run.module_id,
             acting_user = %run.acting_user, caller = %caller, "module opened"
@@ -195,9 +204,11 @@ impl Runner {
 
     async fn start(
         &self,
+        opener: &Principal,
         session_id: SessionId,
         module_id: ModuleId,
         parameters: serde_json::Map<String, serde_json::Value>,
+        may_run: UserCheck,
     ) -> Result<ModuleRun> {
         let inner = &self.inner;
         let module = inner
@@ -223,9 +234,17 @@ impl Runner {
         )?;
         let started = inner
             .store
-            .start_run(session_id, &module_id, &parameters, inner.clock.now())
+            .start_run_as(
+                session_id,
+                &module_id,
+                &parameters,
+                inner.clock.now(),
+                may_run,
+            )
             .await?;
         let run = started.run.clone();
+        // Valid until the run concludes (dropped at the end of its task).
+        let credential = inner.credentials.issue(opener, session_id);
         let cancel = CancellationToken::new();
         let (concluded_tx, concluded) = watch::channel(Conclusion::Pending);
         live.runs.lock().expect("runs lock").insert(
@@ -244,6 +263,7 @@ impl Runner {
             run_id: run.id,
             parameters,
             endpoint: inner.endpoint.get().cloned().unwrap_or_default(),
+            credential: credential.as_ref().map(|c| c.token().clone()),
             cancel: cancel.clone(),
         };
         let this = self.clone();
@@ -251,6 +271,7 @@ impl Runner {
         let run_id = run.id;
         tokio::spawn(async move {
             let outcome = execute(module.run(ctx), &cancel).await;
+            drop(credential);
             let conclusion = match this.record(run_id, &outcome).await {
                 Some(recorded) => Conclusion::Recorded(recorded),
                 None => Conclusion::Unrecorded,

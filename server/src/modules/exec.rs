@@ -2,7 +2,8 @@
 //!
 //! The run's facts are in its environment (`SESSIOND_SESSION_ID`,
 //! `SESSIOND_SESSION_UUID`, `SESSIOND_USER`, `SESSIOND_ACTING_USER`,
-//! `SESSIOND_MODULE_ID`, `SESSIOND_RUN_ID`, `SESSIOND_ENDPOINT`), its
+//! `SESSIOND_MODULE_ID`, `SESSIOND_RUN_ID`, `SESSIOND_ENDPOINT`, and, when
+//! the server authenticates callers, the run's own `SESSIOND_TOKEN`), its
 //! parameters are one JSON object on stdin, and its return value is one JSON
 //! document on stdout (empty: null). A non-zero exit, a signal, output that
 //! is not JSON or over the cap, or a run over its timeout is a failure that
@@ -130,7 +131,11 @@ impl ExecModule {
             .env("SESSIOND_ACTING_USER", ctx.acting_user.as_str())
             .env("SESSIOND_MODULE_ID", ctx.module_id.as_str())
             .env("SESSIOND_RUN_ID", ctx.run_id.to_string())
-            .env("SESSIOND_ENDPOINT", &ctx.endpoint)
+            .env("SESSIOND_ENDPOINT", &ctx.endpoint);
+        if let Some(credential) = &ctx.credential {
+            command.env("SESSIOND_TOKEN", credential.expose());
+        }
+        command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -15,6 +15,7 @@ pub use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::auth::runs::Secret;
 use crate::model::{ModuleFailure, ModuleId, RunId, SessionId, UserId};
 
 /// A unit of work that runs in a clientless session and returns a JSON value.
@@ -62,8 +63,13 @@ pub struct ModuleContext {
     pub run_id: RunId,
     /// The parameters given to `OpenModule`.
     pub parameters: serde_json::Map<String, serde_json::Value>,
-    /// Where the module can call sessiond back (`http://HOST:PORT`).
+    /// Where the module can call sessiond back (`http://HOST:PORT`, or
+    /// `https://` when the server serves TLS).
     pub endpoint: String,
+    /// The run's own bearer token when the server authenticates callers:
+    /// it acts for the caller that opened the module, on this session only,
+    /// until the run concludes. Never log it.
+    pub credential: Option<Secret>,
     /// Cancelled when the run should stop (its session closed and the grace
     /// ran out).
     pub(crate) cancel: CancellationToken,

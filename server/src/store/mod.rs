@@ -184,7 +184,32 @@ pub trait ScopeStore: Send + Sync + std::fmt::Debug + 'static {
         id: SessionId,
         scope: ScopeId,
         now: Timestamp,
+    ) -> Result<PoppedScope> {
+        self.pop_user_context_as(id, scope, now, allow_anyone())
+            .await
+    }
+
+    /// [`ScopeStore::pop_user_context`], when `check` allows the user the
+    /// popped scope acts as (checked in the same transaction, so that what
+    /// was checked is what is popped); `check`'s error otherwise, and
+    /// nothing changes.
+    async fn pop_user_context_as(
+        &self,
+        id: SessionId,
+        scope: ScopeId,
+        now: Timestamp,
+        check: UserCheck,
     ) -> Result<PoppedScope>;
+}
+
+/// A check of a user, run inside a store's write transaction: `Ok` to go
+/// on, or the error to fail with (changing nothing).
+pub type UserCheck = Arc<dyn Fn(&UserId) -> Result<()> + Send + Sync>;
+
+/// The [`UserCheck`] that allows every user.
+#[must_use]
+pub fn allow_anyone() -> UserCheck {
+    Arc::new(|_| Ok(()))
 }
 
 /// Module runs.
@@ -201,6 +226,21 @@ pub trait RunStore: Send + Sync + std::fmt::Debug + 'static {
         module: &ModuleId,
         parameters: &serde_json::Map<String, serde_json::Value>,
         now: Timestamp,
+    ) -> Result<StartedRun> {
+        self.start_run_as(session, module, parameters, now, allow_anyone())
+            .await
+    }
+
+    /// [`RunStore::start_run`], when `check` allows the user the run acts
+    /// as (the session's user context, read in the same transaction);
+    /// `check`'s error otherwise, and nothing changes.
+    async fn start_run_as(
+        &self,
+        session: SessionId,
+        module: &ModuleId,
+        parameters: &serde_json::Map<String, serde_json::Value>,
+        now: Timestamp,
+        check: UserCheck,
     ) -> Result<StartedRun>;
 
     /// Records how a run concluded ([`ModuleRun::conclude`]), and activity

@@ -6,7 +6,9 @@
 use async_trait::async_trait;
 
 use super::backend::{Backend, End, WriteTx};
-use super::{NodeStore, Recovered, RunStore, ScopeStore, SessionQuery, SessionStore, StartedRun};
+use super::{
+    NodeStore, Recovered, RunStore, ScopeStore, SessionQuery, SessionStore, StartedRun, UserCheck,
+};
 use crate::model::{
     EndReason, Error, Expiry, ModuleId, ModuleRun, NewSession, PoppedScope, PushedScope, Result,
     RunId, RunOutcome, ScopeId, Session, SessionFacts, SessionId, Timestamp, UserContext, UserId,
@@ -201,17 +203,21 @@ impl<B: Backend> ScopeStore for B {
         .await
     }
 
-    async fn pop_user_context(
+    async fn pop_user_context_as(
         &self,
         id: SessionId,
         scope: ScopeId,
         now: Timestamp,
+        check: UserCheck,
     ) -> Result<PoppedScope> {
         self.write(Box::new(move |tx| {
             Box::pin(async move {
                 let session = tx.lock_session(id).await?;
                 let stack = tx.scopes(id).await?;
                 let (popped, restored) = session.pop_user_context(&stack, scope, now)?;
+                if let Some(leaving) = stack.iter().find(|s| s.id == scope) {
+                    check(&leaving.user)?;
+                }
                 tx.delete_scope(scope).await?;
                 tx.write_session(&session, &restored).await?;
                 Ok(popped)
@@ -223,18 +229,20 @@ impl<B: Backend> ScopeStore for B {
 
 #[async_trait]
 impl<B: Backend> RunStore for B {
-    async fn start_run(
+    async fn start_run_as(
         &self,
         session_id: SessionId,
         module: &ModuleId,
         parameters: &serde_json::Map<String, serde_json::Value>,
         now: Timestamp,
+        check: UserCheck,
     ) -> Result<StartedRun> {
         let (module, parameters) = (module.clone(), parameters.clone());
         self.write(Box::new(move |tx| {
             Box::pin(async move {
                 let session = tx.lock_session(session_id).await?;
                 let (run, active) = session.start_run(module, parameters, now)?;
+                check(&run.acting_user)?;
                 let id = tx.insert_run(&run).await?;
                 tx.write_session(&session, &active).await?;
                 Ok(StartedRun {

@@ -5,12 +5,18 @@
 //! Every setting has the same name everywhere: `--close-grace` on the
 //! command line is `SESSIOND_CLOSE_GRACE` in the environment and
 //! `close_grace` in the file. Durations are written like `30s`, `5m`, `1h`.
+//! The security settings are in [`security`] (the file's `[security]`
+//! table).
+
+pub mod security;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
+
+use security::{SecurityConfig, SecuritySettings};
 
 /// The command line of the `sessiond` binary.
 #[derive(Debug, clap::Parser)]
@@ -26,6 +32,35 @@ pub struct Args {
     /// The settings given as flags or environment variables.
     #[command(flatten)]
     pub settings: Settings,
+    /// A command other than serving.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The `sessiond` commands besides serving (the default).
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Manage the static bearer tokens of `--tokens FILE`.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// `sessiond token …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum TokenCommand {
+    /// Make a new random token for SUBJECT: print it once on stdout, and
+    /// append only its SHA-256 hash, the subject and the groups to FILE.
+    Create {
+        /// The tokens file (created with mode 0600 if missing).
+        #[arg(long, value_name = "FILE")]
+        tokens: PathBuf,
+        /// Whom the token authenticates.
+        #[arg(long)]
+        subject: String,
+        /// A group the subject is in (repeat for several).
+        #[arg(long = "group", value_name = "G")]
+        groups: Vec<String>,
+    },
 }
 
 /// The settings, each optional: what a flag, the environment or the file
@@ -96,6 +131,10 @@ pub struct Settings {
     /// The largest request message accepted, in bytes [default: 1048576].
     #[arg(long, env = "SESSIOND_MAX_MESSAGE_BYTES")]
     pub max_message_bytes: Option<usize>,
+    /// Authentication, the access policy, TLS.
+    #[command(flatten)]
+    #[serde(default)]
+    pub security: SecuritySettings,
 }
 
 fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
@@ -129,6 +168,7 @@ impl Settings {
                 .or(fallback.max_running_modules_per_session),
             max_running_modules: self.max_running_modules.or(fallback.max_running_modules),
             max_message_bytes: self.max_message_bytes.or(fallback.max_message_bytes),
+            security: self.security.or(fallback.security),
         }
     }
 }
@@ -170,6 +210,8 @@ pub struct Config {
     /// The largest request message accepted, in bytes; larger ones are
     /// refused with OUT_OF_RANGE before they are buffered.
     pub max_message_bytes: usize,
+    /// Authentication, the access policy, TLS.
+    pub security: SecurityConfig,
 }
 
 impl Default for Config {
@@ -191,6 +233,7 @@ impl Default for Config {
             max_running_modules_per_session: 16,
             max_running_modules: 256,
             max_message_bytes: 1024 * 1024,
+            security: SecurityConfig::default(),
         }
     }
 }
@@ -214,6 +257,9 @@ pub enum ConfigError {
         /// What is wrong, and where.
         message: String,
     },
+    /// The security settings are incomplete or contradictory.
+    #[error("{0}")]
+    Security(String),
 }
 
 impl Config {
@@ -230,8 +276,11 @@ impl Config {
         let settings = args.settings.or(file);
         let defaults = Self::default();
         let nonzero = |d: Duration| (!d.is_zero()).then_some(d);
+        let listen = settings.listen.unwrap_or(defaults.listen);
+        let security = SecurityConfig::from_settings(settings.security, listen)
+            .map_err(ConfigError::Security)?;
         Ok(Self {
-            listen: settings.listen.unwrap_or(defaults.listen),
+            listen,
             database: settings.database.unwrap_or(defaults.database),
             modules: settings.modules,
             node_id: settings.node_id.unwrap_or(defaults.node_id),
@@ -257,6 +306,7 @@ impl Config {
             max_message_bytes: settings
                 .max_message_bytes
                 .unwrap_or(defaults.max_message_bytes),
+            security,
         })
     }
 }
@@ -289,9 +339,12 @@ fn read_file(path: &Path) -> Result<Settings, ConfigError> {
         path: path.to_owned(),
         message: e.to_string(),
     })?;
-    // A manifest named in the file is relative to the file's folder.
-    if let (Some(modules), Some(folder)) = (&settings.modules, path.parent()) {
-        settings.modules = Some(folder.join(modules));
+    // Files named in the file are relative to the file's folder.
+    if let Some(folder) = path.parent() {
+        if let Some(modules) = &settings.modules {
+            settings.modules = Some(folder.join(modules));
+        }
+        settings.security = settings.security.relative_to(folder);
     }
     Ok(settings)
 }
