@@ -45,6 +45,8 @@
 #![warn(missing_docs)]
 
 pub mod api;
+/// Authentication methods: static tokens, JWTs, TLS client certificates.
+pub mod auth;
 pub mod clientless;
 pub mod clock;
 pub mod cluster;
