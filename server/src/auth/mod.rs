@@ -1,6 +1,7 @@
 //! How callers prove who they are: static bearer tokens, bearer JWTs and TLS client certificates.
 
 pub mod jwt;
+pub mod tls;
 pub mod tokens;
 
 /// Who a credential names: what an authentication method found.
