@@ -225,7 +225,10 @@ impl World {
                     timeout: Some(prost_types::Duration::default()),
                 }))
                 .await;
-            text.push_str(&format!("{:?}", run.map(|r| r.into_inner().run_id).map_err(|s| reason(&s))));
+            text.push_str(&format!(
+                "{:?}",
+                run.map(|r| r.into_inner().run_id).map_err(|s| reason(&s))
+            ));
         }
         text
     }
@@ -239,22 +242,131 @@ impl World {
         let c = &mut self.contexts;
         let a = &mut self.access;
         match rpc {
-            0 => ("GetSessionUser", s.get_session_user(caller.request(pb::GetSessionUserRequest { session_id: admin })).await.map(drop)),
-            1 => ("GetSessionInfo", s.get_session_info(caller.request(pb::GetSessionInfoRequest { session_id: admin })).await.map(drop)),
-            2 => ("ListSessions", s.list_sessions(caller.request(pb::ListSessionsRequest::default())).await.map(drop)),
-            3 => ("StartSession", s.start_session(caller.request(pb::StartSessionRequest { user: "admin".into(), client: String::new() })).await.map(drop)),
-            4 => ("TouchSession", s.touch_session(caller.request(pb::TouchSessionRequest { session_id: admin })).await.map(drop)),
-            5 => ("EndSession", s.end_session(caller.request(pb::EndSessionRequest { session_id: admin })).await.map(drop)),
-            6 => ("OpenClientlessSession", s.open_clientless_session(caller.request(pb::OpenClientlessSessionRequest { user: "admin".into() })).await.map(drop)),
-            7 => ("CloseClientlessSession", s.close_clientless_session(caller.request(pb::CloseClientlessSessionRequest { session_id: admin_clientless, grace: None })).await.map(drop)),
-            8 => ("OpenModule", s.open_module(caller.request(pb::OpenModuleRequest { session_id: admin_clientless, module_id: "hold".into(), parameters: None })).await.map(drop)),
-            9 => ("GetReturnValue", s.get_return_value(caller.request(pb::GetReturnValueRequest { session_id: admin_clientless, module_id: "hold".into(), timeout: None })).await.map(drop)),
-            10 => ("GetUserContext", c.get_user_context(caller.request(pb::GetUserContextRequest { session_id: admin })).await.map(drop)),
-            11 => ("SetUserContext", c.set_user_context(caller.request(pb::SetUserContextRequest { session_id: admin, user: "root".into() })).await.map(drop)),
-            12 => ("PushUserContext", c.push_user_context(caller.request(pb::PushUserContextRequest { session_id: admin, user: "root".into() })).await.map(drop)),
-            13 => ("PopUserContext", c.pop_user_context(caller.request(pb::PopUserContextRequest { session_id: admin, scope_id: 1 })).await.map(drop)),
-            14 => ("WhoAmI", a.who_am_i(caller.request(pb::WhoAmIRequest {})).await.map(drop)),
-            15 => ("CheckAccess", a.check_access(caller.request(pb::CheckAccessRequest { permission: pb::Permission::ReadSession.into(), session_id: admin, ..Default::default() })).await.map(drop)),
+            0 => (
+                "GetSessionUser",
+                s.get_session_user(caller.request(pb::GetSessionUserRequest { session_id: admin }))
+                    .await
+                    .map(drop),
+            ),
+            1 => (
+                "GetSessionInfo",
+                s.get_session_info(caller.request(pb::GetSessionInfoRequest { session_id: admin }))
+                    .await
+                    .map(drop),
+            ),
+            2 => (
+                "ListSessions",
+                s.list_sessions(caller.request(pb::ListSessionsRequest::default()))
+                    .await
+                    .map(drop),
+            ),
+            3 => (
+                "StartSession",
+                s.start_session(caller.request(pb::StartSessionRequest {
+                    user: "admin".into(),
+                    client: String::new(),
+                }))
+                .await
+                .map(drop),
+            ),
+            4 => (
+                "TouchSession",
+                s.touch_session(caller.request(pb::TouchSessionRequest { session_id: admin }))
+                    .await
+                    .map(drop),
+            ),
+            5 => (
+                "EndSession",
+                s.end_session(caller.request(pb::EndSessionRequest { session_id: admin }))
+                    .await
+                    .map(drop),
+            ),
+            6 => (
+                "OpenClientlessSession",
+                s.open_clientless_session(caller.request(pb::OpenClientlessSessionRequest {
+                    user: "admin".into(),
+                }))
+                .await
+                .map(drop),
+            ),
+            7 => (
+                "CloseClientlessSession",
+                s.close_clientless_session(caller.request(pb::CloseClientlessSessionRequest {
+                    session_id: admin_clientless,
+                    grace: None,
+                }))
+                .await
+                .map(drop),
+            ),
+            8 => (
+                "OpenModule",
+                s.open_module(caller.request(pb::OpenModuleRequest {
+                    session_id: admin_clientless,
+                    module_id: "hold".into(),
+                    parameters: None,
+                }))
+                .await
+                .map(drop),
+            ),
+            9 => (
+                "GetReturnValue",
+                s.get_return_value(caller.request(pb::GetReturnValueRequest {
+                    session_id: admin_clientless,
+                    module_id: "hold".into(),
+                    timeout: None,
+                }))
+                .await
+                .map(drop),
+            ),
+            10 => (
+                "GetUserContext",
+                c.get_user_context(caller.request(pb::GetUserContextRequest { session_id: admin }))
+                    .await
+                    .map(drop),
+            ),
+            11 => (
+                "SetUserContext",
+                c.set_user_context(caller.request(pb::SetUserContextRequest {
+                    session_id: admin,
+                    user: "root".into(),
+                }))
+                .await
+                .map(drop),
+            ),
+            12 => (
+                "PushUserContext",
+                c.push_user_context(caller.request(pb::PushUserContextRequest {
+                    session_id: admin,
+                    user: "root".into(),
+                }))
+                .await
+                .map(drop),
+            ),
+            13 => (
+                "PopUserContext",
+                c.pop_user_context(caller.request(pb::PopUserContextRequest {
+                    session_id: admin,
+                    scope_id: 1,
+                }))
+                .await
+                .map(drop),
+            ),
+            14 => (
+                "WhoAmI",
+                a.who_am_i(caller.request(pb::WhoAmIRequest {}))
+                    .await
+                    .map(drop),
+            ),
+            15 => (
+                "CheckAccess",
+                a.check_access(caller.request(pb::CheckAccessRequest {
+                    permission: pb::Permission::ReadSession.into(),
+                    session_id: admin,
+                    ..Default::default()
+                }))
+                .await
+                .map(drop),
+            ),
             _ => unreachable!("{rpc} is not an RPC number"),
         }
     }
@@ -267,7 +379,12 @@ impl World {
             let before = self.snapshot().await;
             let (name, result) = self.call(caller, rpc).await;
             if result.is_err() {
-                assert_eq!(self.snapshot().await, before, "{} / {name}: a refused call changes nothing", caller.name);
+                assert_eq!(
+                    self.snapshot().await,
+                    before,
+                    "{} / {name}: a refused call changes nothing",
+                    caller.name
+                );
             }
             results.push((name, result));
         }
@@ -306,22 +423,36 @@ async fn callers_without_a_valid_credential_are_refused_every_rpc_and_change_not
         },
         Caller::bearer(
             "expired JWT",
-            &world.issuer.token("olga", &["operators"], json!({"exp": now - 120, "nbf": now - 3600})),
+            &world.issuer.token(
+                "olga",
+                &["operators"],
+                json!({"exp": now - 120, "nbf": now - 3600}),
+            ),
         ),
         Caller::bearer(
             "JWT for another audience",
-            &world.issuer.token("olga", &["operators"], json!({"aud": "someone-else"})),
+            &world
+                .issuer
+                .token("olga", &["operators"], json!({"aud": "someone-else"})),
         ),
         Caller::bearer(
             "JWT from another issuer",
-            &world.issuer.token("olga", &["operators"], json!({"iss": "https://evil.test"})),
+            &world
+                .issuer
+                .token("olga", &["operators"], json!({"iss": "https://evil.test"})),
         ),
         Caller::bearer(
             "JWT signed by an unknown key",
             &Issuer::new("key-1").token("olga", &["operators"], json!({})),
         ),
-        Caller::bearer("unknown static token", "sdt_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
-        Caller::bearer("unknown run token", "sdr_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+        Caller::bearer(
+            "unknown static token",
+            "sdt_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        ),
+        Caller::bearer(
+            "unknown run token",
+            "sdr_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        ),
         Caller::bearer("not a token", "not-a-token"),
     ];
     for caller in &bad {
@@ -344,7 +475,10 @@ async fn a_forged_forwarded_caller_is_not_believed() {
     });
     let metadata = request.metadata_mut();
     metadata.insert("sessiond-forwarded-by", "other-node".parse().unwrap());
-    metadata.insert("sessiond-forwarded-identity", "eyJzdWJqZWN0Ijoic2V0dXAifQ".parse().unwrap());
+    metadata.insert(
+        "sessiond-forwarded-identity",
+        "eyJzdWJqZWN0Ijoic2V0dXAifQ".parse().unwrap(),
+    );
     metadata.insert("sessiond-forwarded-signature", "AAAA".parse().unwrap());
     let result = world.sessions.get_session_user(request).await.map(drop);
     assert_refused("forged", &result, Code::Unauthenticated, "UNAUTHENTICATED");
@@ -381,11 +515,41 @@ async fn each_kind_of_caller_gets_exactly_what_the_policy_grants() {
     // Once the operator ended admin's sessions.
     let ended = Some((Code::FailedPrecondition, "SESSION_ENDED"));
     let table: Vec<(&Caller, [Expected; RPCS])> = vec![
-        (&end_user, [NOT_FOUND, NOT_FOUND, OK, DENIED, NOT_FOUND, NOT_FOUND, DENIED, NOT_FOUND, NOT_FOUND, NOT_FOUND, NOT_FOUND, NOT_FOUND, NOT_FOUND, NOT_FOUND, OK, OK]),
-        (&module, [NOT_FOUND, NOT_FOUND, OK, DENIED, NOT_FOUND, NOT_FOUND, DENIED, NOT_FOUND, NOT_FOUND, NOT_FOUND, NOT_FOUND, NOT_FOUND, NOT_FOUND, NOT_FOUND, OK, OK]),
-        (&service, [OK, OK, OK, DENIED, DENIED, DENIED, DENIED, DENIED, DENIED, not_opened, OK, DENIED, DENIED, no_scope, OK, OK]),
-        (&service_jwt, [OK, OK, OK, DENIED, DENIED, DENIED, DENIED, DENIED, DENIED, not_opened, OK, DENIED, DENIED, no_scope, OK, OK]),
-        (&operator, [OK, OK, OK, DENIED, OK, OK, DENIED, OK, ended, not_opened, ended, DENIED, DENIED, ended, OK, OK]),
+        (
+            &end_user,
+            [
+                NOT_FOUND, NOT_FOUND, OK, DENIED, NOT_FOUND, NOT_FOUND, DENIED, NOT_FOUND,
+                NOT_FOUND, NOT_FOUND, NOT_FOUND, NOT_FOUND, NOT_FOUND, NOT_FOUND, OK, OK,
+            ],
+        ),
+        (
+            &module,
+            [
+                NOT_FOUND, NOT_FOUND, OK, DENIED, NOT_FOUND, NOT_FOUND, DENIED, NOT_FOUND,
+                NOT_FOUND, NOT_FOUND, NOT_FOUND, NOT_FOUND, NOT_FOUND, NOT_FOUND, OK, OK,
+            ],
+        ),
+        (
+            &service,
+            [
+                OK, OK, OK, DENIED, DENIED, DENIED, DENIED, DENIED, DENIED, not_opened, OK, DENIED,
+                DENIED, no_scope, OK, OK,
+            ],
+        ),
+        (
+            &service_jwt,
+            [
+                OK, OK, OK, DENIED, DENIED, DENIED, DENIED, DENIED, DENIED, not_opened, OK, DENIED,
+                DENIED, no_scope, OK, OK,
+            ],
+        ),
+        (
+            &operator,
+            [
+                OK, OK, OK, DENIED, OK, OK, DENIED, OK, ended, not_opened, ended, DENIED, DENIED,
+                ended, OK, OK,
+            ],
+        ),
     ];
     for (caller, expected) in table {
         let results = world.every_rpc(caller).await;
@@ -393,7 +557,9 @@ async fn each_kind_of_caller_gets_exactly_what_the_policy_grants() {
             let what = format!("{} / {rpc}", caller.name);
             match expected {
                 None => assert!(result.is_ok(), "{what}: {result:?}"),
-                Some((code, expected_reason)) => assert_refused(&what, result, code, expected_reason),
+                Some((code, expected_reason)) => {
+                    assert_refused(&what, result, code, expected_reason)
+                }
             }
         }
     }
@@ -406,21 +572,30 @@ async fn services_act_as_r_users_only_and_permission_denied_names_what() {
     // Allowed for R41: open, run a module as R41, push and pop, close.
     let opened = world
         .sessions
-        .open_clientless_session(service.request(pb::OpenClientlessSessionRequest { user: "R41".into() }))
+        .open_clientless_session(
+            service.request(pb::OpenClientlessSessionRequest { user: "R41".into() }),
+        )
         .await
         .unwrap()
         .into_inner();
     let id = opened.session_id;
     let run = world
         .sessions
-        .open_module(service.request(pb::OpenModuleRequest { session_id: id, module_id: "hold".into(), parameters: None }))
+        .open_module(service.request(pb::OpenModuleRequest {
+            session_id: id,
+            module_id: "hold".into(),
+            parameters: None,
+        }))
         .await
         .unwrap()
         .into_inner();
     assert_eq!(run.acting_user, "R41");
     let pushed = world
         .contexts
-        .push_user_context(service.request(pb::PushUserContextRequest { session_id: id, user: "R42".into() }))
+        .push_user_context(service.request(pb::PushUserContextRequest {
+            session_id: id,
+            user: "R42".into(),
+        }))
         .await
         .unwrap()
         .into_inner();
@@ -429,7 +604,10 @@ async fn services_act_as_r_users_only_and_permission_denied_names_what() {
     let before = world.snapshot().await;
     let refused = world
         .contexts
-        .push_user_context(service.request(pb::PushUserContextRequest { session_id: id, user: "admin".into() }))
+        .push_user_context(service.request(pb::PushUserContextRequest {
+            session_id: id,
+            user: "admin".into(),
+        }))
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Code::PermissionDenied);
@@ -440,42 +618,71 @@ async fn services_act_as_r_users_only_and_permission_denied_names_what() {
     assert_eq!(metadata(&refused, "session_id"), Some(id.to_string()));
     let refused = world
         .sessions
-        .open_clientless_session(service.request(pb::OpenClientlessSessionRequest { user: "admin".into() }))
+        .open_clientless_session(service.request(pb::OpenClientlessSessionRequest {
+            user: "admin".into(),
+        }))
         .await
         .unwrap_err();
-    assert_eq!(metadata(&refused, "permission").as_deref(), Some("open_clientless_session"));
+    assert_eq!(
+        metadata(&refused, "permission").as_deref(),
+        Some("open_clientless_session")
+    );
     assert_eq!(metadata(&refused, "user").as_deref(), Some("admin"));
-    assert_eq!(world.snapshot().await, before, "refused calls change nothing");
+    assert_eq!(
+        world.snapshot().await,
+        before,
+        "refused calls change nothing"
+    );
 
     // A module acting as admin (the setup pushed admin) may not be run by the service.
     let setup = world.setup.clone();
     world
         .contexts
-        .pop_user_context(service.request(pb::PopUserContextRequest { session_id: id, scope_id: pushed.scope_id }))
+        .pop_user_context(service.request(pb::PopUserContextRequest {
+            session_id: id,
+            scope_id: pushed.scope_id,
+        }))
         .await
         .unwrap();
     let admin_scope = world
         .contexts
-        .push_user_context(setup.request(pb::PushUserContextRequest { session_id: id, user: "admin".into() }))
+        .push_user_context(setup.request(pb::PushUserContextRequest {
+            session_id: id,
+            user: "admin".into(),
+        }))
         .await
         .unwrap()
         .into_inner();
     let before = world.snapshot().await;
     let refused = world
         .sessions
-        .open_module(service.request(pb::OpenModuleRequest { session_id: id, module_id: "hold".into(), parameters: None }))
+        .open_module(service.request(pb::OpenModuleRequest {
+            session_id: id,
+            module_id: "hold".into(),
+            parameters: None,
+        }))
         .await
         .unwrap_err();
-    assert_eq!(metadata(&refused, "permission").as_deref(), Some("run_module"));
+    assert_eq!(
+        metadata(&refused, "permission").as_deref(),
+        Some("run_module")
+    );
     assert_eq!(metadata(&refused, "user").as_deref(), Some("admin"));
     assert_eq!(metadata(&refused, "module_id").as_deref(), Some("hold"));
     let refused = world
         .contexts
-        .pop_user_context(service.request(pb::PopUserContextRequest { session_id: id, scope_id: admin_scope.scope_id }))
+        .pop_user_context(service.request(pb::PopUserContextRequest {
+            session_id: id,
+            scope_id: admin_scope.scope_id,
+        }))
         .await
         .unwrap_err();
     assert_eq!(metadata(&refused, "permission").as_deref(), Some("act_as"));
-    assert_eq!(world.snapshot().await, before, "refused calls change nothing");
+    assert_eq!(
+        world.snapshot().await,
+        before,
+        "refused calls change nothing"
+    );
 
     // CheckAccess says the same without doing it.
     let check = |permission: pb::Permission, user: &str| pb::CheckAccessRequest {
@@ -484,16 +691,34 @@ async fn services_act_as_r_users_only_and_permission_denied_names_what() {
         user: user.to_owned(),
         module_id: "hold".to_owned(),
     };
-    let yes = world.access.check_access(service.request(check(pb::Permission::ActAs, "R7"))).await.unwrap().into_inner();
+    let yes = world
+        .access
+        .check_access(service.request(check(pb::Permission::ActAs, "R7")))
+        .await
+        .unwrap()
+        .into_inner();
     assert!(yes.allowed, "{yes:?}");
-    let no = world.access.check_access(service.request(check(pb::Permission::ActAs, "root"))).await.unwrap().into_inner();
+    let no = world
+        .access
+        .check_access(service.request(check(pb::Permission::ActAs, "root")))
+        .await
+        .unwrap()
+        .into_inner();
     assert!(!no.allowed);
     assert!(no.reason.contains("root"), "{no:?}");
-    let no = world.access.check_access(service.request(check(pb::Permission::RunModule, ""))).await.unwrap().into_inner();
+    let no = world
+        .access
+        .check_access(service.request(check(pb::Permission::RunModule, "")))
+        .await
+        .unwrap()
+        .into_inner();
     assert!(!no.allowed, "the session acts as admin now: {no:?}");
     world
         .sessions
-        .close_clientless_session(service.request(pb::CloseClientlessSessionRequest { session_id: id, grace: None }))
+        .close_clientless_session(service.request(pb::CloseClientlessSessionRequest {
+            session_id: id,
+            grace: None,
+        }))
         .await
         .unwrap();
 }
@@ -512,7 +737,10 @@ async fn end_users_see_and_change_only_their_own_sessions() {
     assert_eq!(ids, [world.r41, world.r41_clientless]);
     let asked_for_admin = world
         .sessions
-        .list_sessions(end_user.request(pb::ListSessionsRequest { user: "admin".into(), ..Default::default() }))
+        .list_sessions(end_user.request(pb::ListSessionsRequest {
+            user: "admin".into(),
+            ..Default::default()
+        }))
         .await
         .unwrap()
         .into_inner();
@@ -521,23 +749,36 @@ async fn end_users_see_and_change_only_their_own_sessions() {
     // Itself as user context: yes; anyone else: no.
     world
         .contexts
-        .set_user_context(end_user.request(pb::SetUserContextRequest { session_id: world.r41, user: "R41".into() }))
+        .set_user_context(end_user.request(pb::SetUserContextRequest {
+            session_id: world.r41,
+            user: "R41".into(),
+        }))
         .await
         .unwrap();
     let refused = world
         .contexts
-        .set_user_context(end_user.request(pb::SetUserContextRequest { session_id: world.r41, user: "R42".into() }))
+        .set_user_context(end_user.request(pb::SetUserContextRequest {
+            session_id: world.r41,
+            user: "R42".into(),
+        }))
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Code::PermissionDenied);
-    let who = world.access.who_am_i(end_user.request(pb::WhoAmIRequest {})).await.unwrap().into_inner();
+    let who = world
+        .access
+        .who_am_i(end_user.request(pb::WhoAmIRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(who.subject, "R41");
     assert_eq!(who.method(), pb::AuthenticationMethod::StaticToken);
 
     // It may end its own session.
     let ended = world
         .sessions
-        .end_session(end_user.request(pb::EndSessionRequest { session_id: world.r41 }))
+        .end_session(end_user.request(pb::EndSessionRequest {
+            session_id: world.r41,
+        }))
         .await
         .unwrap()
         .into_inner();
@@ -549,8 +790,16 @@ async fn a_module_token_reaches_its_own_session_only_and_expires_with_its_run() 
     let mut world = World::new().await;
     let module = Caller::bearer("module", &world.module_token.clone());
     let own = world.r41_clientless;
-    let who = world.access.who_am_i(module.request(pb::WhoAmIRequest {})).await.unwrap().into_inner();
-    assert_eq!((who.subject.as_str(), who.method(), who.session_id), ("setup", pb::AuthenticationMethod::ModuleRun, own));
+    let who = world
+        .access
+        .who_am_i(module.request(pb::WhoAmIRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (who.subject.as_str(), who.method(), who.session_id),
+        ("setup", pb::AuthenticationMethod::ModuleRun, own)
+    );
     let user = world
         .sessions
         .get_session_user(module.request(pb::GetSessionUserRequest { session_id: own }))
@@ -560,13 +809,19 @@ async fn a_module_token_reaches_its_own_session_only_and_expires_with_its_run() 
     assert_eq!(user.user, "R41");
     let pushed = world
         .contexts
-        .push_user_context(module.request(pb::PushUserContextRequest { session_id: own, user: "R42".into() }))
+        .push_user_context(module.request(pb::PushUserContextRequest {
+            session_id: own,
+            user: "R42".into(),
+        }))
         .await
         .unwrap()
         .into_inner();
     world
         .contexts
-        .pop_user_context(module.request(pb::PopUserContextRequest { session_id: own, scope_id: pushed.scope_id }))
+        .pop_user_context(module.request(pb::PopUserContextRequest {
+            session_id: own,
+            scope_id: pushed.scope_id,
+        }))
         .await
         .unwrap();
     for other in [world.r41, world.admin, world.admin_clientless] {
@@ -575,20 +830,33 @@ async fn a_module_token_reaches_its_own_session_only_and_expires_with_its_run() 
             .get_session_user(module.request(pb::GetSessionUserRequest { session_id: other }))
             .await
             .map(drop);
-        assert_refused("another session", &refused, Code::NotFound, "SESSION_NOT_FOUND");
+        assert_refused(
+            "another session",
+            &refused,
+            Code::NotFound,
+            "SESSION_NOT_FOUND",
+        );
     }
     let refused = world
         .sessions
         .end_session(module.request(pb::EndSessionRequest { session_id: own }))
         .await
         .map(drop);
-    assert_refused("its own session's end", &refused, Code::PermissionDenied, "PERMISSION_DENIED");
+    assert_refused(
+        "its own session's end",
+        &refused,
+        Code::PermissionDenied,
+        "PERMISSION_DENIED",
+    );
 
     // The run concludes when its session closes; its token with it.
     let setup = world.setup.clone();
     world
         .sessions
-        .close_clientless_session(setup.request(pb::CloseClientlessSessionRequest { session_id: own, grace: None }))
+        .close_clientless_session(setup.request(pb::CloseClientlessSessionRequest {
+            session_id: own,
+            grace: None,
+        }))
         .await
         .unwrap();
     let refused = world
@@ -596,25 +864,41 @@ async fn a_module_token_reaches_its_own_session_only_and_expires_with_its_run() 
         .get_session_user(module.request(pb::GetSessionUserRequest { session_id: own }))
         .await
         .map(drop);
-    assert_refused("after the run", &refused, Code::Unauthenticated, "UNAUTHENTICATED");
+    assert_refused(
+        "after the run",
+        &refused,
+        Code::Unauthenticated,
+        "UNAUTHENTICATED",
+    );
 }
 
 #[tokio::test]
 async fn health_and_reflection_answer_without_a_credential() {
     let world = World::new().await;
-    let mut health = tonic_health::pb::health_client::HealthClient::new(world.server.channel().await);
+    let mut health =
+        tonic_health::pb::health_client::HealthClient::new(world.server.channel().await);
     let answer = health
-        .check(tonic_health::pb::HealthCheckRequest { service: String::new() })
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(answer.status(), tonic_health::pb::health_check_response::ServingStatus::Serving);
-    let mut reflection = tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient::new(
-        world.server.channel().await,
+    assert_eq!(
+        answer.status(),
+        tonic_health::pb::health_check_response::ServingStatus::Serving
     );
+    let mut reflection =
+        tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient::new(
+            world.server.channel().await,
+        );
     let request = tonic_reflection::pb::v1::ServerReflectionRequest {
         host: String::new(),
-        message_request: Some(tonic_reflection::pb::v1::server_reflection_request::MessageRequest::ListServices(String::new())),
+        message_request: Some(
+            tonic_reflection::pb::v1::server_reflection_request::MessageRequest::ListServices(
+                String::new(),
+            ),
+        ),
     };
     let mut answers = reflection
         .server_reflection_info(tokio_stream::once(request))

@@ -8,12 +8,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use sessiond_proto::v1::access_service_server::AccessServiceServer;
 use sessiond_proto::v1::session_service_server::SessionServiceServer;
 use sessiond_proto::v1::user_context_service_server::UserContextServiceServer;
 use tokio::net::TcpListener;
-use sessiond_proto::v1::access_service_server::AccessServiceServer;
-use tonic::transport::{Certificate, ClientTlsConfig, Identity, Server, ServerTlsConfig};
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, ClientTlsConfig, Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
@@ -25,12 +25,12 @@ use crate::auth::forwarded::ClusterKey;
 use crate::auth::layer::{AuthLayer, Authenticator};
 use crate::auth::runs::RunCredentials;
 use crate::auth::tls;
-use crate::config::security::SecurityConfig;
 use crate::clientless::runner::{RunLimits, Runner};
 use crate::clientless::{Clientless, ClientlessPolicy};
 use crate::clock::{Clock, SystemClock};
 use crate::cluster::Cluster;
 use crate::config::Config;
+use crate::config::security::SecurityConfig;
 use crate::model::Error;
 use crate::model::{EndReason, ModuleId};
 use crate::modules::manifest::{self, ManifestError};
@@ -454,9 +454,13 @@ fn access_of(security: &SecurityConfig, listen: SocketAddr) -> Result<Access, St
         return Ok(Access::open());
     }
     let policy = match &security.policy {
-        Some(path) => Policy::load(path).map_err(|error| StartError::Security(error.to_string()))?,
+        Some(path) => {
+            Policy::load(path).map_err(|error| StartError::Security(error.to_string()))?
+        }
         None => {
-            tracing::warn!("authentication is on and no --policy is given: callers may only act as themselves");
+            tracing::warn!(
+                "authentication is on and no --policy is given: callers may only act as themselves"
+            );
             Policy::default()
         }
     };

@@ -215,13 +215,8 @@ impl Sessions {
         kind: SessionKind,
         client: ClientDescription,
     ) -> Result<Session> {
-        self.access.check(
-            caller,
-            Action::Open {
-                kind,
-                user: &user,
-            },
-        )?;
+        self.access
+            .check(caller, Action::Open { kind, user: &user })?;
         let new = NewSession {
             uuid: Uuid::now_v7(),
             user,

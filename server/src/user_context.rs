@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
+use crate::access::{self, Action, OnSession};
 use crate::clock::Clock;
 use crate::model::Result;
 use crate::model::{PoppedScope, PushedScope, ScopeId, SessionId, UserContext, UserId};
-use crate::access::{self, Action, OnSession};
 use crate::principal::Principal;
 use crate::sessions::Sessions;
 use crate::store::Store;
@@ -104,10 +104,7 @@ impl UserContexts {
         scope: ScopeId,
     ) -> Result<PoppedScope> {
         tracing::debug!(session_id = %id, scope_id = %scope, caller = %caller, "pop user context");
-        let session_user = self
-            .sessions
-            .authorize(caller, id, OnSession::Read)
-            .await?;
+        let session_user = self.sessions.authorize(caller, id, OnSession::Read).await?;
         let may_leave = self
             .sessions
             .access()

@@ -193,7 +193,12 @@ impl Access {
     /// scope, that `caller` may act as the user that scope acts as, in
     /// session `id` (of `session_user`).
     #[must_use]
-    pub fn act_as_check(&self, caller: &Principal, id: SessionId, session_user: UserId) -> UserCheck {
+    pub fn act_as_check(
+        &self,
+        caller: &Principal,
+        id: SessionId,
+        session_user: UserId,
+    ) -> UserCheck {
         self.user_check(caller, id, session_user, None)
     }
 
@@ -253,7 +258,10 @@ fn authenticated(caller: &Principal) -> Result<&Identity> {
 
 /// The decision for an authenticated caller.
 fn decide(policy: &Policy, caller: &Identity, action: Action<'_>) -> Result<()> {
-    let denied = |permission, session: Option<SessionId>, user: Option<&UserId>, module: Option<&ModuleId>| {
+    let denied = |permission,
+                  session: Option<SessionId>,
+                  user: Option<&UserId>,
+                  module: Option<&ModuleId>| {
         Err(Error::PermissionDenied(Box::new(Denial {
             permission,
             subject: caller.subject.clone(),

@@ -156,7 +156,8 @@ impl Policy {
         for spanned in parsed.grant {
             let at = Some(spanned.span().start);
             let written = spanned.into_inner();
-            let grant = Grant::resolve(written, &groups).map_err(|problem| error_at(at, problem))?;
+            let grant =
+                Grant::resolve(written, &groups).map_err(|problem| error_at(at, problem))?;
             grants.push(grant);
         }
         Ok(Self { grants })
@@ -164,7 +165,9 @@ impl Policy {
 
     /// The grants that apply to `caller`.
     fn grants_of<'a>(&'a self, caller: &'a Identity) -> impl Iterator<Item = &'a Grant> + 'a {
-        self.grants.iter().filter(move |grant| grant.applies_to(caller))
+        self.grants
+            .iter()
+            .filter(move |grant| grant.applies_to(caller))
     }
 
     /// Whether `caller` may read a session of `session_user`.
@@ -256,7 +259,9 @@ impl Grant {
             for entry in list {
                 if let Some(name) = entry.strip_prefix("group:") {
                     let members = user_groups.get(name).ok_or_else(|| {
-                        format!("`{field}` names group {name:?}, which [user_groups] does not define")
+                        format!(
+                            "`{field}` names group {name:?}, which [user_groups] does not define"
+                        )
                     })?;
                     for member in members {
                         patterns.push(Pattern::new(field, member)?);
@@ -268,7 +273,9 @@ impl Grant {
             Ok(patterns)
         };
         let plain = |field: &str, list: Vec<String>| -> Result<Vec<Pattern>, String> {
-            list.iter().map(|entry| Pattern::new(field, entry)).collect()
+            list.iter()
+                .map(|entry| Pattern::new(field, entry))
+                .collect()
         };
         Ok(Self {
             subjects: plain("subjects", written.subjects)?,
@@ -461,20 +468,26 @@ run_modules = ["report-*"]
         )
         .unwrap_err();
         assert_eq!(error.line, Some(3), "{error}");
-        assert!(error.to_string().starts_with("policy p.toml, line 3: "), "{error}");
+        assert!(
+            error.to_string().starts_with("policy p.toml, line 3: "),
+            "{error}"
+        );
         assert!(error.problem.contains("sometimes"), "{error}");
 
-        let error = Policy::parse("p.toml", "\n\n[[grant]]\nread_sessions = \"any\"\n").unwrap_err();
+        let error =
+            Policy::parse("p.toml", "\n\n[[grant]]\nread_sessions = \"any\"\n").unwrap_err();
         assert_eq!(error.line, Some(3), "{error}");
         assert!(error.problem.contains("subjects"), "{error}");
 
-        let error =
-            Policy::parse("p.toml", "[[grant]]\nsubjects = [\"a\"]\nact_as = [\"group:x\"]\n")
-                .unwrap_err();
+        let error = Policy::parse(
+            "p.toml",
+            "[[grant]]\nsubjects = [\"a\"]\nact_as = [\"group:x\"]\n",
+        )
+        .unwrap_err();
         assert!(error.problem.contains("\"x\""), "{error}");
 
-        let error = Policy::parse("p.toml", "[[grant]]\nsubjects = [\"a\"]\nwrite = true\n")
-            .unwrap_err();
+        let error =
+            Policy::parse("p.toml", "[[grant]]\nsubjects = [\"a\"]\nwrite = true\n").unwrap_err();
         assert_eq!(error.line, Some(3), "{error}");
         assert!(error.problem.contains("write"), "{error}");
     }

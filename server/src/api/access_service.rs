@@ -7,8 +7,8 @@ use sessiond_proto::v1::access_service_server::AccessService;
 use tonic::{Request, Response, Status};
 
 use crate::access::{self, Action, OnSession};
-use crate::model::{Error, FieldViolation, ModuleId, Result, SessionId, SessionKind, UserId};
 use crate::model::Validate;
+use crate::model::{Error, FieldViolation, ModuleId, Result, SessionId, SessionKind, UserId};
 use crate::principal::{self, Method, Principal};
 use crate::sessions::Sessions;
 use crate::user_context::UserContexts;
@@ -77,17 +77,18 @@ impl AccessApi {
             }
             pb::Permission::RunModule => {
                 let id = session();
-                let module = module.as_ref().expect("validated: run_module needs a module");
+                let module = module
+                    .as_ref()
+                    .expect("validated: run_module needs a module");
                 match self.contexts.get(caller, id).await {
                     Ok(context) => {
                         let facts = access::Session {
                             id,
                             user: &context.session_user,
                         };
-                        self.sessions.access().check(
-                            caller,
-                            Action::RunModule(facts, &context.user, module),
-                        )
+                        self.sessions
+                            .access()
+                            .check(caller, Action::RunModule(facts, &context.user, module))
                     }
                     Err(error) => Err(error),
                 }
@@ -128,7 +129,9 @@ impl AccessService for AccessApi {
             },
         };
         if self.sessions.access().is_enforced() && caller.identity().is_none() {
-            return Err(Error::Unauthenticated("this server requires a credential".to_owned()).into());
+            return Err(
+                Error::Unauthenticated("this server requires a credential".to_owned()).into(),
+            );
         }
         Ok(Response::new(response))
     }

@@ -84,9 +84,8 @@ impl ClusterKey {
             session: caller.confined_to.map(SessionId::get),
             time,
         };
-        let payload = URL_SAFE_NO_PAD.encode(
-            serde_json::to_vec(&statement).expect("a statement serializes"),
-        );
+        let payload =
+            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&statement).expect("a statement serializes"));
         let signature = URL_SAFE_NO_PAD.encode(self.mac(&payload).finalize().into_bytes());
         (payload, signature)
     }
@@ -169,13 +168,19 @@ mod tests {
         let ours = key("a shared secret of at least 32 characters");
         let (payload, signature) = ours.sign_at(&caller(), 1_000_000);
         assert!(ours.verify_at(&payload, &signature, 1_000_030).is_some());
-        assert!(ours.verify_at(&payload, &signature, 1_000_000 + 61).is_none());
+        assert!(
+            ours.verify_at(&payload, &signature, 1_000_000 + 61)
+                .is_none()
+        );
         let forged = Identity {
             subject: "root".to_owned(),
             ..caller()
         };
         let (forged_payload, _) = ours.sign_at(&forged, 1_000_000);
-        assert!(ours.verify_at(&forged_payload, &signature, 1_000_000).is_none());
+        assert!(
+            ours.verify_at(&forged_payload, &signature, 1_000_000)
+                .is_none()
+        );
     }
 
     #[test]

@@ -87,7 +87,10 @@ impl Authenticator {
         Ok(Some(Self {
             tokens,
             jwt,
-            client_certificates: config.tls.as_ref().is_some_and(|tls| tls.client_ca.is_some()),
+            client_certificates: config
+                .tls
+                .as_ref()
+                .is_some_and(|tls| tls.client_ca.is_some()),
             runs,
             cluster,
             reflection_requires_auth: config.reflection_requires_auth,

@@ -135,7 +135,10 @@ mod tests {
         assert_eq!(identity.confined_to, Some(session));
         assert!(!format!("{credential:?}").contains(&token[4..]));
         drop(credential);
-        assert!(runs.verify(&token).is_none(), "revoked when the run concludes");
+        assert!(
+            runs.verify(&token).is_none(),
+            "revoked when the run concludes"
+        );
     }
 
     #[test]

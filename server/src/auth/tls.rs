@@ -367,7 +367,9 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let record = tower::ServiceBuilder::new().map_request(
             move |request: http::Request<tonic::body::Body>| {
-                seen.lock().unwrap().push(peer_subject(request.extensions()));
+                seen.lock()
+                    .unwrap()
+                    .push(peer_subject(request.extensions()));
                 request
             },
         );

@@ -16,12 +16,12 @@ use std::time::Duration;
 use futures::future::join_all;
 
 use self::runner::Runner;
+use crate::access::{self, Action, OnSession};
 use crate::clock::Clock;
 use crate::model::{
     EndReason, Error, Expiry, ModuleId, ModuleRun, Result, Session, SessionId, SessionKind,
     SessionState, UserId,
 };
-use crate::access::{self, Action, OnSession};
 use crate::principal::Principal;
 use crate::sessions::Sessions;
 use crate::store::Store;
@@ -112,10 +112,10 @@ impl Clientless {
             .sessions
             .authorize(caller, session_id, OnSession::Read)
             .await?;
-        let may_run = self
-            .sessions
-            .access()
-            .run_check(caller, session_id, session_user, module_id.clone());
+        let may_run =
+            self.sessions
+                .access()
+                .run_check(caller, session_id, session_user, module_id.clone());
         let started = self
             .runner
             .open(caller, session_id, module_id, parameters, may_run)
@@ -190,9 +190,7 @@ impl Clientless {
         id: SessionId,
         grace: Option<Duration>,
     ) -> Result<Session> {
-        self.sessions
-            .authorize(caller, id, OnSession::End)
-            .await?;
+        self.sessions.authorize(caller, id, OnSession::End).await?;
         let this = self.clone();
         let grace = grace.unwrap_or(self.policy.close_grace);
         let session = run_to_completion(async move {

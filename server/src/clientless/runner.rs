@@ -16,6 +16,7 @@ use futures::future::join_all;
 use tokio::sync::{RwLock, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::runs::RunCredentials;
 use crate::clock::Clock;
 use crate::model::{Error, Result};
 use crate::model::{
@@ -24,7 +25,6 @@ use crate::model::{
 };
 use crate::modules::{ModuleContext, ModuleRegistry};
 use crate::principal::Principal;
-use crate::auth::runs::RunCredentials;
 use crate::store::{Store, UserCheck};
 use crate::task::run_to_completion;
 

@@ -261,8 +261,8 @@ mod tests {
 
     #[test]
     fn no_authentication_on_a_reachable_address_is_refused_unless_insecure() {
-        let error = SecurityConfig::from_settings(SecuritySettings::default(), everywhere())
-            .unwrap_err();
+        let error =
+            SecurityConfig::from_settings(SecuritySettings::default(), everywhere()).unwrap_err();
         assert!(error.contains("0.0.0.0:50051"), "{error}");
         assert!(error.contains("--insecure-no-auth"), "{error}");
         let insecure = SecuritySettings {
