@@ -278,6 +278,25 @@ async fn the_seed_example_runs_module_100000_and_reads_its_value() {
 }
 
 #[tokio::test]
+async fn the_example_whoami_answers_valid_json_for_names_with_quotes_and_backslashes() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/modules.toml");
+    let server = TestServer::start_with(|config| config.modules = Some(examples)).await;
+    let mut sessions = server.sessions().await;
+    let user = r#"o"brien\ops"#;
+    let session_id = open_session(&mut sessions, user).await;
+    open_module(&mut sessions, session_id, "whoami", json!(null))
+        .await
+        .unwrap();
+    let data = value_of(
+        &return_value(&mut sessions, session_id, "whoami", seconds(10))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(data, json!({"user": user, "acting_user": user}));
+    close(&mut sessions, session_id, None).await;
+}
+
+#[tokio::test]
 async fn a_module_sees_the_session_and_the_pushed_user_context() {
     let script = r#"printf '{"user":"%s","acting":"%s","module":"%s","uuid":"%s","endpoint":"%s"}' \
         "$SESSIOND_USER" "$SESSIOND_ACTING_USER" "$SESSIOND_MODULE_ID" "$SESSIOND_SESSION_UUID" "$SESSIOND_ENDPOINT""#;

@@ -128,7 +128,17 @@ async fn invalid_arguments_name_every_bad_field_and_change_nothing() {
     assert_eq!(violated_fields(&status), ["session_id"]);
 
     let long = "x".repeat(257);
-    for bad_user in ["", "   ", "R\u{7}41", long.as_str()] {
+    for bad_user in [
+        "",
+        "   ",
+        "R\u{7}41",
+        long.as_str(),
+        "\u{200b}",
+        "\u{feff}",
+        "\u{301}",
+        "adm\u{202e}nimda",
+        "R41\u{2028}",
+    ] {
         let status = assert_error(
             sessions
                 .open_clientless_session(OpenClientlessSessionRequest {
@@ -304,7 +314,7 @@ async fn closing_a_clientless_session_twice_returns_the_same_record() {
 async fn a_grace_out_of_range_is_invalid() {
     let server = TestServer::start().await;
     let mut sessions = server.sessions().await;
-    for (seconds, nanos) in [(-1, 0), (3601, 0), (0, -5)] {
+    for (seconds, nanos) in [(-1, 0), (3601, 0), (0, -5), (0, 1_000_000_000), (1, -1)] {
         let status = assert_error(
             sessions
                 .close_clientless_session(CloseClientlessSessionRequest {

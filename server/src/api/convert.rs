@@ -94,6 +94,17 @@ pub fn wait(
         return Ok(None);
     };
     let invalid = || FieldViolation::new(field, "must be between 0 and 1 hour");
+    // Protobuf's own rule for a Duration: nanos within ±999,999,999 and of
+    // the same sign as seconds. prost would normalize the rest silently.
+    let valid_nanos = value.nanos.unsigned_abs() < 1_000_000_000
+        && !(value.seconds > 0 && value.nanos < 0)
+        && !(value.seconds < 0 && value.nanos > 0);
+    if !valid_nanos {
+        return Err(FieldViolation::new(
+            field,
+            "is not a valid Duration (nanos must be within ±999,999,999 and of the sign of seconds)",
+        ));
+    }
     let wait = std::time::Duration::try_from(value).map_err(|_| invalid())?;
     if wait > MAX_WAIT {
         return Err(invalid());
@@ -269,5 +280,26 @@ mod tests {
         }
         metadata.insert("grpc-timeout", "soon".parse().unwrap());
         assert_eq!(call_deadline(&metadata), None);
+    }
+
+    #[test]
+    fn waits_are_valid_protobuf_durations_up_to_an_hour() {
+        let duration = |seconds, nanos| Some(prost_types::Duration { seconds, nanos });
+        assert_eq!(
+            wait("timeout", duration(5, 500_000_000)).unwrap(),
+            Some(std::time::Duration::from_millis(5500))
+        );
+        assert_eq!(wait("timeout", None).unwrap(), None);
+        for (seconds, nanos) in [
+            (0, 1_000_000_000),
+            (1, -1),
+            (-1, 1),
+            (0, -1),
+            (3601, 0),
+            (0, i32::MIN),
+        ] {
+            let violation = wait("timeout", duration(seconds, nanos)).unwrap_err();
+            assert_eq!(violation.field, "timeout", "{seconds}s {nanos}ns");
+        }
     }
 }

@@ -111,7 +111,7 @@ impl fmt::Display for ScopeId {
     }
 }
 
-/// A user id: 1–256 characters, not blank, no control characters.
+/// A user id: 1–256 characters, by the rule of [`check_text`].
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct UserId(String);
 
@@ -151,7 +151,7 @@ impl fmt::Display for UserId {
 }
 
 /// A free-form description of an interactive session's client: at most 256
-/// characters, no control characters, may be empty.
+/// characters by the rule of [`check_text`], may be empty.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ClientDescription(String);
 
@@ -178,7 +178,16 @@ impl ClientDescription {
     }
 }
 
-/// The shared rules for identifiers and descriptions given by callers.
+/// The one rule for text callers give (user ids, module ids, client
+/// descriptions): at most 256 characters; not blank; no character that is
+/// invisible or changes how the text around it reads — control characters
+/// (Unicode category Cc), format characters (Cf: zero-width characters,
+/// the byte-order mark, bidirectional overrides such as U+202E), line and
+/// paragraph separators (Zl, Zp), private-use and unassigned code points
+/// (Co, Cn); and no combining mark (M*) at the start, where it has nothing
+/// to combine with. So a name shows as what it is: `adm\u{202e}nimda`
+/// (which reads "admin" reversed) and a name of zero-width spaces are
+/// refused.
 pub(crate) fn check_text(
     field: &str,
     text: &str,
@@ -190,12 +199,39 @@ pub(crate) fn check_text(
         Some("must be at most 256 characters")
     } else if text.chars().any(char::is_control) {
         Some("must not contain control characters")
+    } else if text.chars().any(is_invisible) {
+        Some(
+            "must not contain invisible or formatting characters (zero-width, bidirectional, line separators, private use, unassigned)",
+        )
+    } else if text.chars().next().is_some_and(is_mark) {
+        Some("must not start with a combining mark")
     } else if !text.is_empty() && text.trim().is_empty() {
         Some("must not be blank")
     } else {
         None
     };
     problem.map_or(Ok(()), |p| Err(FieldViolation::new(field, p)))
+}
+
+/// Whether `c` is a format, separator, private-use or unassigned character
+/// (see [`check_text`]).
+fn is_invisible(c: char) -> bool {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    matches!(
+        c.general_category(),
+        GeneralCategory::Format
+            | GeneralCategory::LineSeparator
+            | GeneralCategory::ParagraphSeparator
+            | GeneralCategory::PrivateUse
+            | GeneralCategory::Unassigned
+            | GeneralCategory::Surrogate
+    )
+}
+
+/// Whether `c` is a combining mark.
+fn is_mark(c: char) -> bool {
+    use unicode_properties::{GeneralCategoryGroup, UnicodeGeneralCategory};
+    c.general_category_group() == GeneralCategoryGroup::Mark
 }
 
 /// A point in time with microsecond precision, as the store keeps it.
@@ -246,6 +282,52 @@ impl From<Timestamp> for prost_types::Timestamp {
             seconds: time.0.div_euclid(1_000_000),
             // The remainder is in 0..1_000_000, so the nanos fit an i32.
             nanos: i32::try_from(time.0.rem_euclid(1_000_000) * 1_000).unwrap_or(0),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_that_hide_what_they_are_are_refused() {
+        let refused = [
+            "\u{200b}",
+            "\u{200b}\u{200b}",
+            "\u{feff}",
+            "\u{0301}",
+            "\u{0301}R41",
+            "adm\u{202e}nimda",
+            "R41\u{2028}",
+            "R\u{2029}41",
+            "R41\u{2066}",
+            "R\u{e000}41",
+            "R\u{0378}41",
+            "R41\n",
+            "   ",
+            "",
+        ];
+        for name in refused {
+            assert!(
+                UserId::parse("user", name.to_owned()).is_err(),
+                "{name:?} is refused"
+            );
+        }
+    }
+
+    #[test]
+    fn names_in_any_script_with_marks_and_spaces_are_accepted() {
+        for name in [
+            "R41",
+            "José",
+            "e\u{0301}",
+            "李小龙",
+            "Ελένη",
+            "o'brien \"ops\"",
+            "a b",
+        ] {
+            assert!(UserId::parse("user", name.to_owned()).is_ok(), "{name:?}");
         }
     }
 }
