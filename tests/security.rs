@@ -188,3 +188,49 @@ async fn the_policy_is_reloaded_on_sighup_and_an_invalid_one_keeps_the_old() {
         "the previous policy stays"
     );
 }
+
+#[tokio::test]
+async fn reflection_can_require_a_credential_while_health_never_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.toml");
+    let token = static_token(&tokens, "someone", &[]);
+    let server = common::TestServer::start_in(dir, |config| {
+        config.security.tokens = Some(tokens);
+        config.security.reflection_requires_auth = true;
+    })
+    .await;
+    let channel = server.channel().await;
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    let check = tonic_health::pb::HealthCheckRequest {
+        service: "sessiond.v1.AccessService".to_owned(),
+    };
+    let status = health.check(check).await.unwrap().into_inner().status();
+    assert_eq!(
+        status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving
+    );
+
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    let list = || ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut reflection = ServerReflectionClient::new(channel);
+    let refused = reflection
+        .server_reflection_info(tokio_stream::once(list()))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated);
+    let mut request = Request::new(tokio_stream::once(list()));
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let mut answers = reflection
+        .server_reflection_info(request)
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(answers.message().await.unwrap().is_some());
+}
