@@ -1,7 +1,8 @@
 //! The security settings of the real binary: refusing to serve without
 //! authentication on an address other hosts can reach, refusing a bad
 //! policy at start with its file and line, and reloading the policy on
-//! SIGHUP (keeping the old one when the new one is invalid).
+//! SIGHUP (keeping the old one when the new one is invalid); reflection
+//! behind a credential when asked, health never.
 
 mod common;
 

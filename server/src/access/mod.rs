@@ -226,7 +226,10 @@ impl Access {
         })
     }
 
-    /// Which sessions `caller` may list.
+    /// Which sessions `caller` may list: every session when it may read
+    /// any; else its own, when it may read them (sessions it may read only
+    /// because it may open them for their users are read one by one, not
+    /// listed); a module run's credential, its session.
     ///
     /// # Errors
     /// [`Error::Unauthenticated`].

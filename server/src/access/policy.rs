@@ -170,11 +170,17 @@ impl Policy {
             .filter(move |grant| grant.applies_to(caller))
     }
 
-    /// Whether `caller` may read a session of `session_user`.
+    /// Whether `caller` may read a session of `session_user`: its read
+    /// reach covers it, or it may open sessions (of either kind) for that
+    /// user — whoever opens a session may see it, read its values and
+    /// close it.
     #[must_use]
     pub fn may_read(&self, caller: &Identity, session_user: &UserId) -> bool {
-        self.grants_of(caller)
-            .any(|grant| grant.read_sessions.covers(caller, session_user))
+        self.grants_of(caller).any(|grant| {
+            grant.read_sessions.covers(caller, session_user)
+                || matches_any(&grant.start_sessions_for, session_user.as_str())
+                || matches_any(&grant.open_clientless_sessions_for, session_user.as_str())
+        })
     }
 
     /// Whether `caller` may read every session (so that listing needs no
@@ -426,6 +432,20 @@ mod tests {
         assert!(!policy.may_act_as(&end_user, &user("R42")));
         assert!(!policy.may_read_any(&end_user));
         assert!(!policy.may_read_audit(&end_user));
+    }
+
+    #[test]
+    fn who_may_open_sessions_for_a_user_may_read_and_end_them() {
+        let policy = Policy::parse(
+            "p.toml",
+            "[[grant]]\nsubjects = [\"opener\"]\nopen_clientless_sessions_for = [\"R*\"]\n",
+        )
+        .unwrap();
+        let opener = caller("opener", &[]);
+        assert!(policy.may_read(&opener, &user("R41")));
+        assert!(policy.may_end(&opener, &user("R41")));
+        assert!(!policy.may_read(&opener, &user("admin")));
+        assert!(!policy.may_read_any(&opener));
     }
 
     #[test]
