@@ -1,12 +1,14 @@
 //! Shared fixtures of the end-to-end tests: a real sessiond on an ephemeral
 //! port with a temporary database (in-process, or as a child process of the
 //! real binary), real gRPC clients, readers for the error details, a store
-//! that fails chosen calls (`faulty_store`) and throwaway PostgreSQL
-//! (`postgres`).
+//! that fails chosen calls (`faulty_store`), throwaway PostgreSQL
+//! (`postgres`), and credentials (`credentials`) and certificates (`pki`)
+//! made at test time.
 #![allow(dead_code)]
 
 pub mod credentials;
 pub mod faulty_store;
+pub mod pki;
 pub mod postgres;
 
 use std::net::SocketAddr;
