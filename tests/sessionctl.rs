@@ -19,7 +19,7 @@ use sessiond_client::{Client, SessionId, SessionState};
 fn sessionctl_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
-        escargot::CargoBuild::new()
+        common::cargo_build()
             .package("sessionctl")
             .bin("sessionctl")
             .run()
