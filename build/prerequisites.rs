@@ -28,7 +28,10 @@ use std::process::{Command, Stdio};
 mod programs;
 
 /// The Python modules the cross-language tests import.
-const PYTHON_MODULES: &str = "grpc, grpc_tools, grpc_reflection, grpc_health, grpc_status";
+/// `jwt` is PyJWT; with `cryptography` it signs the ES256 tokens of
+/// `tests/python/jwt_test.py`. Keep in step with `.ci/run`'s `PY_MODULES`.
+const PYTHON_MODULES: &str =
+    "grpc, grpc_tools, grpc_reflection, grpc_health, grpc_status, jwt, cryptography";
 
 /// The environment variable that forbids ignoring a test.
 const REQUIRE_ALL_TESTS: &str = "SESSIOND_REQUIRE_ALL_TESTS";

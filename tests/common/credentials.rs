@@ -18,6 +18,8 @@ pub const AUDIENCE: &str = "sessiond";
 /// An identity provider's ES256 key, made for one test.
 pub struct Issuer {
     key: EncodingKey,
+    /// The same key as PKCS#8 PEM, for signers in other languages.
+    key_pem: String,
     kid: String,
     jwks: Value,
 }
@@ -36,9 +38,21 @@ impl Issuer {
         }]});
         Self {
             key,
+            key_pem: pair.serialize_pem(),
             kid: kid.to_owned(),
             jwks,
         }
+    }
+
+    /// The key id tokens name in their header (`kid`).
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// Writes the private key (PKCS#8 PEM) to `path`, for a signer in
+    /// another language.
+    pub fn write_private_key(&self, path: &Path) {
+        std::fs::write(path, &self.key_pem).unwrap();
     }
 
     /// Writes the JWKS to `dir/jwks.json` and returns its path.

@@ -1,12 +1,14 @@
 //! Shared fixtures of the end-to-end tests: a real sessiond on an ephemeral
 //! port with a temporary database (in-process, or as a child process of the
 //! real binary), real gRPC clients, readers for the error details, a store
-//! that fails chosen calls (`faulty_store`) and throwaway PostgreSQL
-//! (`postgres`).
+//! that fails chosen calls (`faulty_store`), throwaway PostgreSQL
+//! (`postgres`), and credentials (`credentials`) and certificates (`pki`)
+//! made at test time.
 #![allow(dead_code)]
 
 pub mod credentials;
 pub mod faulty_store;
+pub mod pki;
 pub mod postgres;
 
 use std::net::SocketAddr;
@@ -128,11 +130,45 @@ pub fn database_url(dir: &Path) -> String {
     format!("sqlite://{}", dir.join("sessiond.db").display())
 }
 
+/// `cargo build` of a binary of this workspace, run from a test.
+///
+/// `cargo test` describes the package under test to the test process in
+/// variables (`CARGO_MANIFEST_DIR`, `CARGO_PKG_NAME`, …) that an ordinary
+/// `cargo` command does not have. ring's build script declares that it
+/// depends on some of them, so a build that inherited them rebuilt ring and
+/// everything above it (rustls, tonic, sessiond), and the next ordinary
+/// `cargo` command rebuilt them back: a minute or two per test binary. They
+/// are removed here.
+pub fn cargo_build() -> escargot::CargoBuild {
+    std::env::vars_os()
+        .filter_map(|(name, _)| name.into_string().ok())
+        .filter(|name| describes_the_package_under_test(name))
+        .fold(escargot::CargoBuild::new(), |build, name| {
+            build.env_remove(name)
+        })
+}
+
+/// Whether `name` is one of the variables `cargo test` sets for the package
+/// under test (not a setting of cargo's, such as `CARGO_TARGET_DIR`).
+fn describes_the_package_under_test(name: &str) -> bool {
+    name.starts_with("CARGO_PKG_")
+        || matches!(
+            name,
+            "CARGO_MANIFEST_DIR"
+                | "CARGO_MANIFEST_PATH"
+                | "CARGO_MANIFEST_LINKS"
+                | "CARGO_CRATE_NAME"
+                | "CARGO_PRIMARY_PACKAGE"
+                | "CARGO_TARGET_TMPDIR"
+                | "OUT_DIR"
+        )
+}
+
 /// The `sessiond` binary, built once per test process.
 pub fn sessiond_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
-        escargot::CargoBuild::new()
+        cargo_build()
             .package("sessiond")
             .bin("sessiond")
             .run()
