@@ -39,6 +39,7 @@ pub use self::jwks::JwksSource;
 use self::jwks::{JwksFetcher, KeysById, VerificationKey};
 use super::{Credential, Rejection};
 use crate::clock::{Clock, SystemClock};
+use crate::principal::{Identity, Method};
 
 /// How many verified tokens are remembered. When full, expired entries are
 /// dropped, and if that frees nothing, all of them.
@@ -104,10 +105,19 @@ struct Inner {
     /// When the last refetch started; held while one runs, so concurrent
     /// callers wait for it instead of starting their own.
     last_refetch: tokio::sync::Mutex<Option<Instant>>,
-    /// Verified tokens, by the whole token.
-    cache: Mutex<HashMap<String, VerifiedToken>>,
+    /// Verified tokens, by their signature (the whole token is compared
+    /// on a hit): hashing the short signature instead of the whole token
+    /// keeps a hit cheap.
+    cache: Mutex<HashMap<Box<str>, VerifiedToken>>,
     /// How many times the JWKS was read (start included).
     fetches: AtomicU64,
+}
+
+/// The signature segment of a JWT (its last), the cache's key.
+fn signature_of(token: &str) -> &str {
+    token
+        .rsplit_once('.')
+        .map_or(token, |(_, signature)| signature)
 }
 
 /// The keys of one successful read of the JWKS.
@@ -121,8 +131,10 @@ struct KeySet {
 
 /// A token that verified, and the times it is valid between.
 struct VerifiedToken {
-    /// Who it names.
-    credential: Credential,
+    /// The whole token.
+    token: Box<str>,
+    /// Who it names, ready to be the call's caller.
+    identity: Arc<Identity>,
     /// Its `exp`, seconds since the Unix epoch.
     expires: u64,
     /// Its `nbf`, if any.
@@ -176,6 +188,19 @@ impl JwtVerifier {
     /// signature, the wrong issuer or audience, expired, not valid yet, or
     /// a missing or malformed subject or groups claim.
     pub async fn verify(&self, token: &str) -> Result<Credential, Rejection> {
+        let identity = self.verify_identity(token).await?;
+        Ok(Credential {
+            subject: identity.subject.clone(),
+            groups: identity.groups.clone(),
+        })
+    }
+
+    /// [`JwtVerifier::verify`], as the caller of a call: shared with the
+    /// cache, so that a cache hit allocates nothing.
+    ///
+    /// # Errors
+    /// As [`JwtVerifier::verify`].
+    pub async fn verify_identity(&self, token: &str) -> Result<Arc<Identity>, Rejection> {
         let now = self.now();
         if let Some(hit) = self.cached(token, now) {
             return hit;
@@ -199,22 +224,29 @@ impl JwtVerifier {
         let not_before = time_claim(&claims, "nbf")?;
         self.check_times(expires, not_before, now)?;
         let credential = self.credential(&claims)?;
-        self.remember(token, &credential, expires, not_before, now);
-        Ok(credential)
+        let identity = Arc::new(Identity {
+            subject: credential.subject,
+            groups: credential.groups,
+            method: Method::Jwt,
+            confined_to: None,
+        });
+        self.remember(token, &identity, expires, not_before, now);
+        Ok(identity)
     }
 
     /// The cached answer for `token`, if it verified before.
-    fn cached(&self, token: &str, now: u64) -> Option<Result<Credential, Rejection>> {
+    fn cached(&self, token: &str, now: u64) -> Option<Result<Arc<Identity>, Rejection>> {
+        let key = signature_of(token);
         let mut cache = self
             .inner
             .cache
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let entry = cache.get(token)?;
+        let entry = cache.get(key).filter(|entry| &*entry.token == token)?;
         match self.check_times(entry.expires, entry.not_before, now) {
-            Ok(()) => Some(Ok(entry.credential.clone())),
+            Ok(()) => Some(Ok(Arc::clone(&entry.identity))),
             Err(rejection) => {
-                cache.remove(token);
+                cache.remove(key);
                 Some(Err(rejection))
             }
         }
@@ -224,7 +256,7 @@ impl JwtVerifier {
     fn remember(
         &self,
         token: &str,
-        credential: &Credential,
+        identity: &Arc<Identity>,
         expires: u64,
         not_before: Option<u64>,
         now: u64,
@@ -242,9 +274,10 @@ impl JwtVerifier {
             }
         }
         cache.insert(
-            token.to_owned(),
+            signature_of(token).into(),
             VerifiedToken {
-                credential: credential.clone(),
+                token: token.into(),
+                identity: Arc::clone(identity),
                 expires,
                 not_before,
             },

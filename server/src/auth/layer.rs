@@ -28,7 +28,7 @@ use super::forwarded::{ClusterKey, FORWARDED_IDENTITY, FORWARDED_SIGNATURE};
 use super::jwt::{JwksSource, JwtSettings, JwtVerifier};
 use super::runs::{RUN_TOKEN_PREFIX, RunCredentials};
 use super::tokens::StaticTokens;
-use super::{Credential, Rejection, tls};
+use super::{Rejection, tls};
 use crate::config::security::SecurityConfig;
 use crate::model::Error;
 use crate::principal::{Identity, Method, Principal};
@@ -105,7 +105,7 @@ impl Authenticator {
     pub async fn authenticate(
         &self,
         request: &http::request::Parts,
-    ) -> Result<Option<Identity>, Rejection> {
+    ) -> Result<Option<Arc<Identity>>, Rejection> {
         let path = request.uri.path();
         if path.starts_with(HEALTH_PREFIX)
             || (!self.reflection_requires_auth && path.starts_with(REFLECTION_PREFIX))
@@ -120,7 +120,7 @@ impl Authenticator {
         ) && let (Ok(identity), Ok(signature)) = (identity.to_str(), signature.to_str())
             && let Some(caller) = cluster.verify(identity, signature)
         {
-            return Ok(Some(caller));
+            return Ok(Some(Arc::new(caller)));
         }
         if let Some(value) = headers.get(http::header::AUTHORIZATION) {
             let token = bearer(value)?;
@@ -129,12 +129,12 @@ impl Authenticator {
         if self.client_certificates
             && let Some(subject) = tls::peer_subject(&request.extensions)
         {
-            return Ok(Some(Identity {
+            return Ok(Some(Arc::new(Identity {
                 subject,
                 groups: Vec::new(),
                 method: Method::TlsClientCertificate,
                 confined_to: None,
-            }));
+            })));
         }
         Err(Rejection(
             "this server requires a credential: `authorization: Bearer TOKEN` or a TLS client \
@@ -143,39 +143,25 @@ impl Authenticator {
         ))
     }
 
-    async fn bearer(&self, token: &str) -> Result<Identity, Rejection> {
+    /// Who a bearer token names. Each kind of token goes to its one
+    /// verifier by its shape: a module run's by its prefix, a JWT by its
+    /// three segments, anything else to the static tokens (whose prefix
+    /// `sdt_` has no dots).
+    async fn bearer(&self, token: &str) -> Result<Arc<Identity>, Rejection> {
         if token.starts_with(RUN_TOKEN_PREFIX) {
-            return self
-                .runs
-                .verify(token)
-                .map(|identity| (*identity).clone())
-                .ok_or_else(|| {
-                    Rejection("the module run's credential is no longer valid".to_owned())
-                });
-        }
-        if let Some(tokens) = &self.tokens
-            && let Some(credential) = tokens.verify(token)
-        {
-            return Ok(identity(credential, Method::StaticToken));
+            return self.runs.verify(token).ok_or_else(|| {
+                Rejection("the module run's credential is no longer valid".to_owned())
+            });
         }
         if let Some(jwt) = &self.jwt
             && token.bytes().filter(|&b| b == b'.').count() == 2
         {
-            return jwt
-                .verify(token)
-                .await
-                .map(|credential| identity(credential, Method::Jwt));
+            return jwt.verify_identity(token).await;
         }
-        Err(Rejection("the bearer token is not valid here".to_owned()))
-    }
-}
-
-fn identity(credential: Credential, method: Method) -> Identity {
-    Identity {
-        subject: credential.subject,
-        groups: credential.groups,
-        method,
-        confined_to: None,
+        self.tokens
+            .as_ref()
+            .and_then(|tokens| tokens.verify_identity(token))
+            .ok_or_else(|| Rejection("the bearer token is not valid here".to_owned()))
     }
 }
 
@@ -247,7 +233,7 @@ where
             let (mut parts, body) = request.into_parts();
             match authenticator.authenticate(&parts).await {
                 Ok(Some(identity)) => {
-                    parts.extensions.insert(Principal::from(identity));
+                    parts.extensions.insert(Principal::Authenticated(identity));
                     inner.call(Request::from_parts(parts, body)).await
                 }
                 Ok(None) => inner.call(Request::from_parts(parts, body)).await,

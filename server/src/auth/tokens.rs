@@ -25,6 +25,7 @@ use std::fs::OpenOptions;
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use base64::Engine as _;
@@ -32,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use super::Credential;
+use crate::principal::{Identity, Method};
 
 /// What every token starts with.
 pub const TOKEN_PREFIX: &str = "sdt_";
@@ -88,7 +90,7 @@ fn location(path: &Path, line: Option<usize>) -> String {
 #[derive(Clone, Default)]
 pub struct StaticTokens {
     /// The credential each token names, keyed by the token's SHA-256.
-    by_hash: HashMap<TokenHash, Credential>,
+    by_hash: HashMap<TokenHash, Arc<Identity>>,
 }
 
 impl std::fmt::Debug for StaticTokens {
@@ -149,11 +151,13 @@ impl StaticTokens {
                     groups
                 }
             };
-            let credential = Credential {
+            let identity = Identity {
                 subject: entry.subject.into_inner(),
                 groups,
+                method: Method::StaticToken,
+                confined_to: None,
             };
-            if by_hash.insert(hash, credential).is_some() {
+            if by_hash.insert(hash, Arc::new(identity)).is_some() {
                 return Err(invalid(
                     Some(entry.sha256.span()),
                     "this `sha256` is already listed for another token".to_owned(),
@@ -167,6 +171,16 @@ impl StaticTokens {
     /// tokens. Costs one SHA-256 and one lookup.
     #[must_use]
     pub fn verify(&self, token: &str) -> Option<Credential> {
+        self.verify_identity(token).map(|identity| Credential {
+            subject: identity.subject.clone(),
+            groups: identity.groups.clone(),
+        })
+    }
+
+    /// The caller `token` authenticates, shared (nothing is allocated), or
+    /// `None` if it is not one of these tokens.
+    #[must_use]
+    pub fn verify_identity(&self, token: &str) -> Option<Arc<Identity>> {
         let hash: TokenHash = Sha256::digest(token.as_bytes()).into();
         self.by_hash.get(&hash).cloned()
     }

@@ -439,7 +439,14 @@ async fn a_cached_token_is_refused_once_it_expires() {
     let fx = Fixture::new(&[&key]).await;
     let token = key.sign(&claims());
     fx.verifier.verify(&token).await.unwrap();
-    assert!(fx.verifier.inner.cache.lock().unwrap().contains_key(&token));
+    assert!(
+        fx.verifier
+            .inner
+            .cache
+            .lock()
+            .unwrap()
+            .contains_key(signature_of(&token))
+    );
     // A hit needs no key: with the JWKS emptied of it, the token still passes.
     *fx.verifier.inner.keys.write().unwrap() = Arc::new(KeySet {
         generation: 0,
@@ -471,21 +478,29 @@ async fn a_refetch_that_changes_the_keys_empties_the_cache() {
 async fn the_cache_stays_bounded() {
     let key = TestKey::es256("k1");
     let fx = Fixture::new(&[&key]).await;
-    let alice = Credential {
+    let alice = Arc::new(Identity {
         subject: "alice".into(),
         groups: vec![],
-    };
+        method: Method::Jwt,
+        confined_to: None,
+    });
     let v = &fx.verifier;
     // Half already expired, half valid: making room drops the expired half.
     for i in 0..CACHE_CAPACITY {
         let expires = if i % 2 == 0 { 0 } else { T0 as u64 + 300 };
-        v.remember(&format!("t{i}"), &alice, expires, None, T0 as u64);
+        v.remember(&format!("h.p.t{i}"), &alice, expires, None, T0 as u64);
     }
     v.remember("one more", &alice, T0 as u64 + 300, None, T0 as u64);
     assert_eq!(v.inner.cache.lock().unwrap().len(), CACHE_CAPACITY / 2 + 1);
     // All valid: making room empties it.
     for i in 0..CACHE_CAPACITY {
-        v.remember(&format!("u{i}"), &alice, T0 as u64 + 300, None, T0 as u64);
+        v.remember(
+            &format!("h.p.u{i}"),
+            &alice,
+            T0 as u64 + 300,
+            None,
+            T0 as u64,
+        );
     }
     assert!(v.inner.cache.lock().unwrap().len() <= CACHE_CAPACITY);
 }
@@ -555,4 +570,21 @@ async fn start_fails_naming_a_url_that_answers_an_error() {
     let settings = JwtSettings::new(ISSUER, AUDIENCE, JwksSource::parse(&url));
     let err = JwtVerifier::new(settings).await.unwrap_err();
     assert!(err.contains(&url) && err.contains("404"), "{err}");
+}
+
+#[tokio::test]
+async fn a_token_that_shares_a_cached_signature_is_not_a_hit() {
+    let key = TestKey::es256("k1");
+    let fx = Fixture::new(&[&key]).await;
+    let token = key.sign(&claims());
+    assert_eq!(fx.verifier.verify(&token).await.unwrap().subject, "alice");
+    // The same signature under another payload (another subject).
+    let mut parts: Vec<&str> = token.split('.').collect();
+    let forged_payload = base64::Engine::encode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        claims_with(&json!({"sub": "root"})).to_string(),
+    );
+    parts[1] = &forged_payload;
+    let forged = parts.join(".");
+    assert!(fx.verifier.verify(&forged).await.is_err());
 }
