@@ -10,7 +10,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use crate::Result;
 
@@ -44,6 +44,8 @@ pub struct Server {
     child: Child,
     pid: u32,
     addr: SocketAddr,
+    /// How to connect when it serves TLS; plain HTTP/2 when `None`.
+    tls: Option<ClientTlsConfig>,
     /// Held open: the child stops when it closes.
     _stdin: ChildStdin,
     /// Held so that the child never writes into a closed pipe.
@@ -86,9 +88,18 @@ impl Server {
             child,
             pid,
             addr,
+            tls: None,
             _stdin: stdin,
             _stdout: stdout,
         })
+    }
+
+    /// Connects to it over TLS with `config` from now on (for a server
+    /// started with TLS).
+    #[must_use]
+    pub fn over_tls(mut self, config: ClientTlsConfig) -> Self {
+        self.tls = Some(config);
+        self
     }
 
     /// Its process id.
@@ -96,12 +107,19 @@ impl Server {
         self.pid
     }
 
-    /// Opens `n` separate HTTP/2 connections to it.
+    /// Opens `n` separate HTTP/2 connections to it (each with its own TLS
+    /// session when it serves TLS).
     ///
     /// # Errors
     /// When a connection fails.
     pub async fn connect(&self, n: usize) -> Result<Vec<Channel>> {
-        let endpoint = Endpoint::from_shared(format!("http://{}", self.addr))?.tcp_nodelay(true);
+        let endpoint = match &self.tls {
+            None => Endpoint::from_shared(format!("http://{}", self.addr))?,
+            Some(tls) => {
+                Endpoint::from_shared(format!("https://{}", self.addr))?.tls_config(tls.clone())?
+            }
+        }
+        .tcp_nodelay(true);
         let mut channels = Vec::with_capacity(n);
         for _ in 0..n.max(1) {
             channels.push(

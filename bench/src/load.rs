@@ -18,6 +18,7 @@ use sessiond_proto::v1::{
     PushUserContextRequest, RunState,
 };
 use tokio::time::Instant;
+use tonic::metadata::{AsciiMetadataValue, MetadataValue};
 use tonic::transport::Channel;
 
 use crate::Result;
@@ -64,15 +65,55 @@ pub enum Workload {
 }
 
 impl Workload {
-    /// The operation of worker `worker`, on `channel`.
-    pub fn op(&self, worker: usize, channel: Channel) -> GrpcOp {
+    /// The operation of worker `worker`, on `channel`; with `bearer`, every
+    /// call carries it.
+    pub fn op(&self, worker: usize, channel: Channel, bearer: Option<Bearer>) -> GrpcOp {
         GrpcOp {
             workload: self.clone(),
             worker,
             sessions: SessionServiceClient::new(channel.clone()),
             user_contexts: UserContextServiceClient::new(channel),
+            bearer,
             rng: 0x9e37_79b9_7f4a_7c15 ^ (worker as u64 + 1).wrapping_mul(0x2545_f491_4f6c_dd1d),
         }
+    }
+}
+
+/// The `authorization: Bearer TOKEN` header a caller sends with every call.
+#[derive(Clone)]
+pub struct Bearer(AsciiMetadataValue);
+
+impl Bearer {
+    /// The header for `token`.
+    ///
+    /// # Errors
+    /// When `token` cannot be a header value.
+    pub fn new(token: &str) -> Result<Self> {
+        Ok(Self(MetadataValue::try_from(format!("Bearer {token}"))?))
+    }
+
+    /// `message` as a request carrying the header.
+    pub fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request
+            .metadata_mut()
+            .insert("authorization", self.0.clone());
+        request
+    }
+}
+
+impl std::fmt::Debug for Bearer {
+    /// Its length only: the token is a secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Bearer({} bytes)", self.0.len())
+    }
+}
+
+/// `message` as a request, carrying `bearer` if there is one.
+pub fn request<T>(bearer: Option<&Bearer>, message: T) -> tonic::Request<T> {
+    match bearer {
+        Some(bearer) => bearer.request(message),
+        None => tonic::Request::new(message),
     }
 }
 
@@ -83,6 +124,8 @@ pub struct GrpcOp {
     worker: usize,
     sessions: SessionServiceClient<Channel>,
     user_contexts: UserContextServiceClient<Channel>,
+    /// What every call carries, if anything.
+    bearer: Option<Bearer>,
     /// xorshift64* state for picking sessions.
     rng: u64,
 }
@@ -112,31 +155,43 @@ impl Op for GrpcOp {
             Workload::GetSessionUser { ids } => {
                 let session_id = self.pick(&ids);
                 self.sessions
-                    .get_session_user(GetSessionUserRequest { session_id })
+                    .get_session_user(request(
+                        self.bearer.as_ref(),
+                        GetSessionUserRequest { session_id },
+                    ))
                     .await
                     .map_err(status("GetSessionUser"))?;
             }
             Workload::GetSessionInfo { ids } => {
                 let session_id = self.pick(&ids);
                 self.sessions
-                    .get_session_info(GetSessionInfoRequest { session_id })
+                    .get_session_info(request(
+                        self.bearer.as_ref(),
+                        GetSessionInfoRequest { session_id },
+                    ))
                     .await
                     .map_err(status("GetSessionInfo"))?;
             }
             Workload::OpenClose => {
                 let opened = self
                     .sessions
-                    .open_clientless_session(OpenClientlessSessionRequest {
-                        user: format!("bench-{}", self.worker),
-                    })
+                    .open_clientless_session(request(
+                        self.bearer.as_ref(),
+                        OpenClientlessSessionRequest {
+                            user: format!("bench-{}", self.worker),
+                        },
+                    ))
                     .await
                     .map_err(status("OpenClientlessSession"))?
                     .into_inner();
                 self.sessions
-                    .close_clientless_session(CloseClientlessSessionRequest {
-                        session_id: opened.session_id,
-                        grace: None,
-                    })
+                    .close_clientless_session(request(
+                        self.bearer.as_ref(),
+                        CloseClientlessSessionRequest {
+                            session_id: opened.session_id,
+                            grace: None,
+                        },
+                    ))
                     .await
                     .map_err(status("CloseClientlessSession"))?;
             }
@@ -144,18 +199,24 @@ impl Op for GrpcOp {
                 let session_id = self.own(&sessions);
                 let pushed = self
                     .user_contexts
-                    .push_user_context(PushUserContextRequest {
-                        session_id,
-                        user: "R41".to_owned(),
-                    })
+                    .push_user_context(request(
+                        self.bearer.as_ref(),
+                        PushUserContextRequest {
+                            session_id,
+                            user: "R41".to_owned(),
+                        },
+                    ))
                     .await
                     .map_err(status("PushUserContext"))?
                     .into_inner();
                 self.user_contexts
-                    .pop_user_context(PopUserContextRequest {
-                        session_id,
-                        scope_id: pushed.scope_id,
-                    })
+                    .pop_user_context(request(
+                        self.bearer.as_ref(),
+                        PopUserContextRequest {
+                            session_id,
+                            scope_id: pushed.scope_id,
+                        },
+                    ))
                     .await
                     .map_err(status("PopUserContext"))?;
             }
@@ -165,23 +226,29 @@ impl Op for GrpcOp {
             } => {
                 let session_id = self.own(&sessions);
                 self.sessions
-                    .open_module(OpenModuleRequest {
-                        session_id,
-                        module_id: module_id.clone(),
-                        parameters: None,
-                    })
+                    .open_module(request(
+                        self.bearer.as_ref(),
+                        OpenModuleRequest {
+                            session_id,
+                            module_id: module_id.clone(),
+                            parameters: None,
+                        },
+                    ))
                     .await
                     .map_err(status("OpenModule"))?;
                 let value = self
                     .sessions
-                    .get_return_value(GetReturnValueRequest {
-                        session_id,
-                        module_id,
-                        timeout: Some(prost_types::Duration {
-                            seconds: 30,
-                            nanos: 0,
-                        }),
-                    })
+                    .get_return_value(request(
+                        self.bearer.as_ref(),
+                        GetReturnValueRequest {
+                            session_id,
+                            module_id,
+                            timeout: Some(prost_types::Duration {
+                                seconds: 30,
+                                nanos: 0,
+                            }),
+                        },
+                    ))
                     .await
                     .map_err(status("GetReturnValue"))?
                     .into_inner();

@@ -19,6 +19,8 @@
 //! - [`floor`]: the durable floor's group-committed log;
 //! - [`serve`]: the hidden child modes (servers, the direct spawn loop);
 //! - [`child`]: starting, pinning, sampling and stopping child processes;
+//! - [`credentials`]: the tokens, JWT, policy and TLS certificates of the
+//!   `auth_*` and `tls_*` scenarios;
 //! - [`machine`]: `/proc` readings (CPU, RSS, machine load) and pinning;
 //! - [`load`]: the closed-loop load generator and its operations;
 //! - [`store`]: seeding through sessiond's store, and the raw durable write
@@ -32,6 +34,7 @@
 
 mod baseline;
 mod child;
+mod credentials;
 mod floor;
 mod load;
 mod machine;
@@ -71,7 +74,8 @@ pub struct Options {
     /// Run only this scenario (repeatable): get_session_user,
     /// get_session_info, open_close, user_context, module_inproc,
     /// module_exec, lookup_scale, memory, pg_get_session_user,
-    /// pg_open_close. Default: all.
+    /// pg_open_close, auth_get_session_user, auth_user_context,
+    /// tls_get_session_user. Default: all.
     #[arg(long = "scenario", value_name = "NAME")]
     pub scenarios: Vec<String>,
     /// Run every scenario briefly (a smoke test: short sides, one pair,
@@ -175,6 +179,9 @@ enum ChildMode {
         /// path has made them durable.
         #[arg(long)]
         durable_log: Option<PathBuf>,
+        /// Serve TLS.
+        #[command(flatten)]
+        tls: serve::TlsArgs,
     },
     /// Serve sessiond with the in-process `noop` module; print
     /// `LISTEN <addr>`.
@@ -192,6 +199,12 @@ enum ChildMode {
         /// The exec-module manifest.
         #[arg(long)]
         modules: Option<PathBuf>,
+        /// Serve TLS.
+        #[command(flatten)]
+        tls: serve::TlsArgs,
+        /// Authenticate callers and enforce an access policy.
+        #[command(flatten)]
+        auth: serve::AuthArgs,
     },
     /// Spawn a command in a closed loop and print the result as JSON.
     #[command(hide = true)]
@@ -217,13 +230,16 @@ fn main() -> ExitCode {
         Some(ChildMode::ServeBaseline {
             listen,
             durable_log,
-        }) => serve::baseline(listen, durable_log),
+            tls,
+        }) => serve::baseline(listen, durable_log, tls),
         Some(ChildMode::ServeSessiond {
             listen,
             database,
             node_id,
             modules,
-        }) => serve::sessiond(listen, database, node_id, modules),
+            tls,
+            auth,
+        }) => serve::sessiond(listen, database, node_id, modules, tls, auth),
         Some(ChildMode::SpawnLoop {
             inflight,
             warmup,

@@ -175,6 +175,10 @@ pub struct Measurement {
     pub inflight: usize,
     /// The sessiond replicas of the measured side (`pg_*` scenarios only).
     pub replicas: Option<usize>,
+    /// Which of a scenario's measurements at one number in flight this is,
+    /// when it has several (`auth_*`: `token` or `jwt`; `tls_*`: `baseline`
+    /// or `sessiond`).
+    pub variant: Option<&'static str>,
     /// What the ratio means and its targets.
     pub spec: Spec,
     /// Every pair run, kept or not.
@@ -186,12 +190,17 @@ pub struct Measurement {
 }
 
 impl Measurement {
-    /// The scenario's name in the table: with `r=N` when it has replicas.
+    /// The scenario's name in the table: with `r=N` when it has replicas,
+    /// and its variant when it has one.
     pub fn name(&self) -> String {
-        match self.replicas {
+        let mut name = match self.replicas {
             Some(replicas) => format!("{} r={replicas}", self.scenario),
             None => self.scenario.clone(),
+        };
+        if let Some(variant) = self.variant {
+            let _ = write!(name, " {variant}");
         }
+        name
     }
 
     /// The pairs the medians are taken over.
@@ -570,13 +579,14 @@ impl Report {
                 )
             } else {
                 format!(
-                    "BENCH scenario={} inflight={}{} ratio={} rps={} baseline_rps={} p50_us={} \
+                    "BENCH scenario={} inflight={}{}{} ratio={} rps={} baseline_rps={} p50_us={} \
                      p99_us={} baseline_p50_us={} baseline_p99_us={} cpu_us={} \
                      baseline_cpu_us={} switches={:.1} baseline_switches={:.1}",
                     m.scenario,
                     m.inflight,
                     m.replicas
                         .map_or(String::new(), |r| format!(" replicas={r}")),
+                    m.variant.map_or(String::new(), |v| format!(" variant={v}")),
                     ratio(m.ratio()),
                     int(subject.rps),
                     int(base.rps),
@@ -685,6 +695,7 @@ mod tests {
             scenario: "get_session_user".to_owned(),
             inflight: 64,
             replicas: None,
+            variant: None,
             spec: Spec {
                 headline: Figure::Throughput,
                 targets: vec![
@@ -734,6 +745,7 @@ mod tests {
             scenario: "user_context".to_owned(),
             inflight: 64,
             replicas: None,
+            variant: None,
             spec: Spec {
                 headline: Figure::Throughput,
                 targets: Vec::new(),
@@ -760,6 +772,50 @@ mod tests {
         .bench_lines()[0];
         assert!(
             line.contains(" floor_rps=60 floor_p50_us=250.0 floor_cpu_us=10.0 floor_ratio=0.500 of_floor=0.750 "),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn a_variant_names_the_row_and_the_bench_line() {
+        let measurement = Measurement {
+            scenario: "auth_get_session_user".to_owned(),
+            inflight: 64,
+            replicas: None,
+            variant: Some("jwt"),
+            spec: Spec {
+                headline: Figure::Throughput,
+                targets: vec![(Figure::Throughput, Bound::AtLeast(0.90))],
+            },
+            pairs: vec![Pair {
+                sides: vec![
+                    side("sessiond, no auth", 100.0, 100.0, 200.0),
+                    side("sessiond, JWT", 95.0, 105.0, 210.0),
+                ],
+                kept: true,
+            }],
+            noisy: false,
+            extra: Vec::new(),
+        };
+        assert_eq!(measurement.name(), "auth_get_session_user jwt");
+        let report = Report {
+            measurements: vec![measurement],
+            ..Report::default()
+        };
+        assert!(
+            report.table().contains("auth_get_session_user jwt  64"),
+            "{}",
+            report.table()
+        );
+        let line = &report.bench_lines()[0];
+        assert!(
+            line.starts_with(
+                "BENCH scenario=auth_get_session_user inflight=64 variant=jwt ratio=0.950 "
+            ),
+            "{line}"
+        );
+        assert!(
+            line.ends_with(" value_throughput=0.950 met_throughput=yes"),
             "{line}"
         );
     }

@@ -5,12 +5,15 @@
 //!
 //! The servers print `LISTEN <addr>` on stdout once bound and stop at
 //! SIGTERM or when their stdin closes (so they never outlive the benchmark).
+//! Both can serve TLS ([`TlsArgs`]); sessiond can authenticate its callers
+//! and enforce an access policy ([`AuthArgs`]).
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use sessiond::config::security::{SecurityConfig, SecuritySettings};
 use sessiond::model::ModuleFailure;
 use sessiond::modules::{Module, ModuleContext, async_trait};
 use sessiond_proto::v1::session_service_server::SessionServiceServer;
@@ -45,6 +48,56 @@ impl Module for Noop {
     async fn run(&self, _ctx: ModuleContext) -> Result<serde_json::Value, ModuleFailure> {
         Ok(serde_json::Value::Null)
     }
+}
+
+/// TLS for a server child: the flags of the same name of `sessiond`.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct TlsArgs {
+    /// Serve TLS with this certificate chain (PEM).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+/// Authentication and the access policy of the sessiond child: the flags
+/// of the same name of `sessiond` (see
+/// [`sessiond::config::security::SecuritySettings`]). None given: no
+/// authentication, every caller may do everything.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct AuthArgs {
+    /// Accept the bearer tokens in this file.
+    #[arg(long)]
+    pub tokens: Option<PathBuf>,
+    /// Accept bearer JWTs from this issuer; needs --jwt-audience and --jwks.
+    #[arg(long)]
+    pub jwt_issuer: Option<String>,
+    /// The audience a JWT must name.
+    #[arg(long)]
+    pub jwt_audience: Option<String>,
+    /// The issuer's JWKS file.
+    #[arg(long)]
+    pub jwks: Option<String>,
+    /// The access policy (TOML).
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+}
+
+/// sessiond's security configuration for a server on `listen` with `tls`
+/// and `auth`, checked as `sessiond` checks its flags.
+fn security(listen: SocketAddr, tls: TlsArgs, auth: AuthArgs) -> Result<SecurityConfig> {
+    let settings = SecuritySettings {
+        tls_cert: tls.tls_cert,
+        tls_key: tls.tls_key,
+        tokens: auth.tokens,
+        jwt_issuer: auth.jwt_issuer,
+        jwt_audience: auth.jwt_audience,
+        jwks: auth.jwks,
+        policy: auth.policy,
+        ..SecuritySettings::default()
+    };
+    Ok(SecurityConfig::from_settings(settings, listen)?)
 }
 
 /// Runs `main` on the runtime every child uses: sessiond's own
@@ -105,13 +158,19 @@ async fn bind(listen: SocketAddr) -> Result<TcpListener> {
 /// Serves the baseline with sessiond's transport and TCP settings
 /// ([`sessiond::server::transport`], [`sessiond::server::incoming`]) and
 /// sessiond's default message-size limits; with `durable_log`, the durable
-/// floor, its writes made durable in a [`DurableLog`] at that path.
+/// floor, its writes made durable in a [`DurableLog`] at that path; with
+/// `tls`, over TLS configured as sessiond configures it
+/// ([`sessiond::auth::tls::server_config`]).
 ///
 /// # Errors
-/// When the address cannot be bound, the log cannot be created or the
-/// transport fails.
-pub fn baseline(listen: SocketAddr, durable_log: Option<PathBuf>) -> Result<()> {
+/// When the address cannot be bound, the log cannot be created, the TLS
+/// files cannot be used or the transport fails.
+pub fn baseline(listen: SocketAddr, durable_log: Option<PathBuf>, tls: TlsArgs) -> Result<()> {
     init_logging();
+    let tls = match (tls.tls_cert, tls.tls_key) {
+        (Some(cert), Some(key)) => Some(sessiond::auth::tls::server_config(&cert, &key, None)?),
+        _ => None,
+    };
     run(async {
         let baseline = match durable_log {
             Some(path) => Baseline::durable(DurableLog::start(&path)?),
@@ -125,7 +184,11 @@ pub fn baseline(listen: SocketAddr, durable_log: Option<PathBuf>) -> Result<()> 
         let user_contexts = UserContextServiceServer::new(baseline)
             .max_decoding_message_size(max_request)
             .max_encoding_message_size(MAX_RESPONSE_BYTES);
-        sessiond::server::transport()
+        let mut transport = sessiond::server::transport();
+        if let Some(tls) = tls {
+            transport = transport.tls_config(tls)?;
+        }
+        transport
             .add_service(sessions)
             .add_service(user_contexts)
             .serve_with_incoming_shutdown(sessiond::server::incoming(listener), shutdown_signal())
@@ -135,18 +198,22 @@ pub fn baseline(listen: SocketAddr, durable_log: Option<PathBuf>) -> Result<()> 
 }
 
 /// Serves sessiond on `database` as node `node_id` with the exec modules of
-/// `modules`, the in-process [`NOOP_MODULE`], and no limit of open sessions
-/// per user.
+/// `modules`, the in-process [`NOOP_MODULE`], no limit of open sessions
+/// per user, and the security `tls` and `auth` configure.
 ///
 /// # Errors
-/// When the server cannot start or the transport fails.
+/// When the security flags are incomplete, the server cannot start or the
+/// transport fails.
 pub fn sessiond(
     listen: SocketAddr,
     database: String,
     node_id: String,
     modules: Option<PathBuf>,
+    tls: TlsArgs,
+    auth: AuthArgs,
 ) -> Result<()> {
     init_logging();
+    let security = security(listen, tls, auth)?;
     run(async {
         let config = sessiond::Config {
             listen,
@@ -156,6 +223,7 @@ pub fn sessiond(
             max_open_sessions_per_user: None,
             drain_timeout: Duration::from_secs(2),
             shutdown_grace: Duration::from_secs(1),
+            security,
             ..sessiond::Config::default()
         };
         let server = sessiond::Sessiond::builder(config)

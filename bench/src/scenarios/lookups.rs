@@ -21,7 +21,7 @@ impl Bench {
             .await?;
         let count = self.options.sessions();
         let began = Instant::now();
-        let ids: Arc<[i64]> = start_sessions(&sessiond, count).await?.into();
+        let ids: Arc<[i64]> = start_sessions(&sessiond, count, None).await?.into();
         println!(
             "   {count} sessions created through StartSession in {:.1} s",
             began.elapsed().as_secs_f64()

@@ -22,7 +22,7 @@ impl Bench {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let rss_before_kib = machine::rss_kib(sessiond.pid())?;
         let began = Instant::now();
-        let opened = open_sessions(&sessiond, usize::try_from(count)?, "mem").await?;
+        let opened = open_sessions(&sessiond, usize::try_from(count)?, "mem", None).await?;
         let open_rate = opened.len() as f64 / began.elapsed().as_secs_f64();
         tokio::time::sleep(Duration::from_secs(1)).await;
         let rss_after_kib = machine::rss_kib(sessiond.pid())?;

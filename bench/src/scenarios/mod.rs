@@ -22,7 +22,13 @@
 //!   with two replicas on the same database (distinct node ids, both pinned
 //!   like the other servers; the load's connections alternate between
 //!   them, and the measured side's CPU is the sum of both). PostgreSQL
-//!   itself ([`crate::pg`]) runs unpinned on all cores.
+//!   itself ([`crate::pg`]) runs unpinned on all cores;
+//! - `auth_get_session_user`, `auth_user_context`: sessiond without
+//!   authentication against sessiond with it (static tokens and JWTs
+//!   accepted, an access policy enforced), each on its own database; one
+//!   measurement with every call carrying a static token, one with a JWT;
+//! - `tls_get_session_user`: the baseline against the baseline over TLS
+//!   (TLS's own cost), and the baseline over TLS against sessiond over TLS.
 //!
 //! # Layout
 //! - this file: the list of scenarios, the run, its header, and the specs
@@ -32,9 +38,12 @@
 //!   before a measurement;
 //! - one file per scenario: [`lookups`] (`get_session_user`,
 //!   `get_session_info`), [`open_close`], [`user_context`],
-//!   [`module_inproc`], [`module_exec`], [`lookup_scale`], [`memory`], and
-//!   [`postgres`] (`pg_get_session_user`, `pg_open_close`).
+//!   [`module_inproc`], [`module_exec`], [`lookup_scale`], [`memory`],
+//!   [`postgres`] (`pg_get_session_user`, `pg_open_close`), [`auth`]
+//!   (`auth_get_session_user`, `auth_user_context`) and [`tls`]
+//!   (`tls_get_session_user`).
 
+mod auth;
 mod lookup_scale;
 mod lookups;
 mod memory;
@@ -44,6 +53,7 @@ mod open_close;
 mod pairs;
 mod postgres;
 mod setup;
+mod tls;
 mod user_context;
 
 use std::path::PathBuf;
@@ -56,7 +66,7 @@ use crate::serve::EXEC_MODULE;
 use crate::{Options, Result};
 
 /// Every scenario, in the order they run.
-pub const SCENARIOS: [&str; 10] = [
+pub const SCENARIOS: [&str; 13] = [
     "get_session_user",
     "get_session_info",
     "open_close",
@@ -67,6 +77,9 @@ pub const SCENARIOS: [&str; 10] = [
     "memory",
     "pg_get_session_user",
     "pg_open_close",
+    "auth_get_session_user",
+    "auth_user_context",
+    "tls_get_session_user",
 ];
 
 /// The core the servers run on, and the load generator's.
@@ -201,6 +214,10 @@ impl Bench {
                         Err(problem) => println!("   skipped: no PostgreSQL ({})", problem.trim()),
                     }
                 }
+                "auth_get_session_user" | "auth_user_context" => {
+                    self.auth(name, &mut report).await?;
+                }
+                "tls_get_session_user" => self.tls_get_session_user(&mut report).await?,
                 _ => unreachable!("validated above"),
             }
             println!(
@@ -284,6 +301,22 @@ impl Bench {
                 self.cores
             );
         }
+        if self.selected("auth_get_session_user") || self.selected("auth_user_context") {
+            println!(
+                "  auth_*: the baseline side is sessiond without authentication, the measured \
+                 side sessiond with it (static tokens and JWTs accepted, an access policy \
+                 enforced), every call carrying `authorization: Bearer` with a static token \
+                 (variant token) or a JWT (variant jwt); ratio: throughput at every number in \
+                 flight"
+            );
+        }
+        if self.selected("tls_get_session_user") {
+            println!(
+                "  tls_get_session_user: variant baseline = the baseline over TLS / over plain \
+                 TCP (TLS's own cost); variant sessiond = sessiond over TLS / the baseline over \
+                 TLS; no target"
+            );
+        }
         println!("  load average at start: {}", machine::load_average());
     }
 
@@ -338,5 +371,27 @@ fn throughput_spec(inflight: usize, target: f64) -> Spec {
             headline: Figure::P50,
             targets: Vec::new(),
         }
+    }
+}
+
+/// The `auth_*` scenarios: throughput ≥ 0.90 × sessiond without
+/// authentication, at every number in flight.
+fn auth_spec() -> Spec {
+    Spec {
+        headline: Figure::Throughput,
+        targets: vec![(Figure::Throughput, Bound::AtLeast(0.90))],
+    }
+}
+
+/// A cost reported without a bound: the throughput ratio at many in
+/// flight, the p50 ratio at 1.
+fn cost_spec(inflight: usize) -> Spec {
+    Spec {
+        headline: if inflight > 1 {
+            Figure::Throughput
+        } else {
+            Figure::P50
+        },
+        targets: Vec::new(),
     }
 }

@@ -16,7 +16,7 @@ impl Bench {
     /// spawning `true` directly.
     pub(super) async fn module_exec(&self, report: &mut Report) -> Result<()> {
         let sessiond = self.start_sessiond(&self.path("module_exec.db")).await?;
-        let sessions: Arc<[i64]> = open_sessions(&sessiond, self.max_inflight(), "exec")
+        let sessions: Arc<[i64]> = open_sessions(&sessiond, self.max_inflight(), "exec", None)
             .await?
             .into();
         for &inflight in &self.options.inflight {

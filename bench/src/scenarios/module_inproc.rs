@@ -16,7 +16,7 @@ impl Bench {
     pub(super) async fn module_inproc(&self, report: &mut Report) -> Result<()> {
         let baseline = self.start_baseline().await?;
         let sessiond = self.start_sessiond(&self.path("module_inproc.db")).await?;
-        let sessions: Arc<[i64]> = open_sessions(&sessiond, self.max_inflight(), "mod")
+        let sessions: Arc<[i64]> = open_sessions(&sessiond, self.max_inflight(), "mod", None)
             .await?
             .into();
         for &inflight in &self.options.inflight {

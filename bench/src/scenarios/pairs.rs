@@ -8,7 +8,7 @@ use tonic::transport::Channel;
 use super::Bench;
 use crate::Result;
 use crate::child::{self, Server};
-use crate::load::{self, Workload};
+use crate::load::{self, Bearer, Workload};
 use crate::machine::{CpuUse, Sample};
 use crate::report::{Measurement, Pair, SideResult, Spec};
 
@@ -19,6 +19,14 @@ pub(super) enum Side<'a> {
         label: &'static str,
         server: &'a Server,
         workload: Workload,
+    },
+    /// A load of `workload` against `server`, every call carrying
+    /// `bearer`.
+    Authenticated {
+        label: &'static str,
+        server: &'a Server,
+        workload: Workload,
+        bearer: &'a Bearer,
     },
     /// A load of `workload` spread over the replicas `servers` (their
     /// connections alternate; their CPU is summed), on the database server
@@ -43,13 +51,15 @@ impl Bench {
 
     /// Measures one load side once: `inflight` requests over connections to
     /// `servers`, which alternate (replica 1, replica 2, replica 1, …; at
-    /// least one connection each), with the CPU of all of `servers` summed.
+    /// least one connection each), with the CPU of all of `servers` summed;
+    /// with `bearer`, every call carries it.
     async fn grpc_side(
         &self,
         label: &str,
         servers: &[Server],
         database: Option<u32>,
         workload: &Workload,
+        bearer: Option<&Bearer>,
         inflight: usize,
     ) -> Result<SideResult> {
         let warmup = self.options.warmup();
@@ -63,7 +73,7 @@ impl Bench {
             .flat_map(|i| by_server.iter().map(move |channels| channels[i].clone()))
             .collect();
         let ops = (0..inflight)
-            .map(|i| workload.op(i, channels[i % channels.len()].clone()))
+            .map(|i| workload.op(i, channels[i % channels.len()].clone(), bearer.cloned()))
             .collect();
         let pids: Vec<u32> = servers.iter().map(Server::pid).collect();
         let outcome =
@@ -98,6 +108,23 @@ impl Bench {
                     std::slice::from_ref(*server),
                     None,
                     workload,
+                    None,
+                    inflight,
+                )
+                .await
+            }
+            Side::Authenticated {
+                label,
+                server,
+                workload,
+                bearer,
+            } => {
+                self.grpc_side(
+                    label,
+                    std::slice::from_ref(*server),
+                    None,
+                    workload,
+                    Some(*bearer),
                     inflight,
                 )
                 .await
@@ -108,7 +135,7 @@ impl Bench {
                 database,
                 workload,
             } => {
-                self.grpc_side(label, servers, *database, workload, inflight)
+                self.grpc_side(label, servers, *database, workload, None, inflight)
                     .await
             }
             Side::SpawnLoop { label, program } => {
@@ -199,6 +226,7 @@ impl Bench {
             scenario: scenario.to_owned(),
             inflight,
             replicas: None,
+            variant: None,
             spec,
             pairs,
             noisy,

@@ -44,7 +44,7 @@ impl Bench {
                 for (index, server) in servers.iter().enumerate() {
                     let share = count / replicas as u64
                         + u64::from((index as u64) < count % replicas as u64);
-                    ids.extend(start_sessions(server, share).await?);
+                    ids.extend(start_sessions(server, share, None).await?);
                 }
                 println!(
                     "   {replicas} replica(s): {count} sessions created through StartSession in \

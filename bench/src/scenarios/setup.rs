@@ -1,6 +1,7 @@
 //! What the scenarios set up before they measure: the servers (the
-//! baseline, the durable floor, sessiond), and sessions created or looked
-//! up through gRPC.
+//! baseline, the durable floor, sessiond; with TLS or authentication for
+//! the `tls_*` and `auth_*` scenarios), and sessions created or looked up
+//! through gRPC (with a bearer token when the server asks for one).
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -16,6 +17,8 @@ use tonic::transport::Channel;
 use super::Bench;
 use crate::Result;
 use crate::child::{self, Server};
+use crate::credentials::{Credentials, TlsFiles};
+use crate::load::{Bearer, request};
 use crate::serve::NODE_ID;
 
 /// Requests in flight while seeding and opening sessions.
@@ -29,6 +32,17 @@ impl Bench {
             self.server_core,
         )
         .await
+    }
+
+    /// The baseline serving TLS with `tls`'s certificate.
+    pub(super) async fn start_baseline_tls(&self, tls: &TlsFiles) -> Result<Server> {
+        let mut args = child::args(["serve-baseline"]);
+        args.extend(tls.server_args());
+        Ok(
+            Server::start("the baseline over TLS", &args, self.server_core)
+                .await?
+                .over_tls(tls.client_config()),
+        )
     }
 
     /// The durable floor: the baseline, answering writes once a log file
@@ -47,9 +61,41 @@ impl Bench {
             .await
     }
 
+    /// sessiond on `database`, authenticating its callers with
+    /// `credentials` and enforcing their policy.
+    pub(super) async fn start_sessiond_authenticating(
+        &self,
+        database: &Path,
+        credentials: &Credentials,
+    ) -> Result<Server> {
+        let mut args = self.sessiond_args(&format!("sqlite://{}", database.display()), NODE_ID);
+        args.extend(credentials.server_args());
+        Server::start("sessiond with authentication", &args, self.server_core).await
+    }
+
+    /// sessiond on `database`, serving TLS with `tls`'s certificate (no
+    /// authentication).
+    pub(super) async fn start_sessiond_tls(
+        &self,
+        database: &Path,
+        tls: &TlsFiles,
+    ) -> Result<Server> {
+        let mut args = self.sessiond_args(&format!("sqlite://{}", database.display()), NODE_ID);
+        args.extend(tls.server_args());
+        Ok(Server::start("sessiond over TLS", &args, self.server_core)
+            .await?
+            .over_tls(tls.client_config()))
+    }
+
     /// sessiond on the database `url` as node `node_id`.
     pub(super) async fn start_sessiond_on(&self, url: &str, node_id: &str) -> Result<Server> {
-        let args: Vec<OsString> = vec![
+        let args = self.sessiond_args(url, node_id);
+        Server::start("sessiond", &args, self.server_core).await
+    }
+
+    /// The arguments of sessiond on the database `url` as node `node_id`.
+    fn sessiond_args(&self, url: &str, node_id: &str) -> Vec<OsString> {
+        vec![
             "serve-sessiond".into(),
             "--database".into(),
             url.into(),
@@ -57,8 +103,7 @@ impl Bench {
             node_id.into(),
             "--modules".into(),
             self.manifest.clone().into(),
-        ];
-        Server::start("sessiond", &args, self.server_core).await
+        ]
     }
 }
 
@@ -67,18 +112,26 @@ async fn client(server: &Server) -> Result<SessionServiceClient<Channel>> {
     Ok(SessionServiceClient::new(channel))
 }
 
-/// Creates `count` interactive sessions through `StartSession`.
-pub(super) async fn start_sessions(server: &Server, count: u64) -> Result<Vec<i64>> {
+/// Creates `count` interactive sessions through `StartSession`, each call
+/// carrying `bearer` if given.
+pub(super) async fn start_sessions(
+    server: &Server,
+    count: u64,
+    bearer: Option<&Bearer>,
+) -> Result<Vec<i64>> {
     let client = client(server).await?;
     let ids: Vec<i64> = futures::stream::iter(0..count)
         .map(|i| {
             let mut client = client.clone();
             async move {
                 client
-                    .start_session(StartSessionRequest {
-                        user: format!("user-{}", i % 1000),
-                        client: "sessiond-bench".to_owned(),
-                    })
+                    .start_session(request(
+                        bearer,
+                        StartSessionRequest {
+                            user: format!("user-{}", i % 1000),
+                            client: "sessiond-bench".to_owned(),
+                        },
+                    ))
                     .await
                     .map(|r| r.into_inner().session_id)
             }
@@ -110,8 +163,14 @@ pub(super) async fn look_up_all(server: &Server, ids: &[i64]) -> Result<()> {
     Ok(())
 }
 
-/// Opens `count` clientless sessions (users `<prefix>-0…999`).
-pub(super) async fn open_sessions(server: &Server, count: usize, prefix: &str) -> Result<Vec<i64>> {
+/// Opens `count` clientless sessions (users `<prefix>-0…999`), each call
+/// carrying `bearer` if given.
+pub(super) async fn open_sessions(
+    server: &Server,
+    count: usize,
+    prefix: &str,
+    bearer: Option<&Bearer>,
+) -> Result<Vec<i64>> {
     let client = client(server).await?;
     let ids: Vec<i64> = futures::stream::iter(0..count)
         .map(|i| {
@@ -119,7 +178,7 @@ pub(super) async fn open_sessions(server: &Server, count: usize, prefix: &str) -
             let user = format!("{prefix}-{}", i % 1000);
             async move {
                 client
-                    .open_clientless_session(OpenClientlessSessionRequest { user })
+                    .open_clientless_session(request(bearer, OpenClientlessSessionRequest { user }))
                     .await
                     .map(|r| r.into_inner().session_id)
             }

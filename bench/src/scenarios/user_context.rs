@@ -17,7 +17,7 @@ impl Bench {
         let baseline = self.start_baseline().await?;
         let sessiond = self.start_sessiond(&self.path("user_context.db")).await?;
         let floor = self.start_floor("user_context.log").await?;
-        let sessions: Arc<[i64]> = open_sessions(&sessiond, self.max_inflight(), "uc")
+        let sessions: Arc<[i64]> = open_sessions(&sessiond, self.max_inflight(), "uc", None)
             .await?
             .into();
         for &inflight in &self.options.inflight {
