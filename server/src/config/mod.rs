@@ -71,7 +71,8 @@ pub struct Settings {
     /// Address to listen on [default: 127.0.0.1:50051].
     #[arg(long, env = "SESSIOND_LISTEN")]
     pub listen: Option<SocketAddr>,
-    /// Database URL: sqlite://PATH [default: sqlite://sessiond.db].
+    /// Database URL: sqlite://PATH (created if missing) or
+    /// postgres://USER:PASSWORD@HOST/DB [default: sqlite://sessiond.db].
     #[arg(long, env = "SESSIOND_DATABASE")]
     pub database: Option<String>,
     /// The exec-module manifest (TOML) [default: none].
