@@ -18,29 +18,17 @@ Requires grpcio, grpcio-tools and grpcio-status.
 """
 
 import datetime
-import importlib
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 import unittest
 import uuid
 
 import grpc
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PROTO_DIR = os.path.join(REPO_ROOT, "proto")
-PROTO_FILES = [
-    "sessiond/v1/error_reason.proto",
-    "sessiond/v1/session.proto",
-    "sessiond/v1/session_service.proto",
-    "sessiond/v1/user_context_service.proto",
-]
-# How long one call may take before the test fails.
-CALL_TIMEOUT = 10.0
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import CALL_TIMEOUT, ErrorDetails, unique_user  # noqa: E402
+
 # How far a server timestamp may be from this machine's clock.
 CLOCK_SLACK = datetime.timedelta(seconds=60)
 
@@ -54,29 +42,12 @@ uc_pb = None  # sessiond.v1.user_context_service_pb2
 uc_grpc = None  # sessiond.v1.user_context_service_pb2_grpc
 
 
-def generate_stubs(out_dir):
-    """Runs grpc_tools.protoc on proto/ and imports the generated modules."""
+def set_stubs(stubs):
+    """Makes the generated modules this file's globals."""
     global er_pb, pb, ss_pb, ss_grpc, uc_pb, uc_grpc
-    command = [
-        sys.executable,
-        "-m",
-        "grpc_tools.protoc",
-        "-I",
-        PROTO_DIR,
-        "--python_out",
-        out_dir,
-        "--grpc_python_out",
-        out_dir,
-        *PROTO_FILES,
-    ]
-    subprocess.run(command, check=True)
-    sys.path.insert(0, out_dir)
-    er_pb = importlib.import_module("sessiond.v1.error_reason_pb2")
-    pb = importlib.import_module("sessiond.v1.session_pb2")
-    ss_pb = importlib.import_module("sessiond.v1.session_service_pb2")
-    ss_grpc = importlib.import_module("sessiond.v1.session_service_pb2_grpc")
-    uc_pb = importlib.import_module("sessiond.v1.user_context_service_pb2")
-    uc_grpc = importlib.import_module("sessiond.v1.user_context_service_pb2_grpc")
+    er_pb, pb = stubs.er_pb, stubs.pb
+    ss_pb, ss_grpc = stubs.ss_pb, stubs.ss_grpc
+    uc_pb, uc_grpc = stubs.uc_pb, stubs.uc_grpc
 
 
 def method_name(multicallable):
@@ -85,46 +56,9 @@ def method_name(multicallable):
     return name.decode() if isinstance(name, bytes) else str(name)
 
 
-def unique_user(prefix):
-    """A user name no other test (or earlier run) uses."""
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
-
 def unknown_session_id():
     """A session id no server has handed out (ids count up from 1)."""
     return 2**62 + uuid.uuid4().int % 2**32
-
-
-class ErrorDetails:
-    """The code and decoded details of a failed call."""
-
-    def __init__(self, error):
-        self.code = error.code()
-        self.message = error.details()
-        self.error_info = None
-        self.bad_request = None
-        status = rpc_status.from_call(error)
-        if status is None:
-            return
-        for detail in status.details:
-            if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-                self.error_info = error_details_pb2.ErrorInfo()
-                detail.Unpack(self.error_info)
-            elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-                self.bad_request = error_details_pb2.BadRequest()
-                detail.Unpack(self.bad_request)
-
-    def violated_fields(self):
-        """The fields named by the BadRequest violations."""
-        if self.bad_request is None:
-            return []
-        return [v.field for v in self.bad_request.field_violations]
-
-    def __repr__(self):
-        return (
-            f"{self.code} {self.message!r} error_info={self.error_info} "
-            f"bad_request={self.bad_request}"
-        )
 
 
 class ContractTest(unittest.TestCase):
@@ -539,28 +473,6 @@ class UserContextServiceTest(ContractTest):
                 self.assertEqual(details.error_info.metadata["session_id"], str(session_id))
 
 
-class CountingResult(unittest.TextTestResult):
-    """Counts each test once, as passed or failed (subtests included)."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.failed_tests = set()
-
-    def addFailure(self, test, err):
-        super().addFailure(test, err)
-        self.failed_tests.add(test.id())
-
-    def addError(self, test, err):
-        super().addError(test, err)
-        # A subtest or class-level error is reported against its parent.
-        self.failed_tests.add(getattr(test, "test_case", test).id())
-
-    def addSubTest(self, test, subtest, err):
-        super().addSubTest(test, subtest, err)
-        if err is not None:
-            self.failed_tests.add(test.id())
-
-
 def main(argv):
     global ENDPOINT
     if len(argv) != 2:
@@ -574,21 +486,7 @@ def main(argv):
         print(f"cannot connect to {ENDPOINT} within {CALL_TIMEOUT} s", file=sys.stderr)
         print("0 passed, 1 failed", flush=True)
         return 1
-    out_dir = tempfile.mkdtemp(prefix="sessiond-stubs-")
-    try:
-        generate_stubs(out_dir)
-        suite = unittest.defaultTestLoader.loadTestsFromModule(sys.modules[__name__])
-        runner = unittest.TextTestRunner(
-            stream=sys.stdout, verbosity=2, resultclass=CountingResult
-        )
-        result = runner.run(suite)
-    finally:
-        shutil.rmtree(out_dir, ignore_errors=True)
-    failed = len(result.failed_tests)
-    passed = result.testsRun - failed - len(result.skipped)
-    sys.stdout.flush()
-    print(f"{passed} passed, {failed} failed", flush=True)
-    return 0 if failed == 0 and passed > 0 and result.wasSuccessful() else 1
+    return harness.run_tests(sys.modules[__name__], set_stubs)
 
 
 if __name__ == "__main__":

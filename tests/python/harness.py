@@ -1,11 +1,13 @@
-"""What the authentication scripts (mtls_test.py, jwt_test.py) share.
+"""What the cross-language scripts (contract_test.py, reflect_test.py,
+mtls_test.py, jwt_test.py) share.
 
 - ``generate_stubs``: Python stubs from ``proto/`` with ``grpc_tools.protoc``
   in a temporary directory, imported as modules.
 - ``ErrorDetails``: a failed call's code and its ``google.rpc.ErrorInfo``,
   read with ``grpcio-status``.
-- ``run_tests``: runs a module's ``unittest`` tests and prints the last line
-  ``N passed, M failed`` that ``tests/cross_language.rs`` reads.
+- ``run_tests`` / ``run_suite``: run a module's (or a suite's) ``unittest``
+  tests and print the last line ``N passed, M failed`` that
+  ``tests/cross_language.rs`` reads.
 """
 
 import importlib
@@ -35,7 +37,8 @@ CALL_TIMEOUT = 10.0
 
 
 class Stubs:
-    """The generated modules: ``pb`` (session.proto), ``ss_pb`` / ``ss_grpc``
+    """The generated modules: ``er_pb`` (error_reason.proto), ``pb``
+    (session.proto), ``ss_pb`` / ``ss_grpc``
     (SessionService), ``uc_pb`` / ``uc_grpc`` (UserContextService),
     ``ac_pb`` / ``ac_grpc`` (AccessService)."""
 
@@ -58,6 +61,7 @@ class Stubs:
         def module(name):
             return importlib.import_module(f"sessiond.v1.{name}")
 
+        self.er_pb = module("error_reason_pb2")
         self.pb = module("session_pb2")
         self.ss_pb = module("session_service_pb2")
         self.ss_grpc = module("session_service_pb2_grpc")
@@ -73,12 +77,14 @@ def unique_user(prefix):
 
 
 class ErrorDetails:
-    """The code, message and decoded ErrorInfo of a failed call."""
+    """The code, message and decoded details (ErrorInfo, BadRequest) of a
+    failed call."""
 
     def __init__(self, error):
         self.code = error.code()
         self.message = error.details()
         self.error_info = None
+        self.bad_request = None
         status = rpc_status.from_call(error)
         if status is None:
             return
@@ -86,9 +92,21 @@ class ErrorDetails:
             if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
                 self.error_info = error_details_pb2.ErrorInfo()
                 detail.Unpack(self.error_info)
+            elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+                self.bad_request = error_details_pb2.BadRequest()
+                detail.Unpack(self.bad_request)
+
+    def violated_fields(self):
+        """The fields named by the BadRequest violations."""
+        if self.bad_request is None:
+            return []
+        return [v.field for v in self.bad_request.field_violations]
 
     def __repr__(self):
-        return f"{self.code} {self.message!r} error_info={self.error_info}"
+        return (
+            f"{self.code} {self.message!r} error_info={self.error_info} "
+            f"bad_request={self.bad_request}"
+        )
 
 
 class CountingResult(unittest.TextTestResult):
@@ -119,13 +137,16 @@ def run_tests(module, set_stubs):
     out_dir = tempfile.mkdtemp(prefix="sessiond-stubs-")
     try:
         set_stubs(Stubs(out_dir))
-        suite = unittest.defaultTestLoader.loadTestsFromModule(module)
-        runner = unittest.TextTestRunner(
-            stream=sys.stdout, verbosity=2, resultclass=CountingResult
-        )
-        result = runner.run(suite)
+        return run_suite(unittest.defaultTestLoader.loadTestsFromModule(module))
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)
+
+
+def run_suite(suite):
+    """Runs ``suite`` and prints ``N passed, M failed`` (the last line
+    ``tests/cross_language.rs`` reads); returns the exit status."""
+    runner = unittest.TextTestRunner(stream=sys.stdout, verbosity=2, resultclass=CountingResult)
+    result = runner.run(suite)
     failed = len(result.failed_tests)
     passed = result.testsRun - failed - len(result.skipped)
     sys.stdout.flush()

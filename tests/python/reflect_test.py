@@ -22,6 +22,9 @@ import unittest
 import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import harness  # noqa: E402
+
 REFLECT = os.path.join(HERE, "reflect.py")
 ENDPOINT = None  # set by main()
 # How long one reflect.py run may take.
@@ -336,41 +339,13 @@ class ReflectTest(unittest.TestCase):
         self.assertEqual(run.status, EXIT_NOT_FOUND, run)
 
 
-class CountingResult(unittest.TextTestResult):
-    """Counts each test once, as passed or failed (subtests included)."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.failed_tests = set()
-
-    def addFailure(self, test, err):
-        super().addFailure(test, err)
-        self.failed_tests.add(test.id())
-
-    def addError(self, test, err):
-        super().addError(test, err)
-        self.failed_tests.add(getattr(test, "test_case", test).id())
-
-    def addSubTest(self, test, subtest, err):
-        super().addSubTest(test, subtest, err)
-        if err is not None:
-            self.failed_tests.add(test.id())
-
-
 def main(argv):
     global ENDPOINT
     if len(argv) != 2:
         print(f"usage: {argv[0]} HOST:PORT", file=sys.stderr)
         return 2
     ENDPOINT = argv[1]
-    suite = unittest.defaultTestLoader.loadTestsFromTestCase(ReflectTest)
-    runner = unittest.TextTestRunner(stream=sys.stdout, verbosity=2, resultclass=CountingResult)
-    result = runner.run(suite)
-    failed = len(result.failed_tests)
-    passed = result.testsRun - failed - len(result.skipped)
-    sys.stdout.flush()
-    print(f"{passed} passed, {failed} failed", flush=True)
-    return 0 if failed == 0 and passed > 0 and result.wasSuccessful() else 1
+    return harness.run_suite(unittest.defaultTestLoader.loadTestsFromTestCase(ReflectTest))
 
 
 if __name__ == "__main__":
