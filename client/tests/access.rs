@@ -1,18 +1,16 @@
-//! The access calls and the credential over real gRPC, against a scripted
-//! `AccessService` that records every request's metadata and fails on cue:
-//! `WhoAmI` and `CheckAccess` on domain types, the bearer token on every
-//! attempt of every call, and authentication failures decoded.
-//!
-//! The same calls against the real server (authentication on and off) are
-//! tested at the workspace's root once the server serves `AccessService`.
+//! The credential on retries, over real gRPC against a scripted
+//! `AccessService` that records every request's metadata and fails on cue
+//! (which the real server cannot be made to do): the bearer token goes with
+//! every attempt of every call, and authentication failures arrive typed
+//! and are not retried. `WhoAmI` and `CheckAccess` against the real server,
+//! with every authentication method, are in the workspace's
+//! `tests/client_auth.rs`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sessiond_client::{
-    Access, AuthenticationMethod, Client, Error, Permission, RetryPolicy, SessionId,
-};
+use sessiond_client::{Access, Client, Error, Permission, RetryPolicy};
 use sessiond_proto::v1 as pb;
 use tonic::metadata::MetadataMap;
 use tonic::{Code, Request, Response, Status};
@@ -140,60 +138,6 @@ fn quick_retries(max_attempts: u32) -> RetryPolicy {
         initial_backoff: Duration::from_millis(1),
         max_backoff: Duration::from_millis(5),
     }
-}
-
-#[tokio::test]
-async fn who_am_i_reads_the_callers_identity() {
-    let (_script, endpoint) = scripted_server().await;
-    let client = Client::connect(&endpoint).await.unwrap();
-    let me = client.who_am_i().await.unwrap();
-    assert_eq!(me.subject, "alice");
-    assert_eq!(me.groups, ["ops", "auditors"]);
-    assert_eq!(me.method, AuthenticationMethod::StaticToken);
-    assert_eq!(me.session_id, None);
-}
-
-#[tokio::test]
-async fn check_access_sends_the_question_and_reads_the_decision() {
-    let (script, endpoint) = scripted_server().await;
-    let client = Client::connect(&endpoint).await.unwrap();
-
-    let read = client
-        .check_access(&Access::new(Permission::ReadSession).session(SessionId::new(7)))
-        .await
-        .unwrap();
-    assert!(read.allowed);
-    assert_eq!(read.reason, "");
-
-    let act_as = client
-        .check_access(
-            &Access::new(Permission::ActAs)
-                .session(SessionId::new(7))
-                .user("R50"),
-        )
-        .await
-        .unwrap();
-    assert!(!act_as.allowed, "a refusal is an answer, not an error");
-    assert_eq!(act_as.reason, "alice may not act as R50 in session 7");
-
-    let questions = script.questions.lock().unwrap().clone();
-    assert_eq!(
-        questions,
-        [
-            pb::CheckAccessRequest {
-                permission: pb::Permission::ReadSession.into(),
-                session_id: 7,
-                user: String::new(),
-                module_id: String::new(),
-            },
-            pb::CheckAccessRequest {
-                permission: pb::Permission::ActAs.into(),
-                session_id: 7,
-                user: "R50".into(),
-                module_id: String::new(),
-            },
-        ]
-    );
 }
 
 #[tokio::test]
