@@ -38,8 +38,12 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::load(args)?;
     let listen = config.listen;
     let database = sessiond::store::redact_password(&config.database);
+    // Bound first, so that an address in use is reported before anything
+    // (a database file) is created.
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|error| format!("cannot listen on {listen}: {error}"))?;
     let server = Sessiond::open(config).await?;
-    let listener = tokio::net::TcpListener::bind(listen).await?;
     tracing::info!(address = %listener.local_addr()?, database = %database, "sessiond listening");
     server.serve(listener, shutdown_signal()).await?;
     Ok(())

@@ -198,7 +198,22 @@ impl ServerProcess {
     /// [`ServerProcess::spawn`] with these variables added to its
     /// environment.
     pub async fn spawn_with_env(database: &str, extra: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut child = tokio::process::Command::new(sessiond_binary())
+        Self::spawn_in(None, database, extra, env).await
+    }
+
+    /// [`ServerProcess::spawn_with_env`] with the working directory `dir`
+    /// (else the test's).
+    pub async fn spawn_in(
+        dir: Option<&Path>,
+        database: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
+        let mut command = tokio::process::Command::new(sessiond_binary());
+        if let Some(dir) = dir {
+            command.current_dir(dir);
+        }
+        let mut child = command
             .args(["--listen", "127.0.0.1:0", "--database", database])
             .args(extra)
             .envs(env.iter().copied())

@@ -68,8 +68,9 @@ pub enum TokenCommand {
 #[derive(Debug, Default, clap::Args, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
-    /// Address to listen on [default: 127.0.0.1:50051].
-    #[arg(long, env = "SESSIOND_LISTEN")]
+    /// Address to listen on, IP:PORT or HOST:PORT [default: 127.0.0.1:50051].
+    #[arg(long, env = "SESSIOND_LISTEN", value_parser = listen_address)]
+    #[serde(default, deserialize_with = "listen")]
     pub listen: Option<SocketAddr>,
     /// Database URL: sqlite://PATH (created if missing) or
     /// postgres://USER:PASSWORD@HOST/DB [default: sqlite://sessiond.db].
@@ -136,6 +137,28 @@ pub struct Settings {
     #[command(flatten)]
     #[serde(default)]
     pub security: SecuritySettings,
+}
+
+/// An address to listen on: `IP:PORT`, or `HOST:PORT` resolved to its first
+/// address (`localhost:50051`).
+fn listen_address(text: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    if let Ok(address) = text.parse() {
+        return Ok(address);
+    }
+    text.to_socket_addrs()
+        .map_err(|e| {
+            format!("{text:?} is not an address to listen on (IP:PORT or HOST:PORT): {e}")
+        })?
+        .next()
+        .ok_or_else(|| format!("{text:?} resolves to no address"))
+}
+
+fn listen<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<SocketAddr>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    listen_address(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
 }
 
 fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
@@ -411,6 +434,16 @@ mod tests {
         let args = Args::try_parse_from(["sessiond", "--config", path.to_str().unwrap()]).unwrap();
         let error = Config::load(args).unwrap_err().to_string();
         assert!(error.contains("soon"), "{error}");
+    }
+
+    #[test]
+    fn a_host_name_is_an_address_to_listen_on() {
+        let args = Args::try_parse_from(["sessiond", "--listen", "localhost:50099"]).unwrap();
+        let listen = Config::load(args).unwrap().listen;
+        assert!(listen.ip().is_loopback(), "{listen}");
+        assert_eq!(listen.port(), 50099);
+        let error = Args::try_parse_from(["sessiond", "--listen", "no port"]).unwrap_err();
+        assert!(error.to_string().contains("no port"), "{error}");
     }
 
     #[test]

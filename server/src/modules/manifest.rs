@@ -71,8 +71,10 @@ pub fn load(path: &Path, registry: &mut ModuleRegistry) -> Result<(), ManifestEr
     };
     let text = std::fs::read_to_string(path).map_err(|e| problem(None, e.to_string()))?;
     let manifest: Manifest = toml::from_str(&text).map_err(|e| problem(None, e.to_string()))?;
+    // A bare file name's parent is "", which no process can start in.
     let folder = path
         .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     for (id, entry) in manifest.modules {
         let module_id = ModuleId::parse("module id", id.clone())

@@ -320,6 +320,14 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
     {
+        if path.is_empty() {
+            return Err(Error::InvalidArgument(vec![
+                crate::model::FieldViolation::new(
+                    "database",
+                    "sqlite:// needs the database file's path, e.g. sqlite://sessiond.db",
+                ),
+            ]));
+        }
         return Ok(Arc::new(SqliteStore::open(path).await?));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
