@@ -10,11 +10,12 @@ mod common;
 use std::path::Path;
 
 use common::credentials::static_token;
+use common::pki::Pki;
 use common::postgres::fresh_database;
 use common::{ServerProcess, metadata, reason};
 use sessiond_proto::v1 as pb;
 use sessiond_proto::v1::session_service_client::SessionServiceClient;
-use tonic::transport::Channel;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 use tonic::{Code, Request};
 
 const MODULES: &str = "[modules.answer]\ncommand = [\"sh\", \"-c\", \"echo 42\"]\n";
@@ -28,14 +29,15 @@ fn authorized<T>(token: &str, message: T) -> Request<T> {
     request
 }
 
-/// Replica `name` with its own tokens file, the example policy and, when
-/// `secret` is set, the cluster secret.
+/// Replica `name` with its own tokens file, the example policy, when
+/// `secret` is set the cluster secret, and `extra` flags.
 async fn replica(
     database: &str,
     dir: &Path,
     name: &str,
     tokens: &Path,
     secret: Option<&Path>,
+    extra: &[&str],
 ) -> ServerProcess {
     let policy = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/policy.toml");
     let modules = dir.join("modules.toml");
@@ -53,6 +55,7 @@ async fn replica(
     if let Some(secret) = secret {
         flags.extend(["--cluster-secret-file", secret.to_str().unwrap()]);
     }
+    flags.extend(extra);
     ServerProcess::spawn(database, &flags).await
 }
 
@@ -67,6 +70,11 @@ struct Pair {
 }
 
 async fn pair(test: &str, with_secret: bool) -> Pair {
+    pair_with(test, with_secret, &[]).await
+}
+
+/// [`pair`], both replicas started with `extra` flags too.
+async fn pair_with(test: &str, with_secret: bool, extra: &[&str]) -> Pair {
     let database = fresh_database(test).await;
     let dir = tempfile::tempdir().unwrap();
     let (owner_tokens, front_tokens) =
@@ -77,8 +85,8 @@ async fn pair(test: &str, with_secret: bool) -> Pair {
     let secret = dir.path().join("cluster-secret");
     std::fs::write(&secret, SECRET).unwrap();
     let secret = with_secret.then_some(secret.as_path());
-    let owner = replica(&database, dir.path(), "owner", &owner_tokens, secret).await;
-    let front = replica(&database, dir.path(), "front", &front_tokens, secret).await;
+    let owner = replica(&database, dir.path(), "owner", &owner_tokens, secret, extra).await;
+    let front = replica(&database, dir.path(), "front", &front_tokens, secret, extra).await;
     Pair {
         owner,
         front,
@@ -185,4 +193,75 @@ async fn without_the_cluster_secret_the_owner_authenticates_the_callers_own_cred
     assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
     assert_eq!(reason(&refused), "UNAUTHENTICATED");
     assert_eq!(metadata(&refused, "session_id"), None);
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(has_postgres),
+    ignore = "no PostgreSQL (SESSIOND_TEST_POSTGRES_URL, or initdb, pg_ctl and psql): see README"
+)]
+async fn replicas_serving_tls_forward_to_each_other_over_tls() {
+    let pki = Pki::new();
+    let (cert, key, ca) = (
+        pki.path("server.pem"),
+        pki.path("server.key"),
+        pki.path("ca.pem"),
+    );
+    let tls = [
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+        "--tls-ca",
+        ca.to_str().unwrap(),
+    ];
+    let pair = pair_with("forwarded_over_tls", true, &tls).await;
+    let over_tls = |process: &ServerProcess| {
+        let config = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(pki.read("ca.pem")))
+            .domain_name("localhost");
+        Channel::from_shared(format!("https://{}", process.addr))
+            .unwrap()
+            .tls_config(config)
+            .unwrap()
+    };
+    let mut owner = SessionServiceClient::new(over_tls(&pair.owner).connect().await.unwrap());
+    let id = owner
+        .open_clientless_session(authorized(
+            &pair.shared,
+            pb::OpenClientlessSessionRequest { user: "R41".into() },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .session_id;
+    let info = owner
+        .get_session_info(authorized(
+            &pair.shared,
+            pb::GetSessionInfoRequest { session_id: id },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .session
+        .unwrap();
+    assert_eq!(info.owner_node, "owner");
+
+    // Through the front replica, which reaches the owner at its https://
+    // address, trusting --tls-ca.
+    let mut front = SessionServiceClient::new(over_tls(&pair.front).connect().await.unwrap());
+    let run = open_module(&mut front, &pair.front_only, id).await.unwrap();
+    assert_eq!(run.acting_user, "R41");
+    let closed = front
+        .close_clientless_session(authorized(
+            &pair.front_only,
+            pb::CloseClientlessSessionRequest {
+                session_id: id,
+                grace: None,
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(closed.session.unwrap().state(), pb::SessionState::Ended);
 }
