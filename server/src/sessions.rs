@@ -77,13 +77,23 @@ impl Sessions {
         id: SessionId,
         action: OnSession<'_>,
     ) -> Result<UserId> {
+        Ok(self.authorized_facts(caller, id, action).await?.user)
+    }
+
+    /// [`Sessions::authorize`], returning all the session's facts.
+    async fn authorized_facts(
+        &self,
+        caller: &Principal,
+        id: SessionId,
+        action: OnSession<'_>,
+    ) -> Result<SessionFacts> {
         let facts = self.facts(id).await?;
         let session = access::Session {
             id,
             user: &facts.user,
         };
         self.access.check(caller, action.on(session))?;
-        Ok(facts.user)
+        Ok(facts)
     }
 
     /// Recovery at start-up: the clientless sessions this node left open
@@ -122,12 +132,7 @@ impl Sessions {
     /// # Errors
     /// [`crate::Error::SessionNotFound`], [`crate::Error::StoreUnavailable`].
     pub async fn owner(&self, caller: &Principal, id: SessionId) -> Result<String> {
-        let facts = self.facts(id).await?;
-        let session = access::Session {
-            id,
-            user: &facts.user,
-        };
-        self.access.check(caller, Action::ReadSession(session))?;
+        let facts = self.authorized_facts(caller, id, OnSession::Read).await?;
         Ok(facts.owner_node)
     }
 

@@ -115,6 +115,11 @@ impl AccessService for AccessApi {
     ) -> std::result::Result<Response<pb::WhoAmIResponse>, Status> {
         let caller = principal::of(&request);
         let response = match caller.identity() {
+            None if self.sessions.access().is_enforced() => {
+                return Err(
+                    Error::Unauthenticated("this server requires a credential".to_owned()).into(),
+                );
+            }
             None => pb::WhoAmIResponse {
                 subject: caller.subject().to_owned(),
                 groups: Vec::new(),
@@ -128,11 +133,6 @@ impl AccessService for AccessApi {
                 session_id: identity.confined_to.map_or(0, SessionId::get),
             },
         };
-        if self.sessions.access().is_enforced() && caller.identity().is_none() {
-            return Err(
-                Error::Unauthenticated("this server requires a credential".to_owned()).into(),
-            );
-        }
         Ok(Response::new(response))
     }
 
