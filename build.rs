@@ -17,6 +17,8 @@ const PROTOS: &[&str] = &[
     "proto/sessiond/v1/session_service.proto",
     "proto/sessiond/v1/user_context_service.proto",
     "proto/sessiond/v1/access_service.proto",
+    "proto/sessiond/v1/event.proto",
+    "proto/sessiond/v1/audit_service.proto",
 ];
 
 /// The `google.rpc` types of the error details (vendored from googleapis):

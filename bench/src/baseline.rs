@@ -23,7 +23,7 @@ use sessiond_proto::v1::{
     OpenModuleResponse, PopUserContextRequest, PopUserContextResponse, PushUserContextRequest,
     PushUserContextResponse, RunState, SessionInfo, SessionKind, SessionState,
     SetUserContextRequest, SetUserContextResponse, StartSessionRequest, StartSessionResponse,
-    TouchSessionRequest, TouchSessionResponse,
+    TouchSessionRequest, TouchSessionResponse, WatchSessionsRequest, WatchSessionsResponse,
 };
 use tonic::{Request, Response, Status};
 
@@ -100,6 +100,15 @@ impl Baseline {
 
 #[tonic::async_trait]
 impl SessionService for Baseline {
+    type WatchSessionsStream = futures::stream::Empty<Result<WatchSessionsResponse, Status>>;
+
+    async fn watch_sessions(
+        &self,
+        _request: Request<WatchSessionsRequest>,
+    ) -> Result<Response<Self::WatchSessionsStream>, Status> {
+        Ok(Response::new(futures::stream::empty()))
+    }
+
     async fn get_session_user(
         &self,
         _request: Request<GetSessionUserRequest>,

@@ -177,6 +177,29 @@ pub enum Error {
         /// The owner's node id, when the server named it.
         node: Option<String>,
     },
+    /// `REVISION_COMPACTED`: a watch started at a revision whose events
+    /// the server no longer keeps; start again from the current state.
+    #[error(
+        "the events after that revision were compacted away (oldest start: {compact_revision:?})"
+    )]
+    RevisionCompacted {
+        /// The oldest revision a watch may start after, when the server said.
+        compact_revision: Option<i64>,
+    },
+    /// `WATCH_TOO_SLOW`: the server ended a watch that did not keep up;
+    /// nothing was lost, watch again after `revision`.
+    #[error("the watch fell behind and the server ended it (at revision {revision:?})")]
+    WatchTooSlow {
+        /// Every event up to this revision was sent.
+        revision: Option<i64>,
+    },
+    /// `SERVER_SHUTTING_DOWN`: the server is stopping; a stream it served
+    /// ended. Watch again (elsewhere or later) after `revision`.
+    #[error("the server is shutting down (a watch ended at revision {revision:?})")]
+    ServerShuttingDown {
+        /// Every event up to this revision was sent.
+        revision: Option<i64>,
+    },
     /// `INTERNAL`: a bug in the server; details are in its log.
     #[error("internal server error: {message}")]
     Internal {
@@ -278,7 +301,10 @@ impl Error {
             }
             Self::StoreUnavailable { .. }
             | Self::OwnerUnavailable { .. }
+            | Self::WatchTooSlow { .. }
+            | Self::ServerShuttingDown { .. }
             | Self::Connect { .. } => Code::Unavailable,
+            Self::RevisionCompacted { .. } => Code::OutOfRange,
             Self::Internal { .. } => Code::Internal,
             Self::Unauthenticated { .. } => Code::Unauthenticated,
             Self::PermissionDenied { .. } => Code::PermissionDenied,
@@ -320,6 +346,9 @@ impl Error {
             Self::Internal { .. } => ErrorReason::Internal,
             Self::Unauthenticated { .. } => ErrorReason::Unauthenticated,
             Self::PermissionDenied { .. } => ErrorReason::PermissionDenied,
+            Self::RevisionCompacted { .. } => ErrorReason::RevisionCompacted,
+            Self::WatchTooSlow { .. } => ErrorReason::WatchTooSlow,
+            Self::ServerShuttingDown { .. } => ErrorReason::ServerShuttingDown,
             Self::ModuleFailed { .. }
             | Self::UnknownReason { .. }
             | Self::DeadlineExceeded
@@ -474,6 +503,15 @@ impl Error {
                 })
             }
             ErrorReason::Internal => Some(Self::Internal { message: message() }),
+            ErrorReason::RevisionCompacted => Some(Self::RevisionCompacted {
+                compact_revision: meta("compact_revision").and_then(|v| v.parse().ok()),
+            }),
+            ErrorReason::WatchTooSlow => Some(Self::WatchTooSlow {
+                revision: meta("revision").and_then(|v| v.parse().ok()),
+            }),
+            ErrorReason::ServerShuttingDown => Some(Self::ServerShuttingDown {
+                revision: meta("revision").and_then(|v| v.parse().ok()),
+            }),
             ErrorReason::Unauthenticated => Some(Self::Unauthenticated { message: message() }),
             ErrorReason::PermissionDenied => Some(Self::PermissionDenied {
                 permission: meta("permission").unwrap_or_default().to_owned(),

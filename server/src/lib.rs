@@ -54,6 +54,7 @@ pub mod clientless;
 pub mod clock;
 pub mod cluster;
 pub mod config;
+pub mod events;
 pub mod known_sessions;
 pub mod model;
 pub mod modules;

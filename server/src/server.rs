@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sessiond_proto::v1::access_service_server::AccessServiceServer;
+use sessiond_proto::v1::audit_service_server::AuditServiceServer;
 use sessiond_proto::v1::session_service_server::SessionServiceServer;
 use sessiond_proto::v1::user_context_service_server::UserContextServiceServer;
 use tokio::net::TcpListener;
@@ -20,7 +21,7 @@ use tonic_health::server::HealthReporter;
 use tokio_util::sync::CancellationToken;
 
 use crate::access::{Access, Policy};
-use crate::api::{AccessApi, Router, SessionApi, UserContextApi};
+use crate::api::{AccessApi, AuditApi, Router, SessionApi, UserContextApi};
 use crate::auth::forwarded::ClusterKey;
 use crate::auth::layer::{AuthLayer, Authenticator};
 use crate::auth::runs::RunCredentials;
@@ -31,23 +32,25 @@ use crate::clock::{Clock, SystemClock};
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::config::security::SecurityConfig;
+use crate::events::{EventLog, Feed, Refusals, Watcher, retention};
 use crate::model::Error;
 use crate::model::{EndReason, ModuleId};
 use crate::modules::manifest::{self, ManifestError};
 use crate::modules::{Module, ModuleRegistry};
 use crate::sessions::Sessions;
-use crate::store::{self, NodeStore, Store};
+use crate::store::{self, EventStore, NodeStore, Store};
 use crate::user_context::UserContexts;
 
 /// The largest response message, in bytes.
 const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
 /// The names health reports on: the whole server ("") and each service.
-const HEALTH_NAMES: [&str; 4] = [
+const HEALTH_NAMES: [&str; 5] = [
     "",
     "sessiond.v1.SessionService",
     "sessiond.v1.UserContextService",
     "sessiond.v1.AccessService",
+    "sessiond.v1.AuditService",
 ];
 
 /// A ready sessiond: store open and migrated, crash recovery done.
@@ -65,8 +68,12 @@ pub struct Sessiond {
     cluster: Cluster,
     /// Who may do what (reloaded on SIGHUP).
     access: Access,
-    /// The authenticating layer; `None` without authentication.
-    authentication: Option<AuthLayer>,
+    /// Who may call; `None` without authentication.
+    authentication: Option<Arc<Authenticator>>,
+    /// The store, for the event log.
+    store: Arc<dyn Store>,
+    /// Where "now" comes from.
+    clock: Arc<dyn Clock>,
     /// TLS, when served.
     tls: Option<ServerTlsConfig>,
     /// The replicas' shared secret.
@@ -157,7 +164,7 @@ impl SessiondBuilder {
         let authentication = Authenticator::from_config(security, credentials.clone())
             .await
             .map_err(StartError::Security)?
-            .map(AuthLayer::new);
+            .map(Arc::new);
         let tls = match &security.tls {
             Some(files) => Some(
                 tls::server_config(&files.cert, &files.key, files.client_ca.as_deref())
@@ -209,7 +216,8 @@ impl SessiondBuilder {
             config.lease_ttl,
             client_tls,
         );
-        let user_contexts = UserContexts::new(store, sessions.clone(), clock);
+        let user_contexts =
+            UserContexts::new(Arc::clone(&store), sessions.clone(), Arc::clone(&clock));
         Ok(Sessiond {
             config,
             sessions,
@@ -218,6 +226,8 @@ impl SessiondBuilder {
             cluster,
             access,
             authentication,
+            store,
+            clock,
             tls,
             cluster_key,
         })
@@ -277,7 +287,27 @@ impl Sessiond {
             .build_v1alpha()
             .expect("the embedded descriptor sets are valid");
 
+        let stop_events = CancellationToken::new();
+        let stop_watches = CancellationToken::new();
+        let events = self
+            .event_log(stop_events.clone(), stop_watches.clone())
+            .await;
+        let refusals = Refusals::start(
+            Arc::clone(&self.store) as Arc<dyn EventStore>,
+            Arc::clone(&self.clock),
+        );
+        let retention = self.config.event_retention.map(|retention| {
+            tokio::spawn(retention::compact_periodically(
+                Arc::clone(&self.store) as Arc<dyn EventStore>,
+                Arc::clone(&self.clock),
+                retention,
+                stop_events.clone(),
+            ))
+        });
         let max_request = self.config.max_message_bytes;
+        let audit_service = AuditServiceServer::new(AuditApi::new(events.clone()))
+            .max_decoding_message_size(max_request)
+            .max_encoding_message_size(MAX_RESPONSE_BYTES);
         let session_service = SessionServiceServer::new(SessionApi::new(
             self.sessions.clone(),
             self.clientless.clone(),
@@ -286,6 +316,7 @@ impl Sessiond {
                 self.cluster.clone(),
                 self.cluster_key.clone(),
             ),
+            events,
         ))
         .max_decoding_message_size(max_request)
         .max_encoding_message_size(MAX_RESPONSE_BYTES);
@@ -305,10 +336,11 @@ impl Sessiond {
             transport = transport.tls_config(tls)?;
         }
         let server = transport
-            .layer(tower::util::option_layer(self.authentication.clone()))
+            .layer(AuthLayer::new(self.authentication.clone(), Some(refusals)))
             .add_service(session_service)
             .add_service(user_context_service)
             .add_service(access_service)
+            .add_service(audit_service)
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -334,12 +366,17 @@ impl Sessiond {
             result = &mut server => {
                 stop_reaper.cancel();
                 stop_membership.cancel();
+                stop_watches.cancel();
+                stop_events.cancel();
                 return result;
             }
             () = shutdown => {}
         }
         tracing::info!("shutting down: ending clientless sessions, draining in-flight calls");
         set_health(&health, ServingStatus::NotServing).await;
+        // Watches end at once with a status to resume from, so that they
+        // do not hold the drain.
+        stop_watches.cancel();
         stop_reaper.cancel();
         let _ = reaper.await;
         let _ = reloads.await;
@@ -365,8 +402,40 @@ impl Sessiond {
                 "drain deadline passed; closing the remaining connections"
             ),
         }
+        stop_events.cancel();
+        if let Some(retention) = retention {
+            let _ = retention.await;
+        }
         tracing::info!("stopped");
         Ok(())
+    }
+
+    /// The event log's readers: the feed tailing the log (until
+    /// `stop_events`) and watches (ended by `stop_watches`).
+    async fn event_log(
+        &self,
+        stop_events: CancellationToken,
+        stop_watches: CancellationToken,
+    ) -> EventLog {
+        let store = Arc::clone(&self.store) as Arc<dyn EventStore>;
+        let poll = self.config.event_poll_interval;
+        let feed = loop {
+            match Feed::start(Arc::clone(&store), poll, stop_events.clone()).await {
+                Ok(feed) => break feed,
+                Err(error) => {
+                    tracing::warn!(error = %error, "could not read the event log's head; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        };
+        let watcher = Watcher {
+            store: Arc::clone(&self.store),
+            feed,
+            access: self.access.clone(),
+            progress_interval: self.config.watch_progress_interval,
+            shutdown: stop_watches,
+        };
+        EventLog::new(Arc::clone(&self.store), self.access.clone(), watcher)
     }
 }
 

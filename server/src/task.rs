@@ -7,10 +7,12 @@
 
 use std::future::Future;
 
+use crate::events::Cause;
 use crate::model::{Error, Result};
 
 /// Runs `work` to completion in its own task, even if the caller stops
-/// waiting, and returns its result.
+/// waiting, and returns its result. The work keeps the caller's
+/// [`Cause`], so that the events it records name the caller.
 ///
 /// # Errors
 /// The error of `work`, or [`Error::Internal`] if the task panicked.
@@ -19,7 +21,7 @@ where
     F: Future<Output = Result<T>> + Send + 'static,
     T: Send + 'static,
 {
-    tokio::spawn(work)
+    tokio::spawn(Cause::scope(Cause::current(), work))
         .await
         .map_err(|e| Error::Internal(format!("a write task failed: {e}")))?
 }

@@ -17,8 +17,8 @@ use sessiond::model::{
 };
 use sessiond::modules::async_trait;
 use sessiond::store::{
-    NodeStore, Recovered, RunStore, ScopeStore, SessionQuery, SessionStore, StartedRun, Store,
-    UserCheck,
+    EventQuery, EventStore, LedgerHead, NodeStore, Pending, Recovered, RunStore, ScopeStore,
+    SessionQuery, SessionStore, StartedRun, Store, StoredEvent, UserCheck,
 };
 
 /// Makes the error a failing call returns (errors are not `Clone`).
@@ -96,7 +96,7 @@ delegate!(SessionStore {
     async fn end_session(&self, id: SessionId, reason: EndReason, now: Timestamp) -> Result<Session>;
     async fn unended_clientless_sessions(&self, node: &str) -> Result<Vec<SessionId>>;
     async fn expired_sessions(&self, node: &str, expiry: &Expiry) -> Result<Vec<SessionId>>;
-    async fn begin_closing_expired(&self, id: SessionId, expiry: &Expiry) -> Result<Option<EndReason>>;
+    async fn begin_closing_expired(&self, id: SessionId, expiry: &Expiry, now: Timestamp) -> Result<Option<EndReason>>;
 });
 
 delegate!(ScopeStore {
@@ -132,3 +132,35 @@ delegate!(NodeStore {
     ) -> Result<Vec<(String, Recovered)>>;
     async fn remove_node(&self, node: &str) -> Result<()>;
 });
+
+#[async_trait]
+impl EventStore for FaultyStore {
+    async fn record_events(&self, changes: Vec<Pending>) -> Result<()> {
+        self.check("record_events")?;
+        self.inner.record_events(changes).await
+    }
+
+    async fn events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>> {
+        self.check("events")?;
+        self.inner.events(query).await
+    }
+
+    async fn ledger_head(&self) -> Result<LedgerHead> {
+        self.check("ledger_head")?;
+        self.inner.ledger_head().await
+    }
+
+    async fn unended_sessions_at_head(&self, query: &SessionQuery) -> Result<(i64, Vec<Session>)> {
+        self.check("unended_sessions_at_head")?;
+        self.inner.unended_sessions_at_head(query).await
+    }
+
+    async fn compact_events(&self, before: Timestamp, limit: u32) -> Result<u64> {
+        self.check("compact_events")?;
+        self.inner.compact_events(before, limit).await
+    }
+
+    fn commits(&self) -> Arc<tokio::sync::Notify> {
+        self.inner.commits()
+    }
+}

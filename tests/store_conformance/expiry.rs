@@ -127,7 +127,10 @@ async fn begin_closing_expired_decides_in_its_own_transaction(f: Fixture) {
     let store = &*f.store;
     let s = expiry_scene(store).await;
     let check = |id: SessionId, expiry: Expiry| async move {
-        store.begin_closing_expired(id, &expiry).await.unwrap()
+        store
+            .begin_closing_expired(id, &expiry, at(1_000))
+            .await
+            .unwrap()
     };
     // Nothing expires without limits.
     assert_eq!(check(s.old_idle, Expiry::default()).await, None);

@@ -84,6 +84,7 @@ async fn unknown_sessions_are_not_found(f: Fixture) {
                     idle_before: Some(at(100)),
                     started_before: Some(at(100)),
                 },
+                at(100),
             )
             .await,
     );

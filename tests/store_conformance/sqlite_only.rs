@@ -97,7 +97,10 @@ async fn sqlite_session_records_in_memory_match_the_database() {
         idle_before: None,
         started_before: Some(at(1_000)),
     };
-    store.begin_closing_expired(expired, &expiry).await.unwrap();
+    store
+        .begin_closing_expired(expired, &expiry, at(1_000))
+        .await
+        .unwrap();
 
     let ids = [touched, closing, ended, skipped, running, scoped, expired];
     let mut remembered = Vec::new();

@@ -9,7 +9,7 @@ use tonic::{Request, Response, Status};
 use crate::access::{self, Action, OnSession};
 use crate::model::Validate;
 use crate::model::{Error, FieldViolation, ModuleId, Result, SessionId, SessionKind, UserId};
-use crate::principal::{self, Method, Principal};
+use crate::principal::{self, Principal};
 use crate::sessions::Sessions;
 use crate::user_context::UserContexts;
 
@@ -129,7 +129,7 @@ impl AccessService for AccessApi {
             Some(identity) => pb::WhoAmIResponse {
                 subject: identity.subject.clone(),
                 groups: identity.groups.clone(),
-                method: method_of(identity.method).into(),
+                method: pb::AuthenticationMethod::from(identity.method).into(),
                 session_id: identity.confined_to.map_or(0, SessionId::get),
             },
         };
@@ -198,13 +198,4 @@ fn optional<T>(
     parse: impl FnOnce() -> std::result::Result<T, FieldViolation>,
 ) -> std::result::Result<Option<T>, FieldViolation> {
     if needed { parse().map(Some) } else { Ok(None) }
-}
-
-fn method_of(method: Method) -> pb::AuthenticationMethod {
-    match method {
-        Method::TlsClientCertificate => pb::AuthenticationMethod::TlsClientCertificate,
-        Method::Jwt => pb::AuthenticationMethod::Jwt,
-        Method::StaticToken => pb::AuthenticationMethod::StaticToken,
-        Method::ModuleRun => pb::AuthenticationMethod::ModuleRun,
-    }
 }

@@ -3,6 +3,7 @@
 //! contract. Nothing else happens here.
 
 mod access_service;
+mod audit_service;
 mod convert;
 mod forward;
 mod session_service;
@@ -10,6 +11,7 @@ mod status;
 mod user_context_service;
 
 pub use access_service::AccessApi;
+pub use audit_service::AuditApi;
 pub use forward::{FORWARDED_BY, Router};
-pub use session_service::SessionApi;
+pub use session_service::{SessionApi, WatchStream};
 pub use user_context_service::UserContextApi;

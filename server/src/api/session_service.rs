@@ -4,20 +4,23 @@ use sessiond_proto::v1 as pb;
 use sessiond_proto::v1::session_service_server::SessionService;
 use tonic::{Request, Response, Status};
 
-use super::convert::{call_deadline, kind_filter, state_filter, struct_to_json, wait};
+use std::pin::Pin;
+
+use futures::{Stream, StreamExt};
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::convert::{
+    call_deadline, kind_filter, page_size_of, state_filter, struct_to_json, wait,
+};
 use super::forward::Router;
 use crate::clientless::Clientless;
 use crate::cluster::NodeClient;
+use crate::events::{EventLog, WatchRequest};
 use crate::model::{ClientDescription, ModuleId, SessionId, UserId};
 use crate::model::{FieldViolation, Validate};
 use crate::principal;
 use crate::sessions::Sessions;
 use crate::store::SessionQuery;
-
-/// Sessions listed per page when the request does not say.
-const DEFAULT_PAGE_SIZE: u32 = 100;
-/// The most sessions listed per page.
-const MAX_PAGE_SIZE: u32 = 1000;
 
 /// How much sooner than the caller's own deadline `GetReturnValue` answers,
 /// so that the answer arrives before the caller gives up.
@@ -32,23 +35,80 @@ pub struct SessionApi {
     clientless: Clientless,
     /// Where requests about another node's sessions go.
     router: Router,
+    /// The event log, for watches.
+    events: EventLog,
 }
 
 impl SessionApi {
     /// Serves `sessions` and `clientless`, forwarding what belongs to other
-    /// nodes through `router`.
+    /// nodes through `router`, and watches of `events`.
     #[must_use]
-    pub fn new(sessions: Sessions, clientless: Clientless, router: Router) -> Self {
+    pub fn new(
+        sessions: Sessions,
+        clientless: Clientless,
+        router: Router,
+        events: EventLog,
+    ) -> Self {
         Self {
             sessions,
             clientless,
             router,
+            events,
         }
     }
 }
 
+/// The responses of one WatchSessions call.
+pub type WatchStream =
+    Pin<Box<dyn Stream<Item = Result<pb::WatchSessionsResponse, Status>> + Send + 'static>>;
+
 #[tonic::async_trait]
 impl SessionService for SessionApi {
+    type WatchSessionsStream = WatchStream;
+
+    async fn watch_sessions(
+        &self,
+        request: Request<pb::WatchSessionsRequest>,
+    ) -> Result<Response<WatchStream>, Status> {
+        let caller = principal::of(&request);
+        let pb::WatchSessionsRequest {
+            after_revision,
+            user,
+            session_id,
+            send_initial_state,
+        } = request.into_inner();
+        let after = if after_revision < 0 {
+            Err(FieldViolation::new("after_revision", "must be >= 0"))
+        } else if send_initial_state && after_revision != 0 {
+            Err(FieldViolation::new(
+                "after_revision",
+                "must be 0 with send_initial_state: the initial state is the current one",
+            ))
+        } else {
+            Ok(after_revision)
+        };
+        let user = if user.is_empty() {
+            Ok(None)
+        } else {
+            UserId::parse("user", user).map(Some)
+        };
+        let session = if session_id == 0 {
+            Ok(None)
+        } else {
+            SessionId::parse("session_id", session_id).map(Some)
+        };
+        let (after_revision, user, session_id) = (after, user, session).validate()?;
+        let watch = WatchRequest {
+            after_revision,
+            user,
+            session_id,
+            send_initial_state,
+        };
+        let responses = ReceiverStream::new(self.events.watch(caller, watch))
+            .map(|item| item.map_err(Status::from));
+        Ok(Response::new(Box::pin(responses)))
+    }
+
     #[tracing::instrument(level = "debug", skip_all, fields(session_id = request.get_ref().session_id))]
     async fn get_session_user(
         &self,
@@ -283,18 +343,6 @@ impl SessionService for SessionApi {
         self.router
             .at_owner(&caller, id, request, forward, here)
             .await
-    }
-}
-
-/// The page size a request asks for: 0 means the default.
-fn page_size_of(requested: i32) -> Result<u32, FieldViolation> {
-    match u32::try_from(requested) {
-        Ok(0) => Ok(DEFAULT_PAGE_SIZE),
-        Ok(size) if size <= MAX_PAGE_SIZE => Ok(size),
-        _ => Err(FieldViolation::new(
-            "page_size",
-            "must be between 0 and 1000",
-        )),
     }
 }
 

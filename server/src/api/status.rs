@@ -45,7 +45,11 @@ pub fn reason_code(reason: ErrorReason) -> Code {
         ErrorReason::TooManyRunningModules | ErrorReason::TooManySessions => {
             Code::ResourceExhausted
         }
-        ErrorReason::OwnerUnavailable | ErrorReason::StoreUnavailable => Code::Unavailable,
+        ErrorReason::OwnerUnavailable
+        | ErrorReason::StoreUnavailable
+        | ErrorReason::WatchTooSlow
+        | ErrorReason::ServerShuttingDown => Code::Unavailable,
+        ErrorReason::RevisionCompacted => Code::OutOfRange,
         ErrorReason::Unauthenticated => Code::Unauthenticated,
         ErrorReason::PermissionDenied => Code::PermissionDenied,
         ErrorReason::Internal | ErrorReason::Unspecified => Code::Internal,
@@ -146,6 +150,20 @@ impl From<Error> for Status {
                 meta("node", node.clone());
                 ErrorReason::OwnerUnavailable
             }
+            Error::RevisionCompacted {
+                compact_revision, ..
+            } => {
+                meta("compact_revision", compact_revision.to_string());
+                ErrorReason::RevisionCompacted
+            }
+            Error::WatchTooSlow { revision } => {
+                meta("revision", revision.to_string());
+                ErrorReason::WatchTooSlow
+            }
+            Error::ShuttingDown { revision } => {
+                meta("revision", revision.to_string());
+                ErrorReason::ServerShuttingDown
+            }
             Error::StoreUnavailable(source) => {
                 tracing::error!(error = %source, "store unavailable");
                 ErrorReason::StoreUnavailable
@@ -208,6 +226,9 @@ mod tests {
                 "INTERNAL",
                 "UNAUTHENTICATED",
                 "PERMISSION_DENIED",
+                "REVISION_COMPACTED",
+                "WATCH_TOO_SLOW",
+                "SERVER_SHUTTING_DOWN",
             ]
         );
         for reason in every_reason() {

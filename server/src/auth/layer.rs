@@ -1,7 +1,12 @@
-//! The authenticating layer in front of every service: it finds out who
-//! sent each request and stores the [`Principal`] in the request's
-//! extensions (where [`crate::principal::of`] finds it), or answers
-//! UNAUTHENTICATED / `UNAUTHENTICATED` without calling the service.
+//! The layer in front of every service. It finds out who sent each request
+//! and stores the [`Principal`] in the request's extensions (where
+//! [`crate::principal::of`] finds it), or answers UNAUTHENTICATED /
+//! `UNAUTHENTICATED` without calling the service; runs the service inside
+//! the call's [`Cause`] (so that the events a call causes name its caller,
+//! address and request id); and records every refused call —
+//! UNAUTHENTICATED or PERMISSION_DENIED, from here or from a service — in
+//! the event log ([`Refusals`]). Without authentication every caller is
+//! [`Principal::Anonymous`].
 //!
 //! Where the caller comes from, first match wins:
 //! 1. health (always) and reflection (unless a credential is required for
@@ -22,6 +27,8 @@ use std::task::{Context, Poll};
 
 use http::{Request, Response};
 use tonic::body::Body;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+use tonic_types::StatusExt;
 use tower::{Layer, Service};
 
 use super::forwarded::{ClusterKey, FORWARDED_IDENTITY, FORWARDED_SIGNATURE};
@@ -30,7 +37,8 @@ use super::runs::{RUN_TOKEN_PREFIX, RunCredentials};
 use super::tokens::StaticTokens;
 use super::{Rejection, tls};
 use crate::config::security::SecurityConfig;
-use crate::model::Error;
+use crate::events::{Cause, Refusals};
+use crate::model::{Error, Refusal, SessionId};
 use crate::principal::{Identity, Method, Principal};
 
 /// Paths that never need a credential: gRPC health.
@@ -177,18 +185,23 @@ fn bearer(value: &http::HeaderValue) -> Result<&str, Rejection> {
     Ok(token)
 }
 
-/// The layer that puts an [`Authenticator`] in front of a service.
+/// The layer in front of every service (see the module's documentation).
 #[derive(Clone, Debug)]
 pub struct AuthLayer {
-    authenticator: Arc<Authenticator>,
+    /// `None` without authentication.
+    authenticator: Option<Arc<Authenticator>>,
+    /// Where refused calls are recorded.
+    refusals: Option<Refusals>,
 }
 
 impl AuthLayer {
-    /// A layer authenticating with `authenticator`.
+    /// A layer authenticating with `authenticator` (every caller anonymous
+    /// without one), recording refused calls in `refusals`.
     #[must_use]
-    pub fn new(authenticator: Authenticator) -> Self {
+    pub fn new(authenticator: Option<Arc<Authenticator>>, refusals: Option<Refusals>) -> Self {
         Self {
-            authenticator: Arc::new(authenticator),
+            authenticator,
+            refusals,
         }
     }
 }
@@ -199,7 +212,7 @@ impl<S> Layer<S> for AuthLayer {
     fn layer(&self, inner: S) -> Self::Service {
         Authenticated {
             inner,
-            authenticator: Arc::clone(&self.authenticator),
+            layer: self.clone(),
         }
     }
 }
@@ -208,7 +221,7 @@ impl<S> Layer<S> for AuthLayer {
 #[derive(Clone, Debug)]
 pub struct Authenticated<S> {
     inner: S,
-    authenticator: Arc<Authenticator>,
+    layer: AuthLayer,
 }
 
 impl<S> Service<Request<Body>> for Authenticated<S>
@@ -228,21 +241,103 @@ where
         // The clone is not ready; the one that was polled ready serves.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let authenticator = Arc::clone(&self.authenticator);
+        let layer = self.layer.clone();
         Box::pin(async move {
             let (mut parts, body) = request.into_parts();
-            match authenticator.authenticate(&parts).await {
-                Ok(Some(identity)) => {
-                    parts.extensions.insert(Principal::Authenticated(identity));
-                    inner.call(Request::from_parts(parts, body)).await
-                }
-                Ok(None) => inner.call(Request::from_parts(parts, body)).await,
+            let authenticated = match &layer.authenticator {
+                Some(authenticator) => authenticator.authenticate(&parts).await,
+                None => Ok(None),
+            };
+            let principal = match authenticated {
+                Ok(Some(identity)) => Principal::Authenticated(identity),
+                Ok(None) => Principal::Anonymous,
                 Err(rejection) => {
                     tracing::debug!(path = parts.uri.path(), reason = %rejection, "refused an unauthenticated call");
                     let status = tonic::Status::from(Error::Unauthenticated(rejection.0));
-                    Ok(status.into_http())
+                    let response = status.into_http();
+                    layer.record_refusal(&parts, &Principal::Anonymous, &response);
+                    return Ok(response);
                 }
+            };
+            let cause = Cause::of_call(&principal, peer_address(&parts.extensions), &parts.headers);
+            if let Principal::Authenticated(_) = &principal {
+                parts.extensions.insert(principal.clone());
             }
+            let method = parts.uri.clone();
+            let call = inner.call(Request::from_parts(parts, body));
+            let response = Cause::scope(Arc::clone(&cause), call).await?;
+            if is_refusal(&response) {
+                layer.record_refused_call(method.path(), cause, &response);
+            }
+            Ok(response)
         })
     }
+}
+
+impl AuthLayer {
+    /// Records a call refused before it reached a service.
+    fn record_refusal(
+        &self,
+        parts: &http::request::Parts,
+        principal: &Principal,
+        response: &Response<Body>,
+    ) {
+        let Some(refusals) = &self.refusals else {
+            return;
+        };
+        let cause = Cause::of_call(principal, peer_address(&parts.extensions), &parts.headers);
+        if let Some(refusal) = refusal_of(parts.uri.path(), response) {
+            refusals.record(refusal, cause);
+        }
+    }
+
+    /// Records a call a service refused.
+    fn record_refused_call(&self, path: &str, cause: Arc<Cause>, response: &Response<Body>) {
+        if let (Some(refusals), Some(refusal)) = (&self.refusals, refusal_of(path, response)) {
+            refusals.record(refusal, cause);
+        }
+    }
+}
+
+/// Whether `response` is a trailers-only UNAUTHENTICATED or
+/// PERMISSION_DENIED (how tonic answers a handler's error).
+fn is_refusal(response: &Response<Body>) -> bool {
+    matches!(
+        response
+            .headers()
+            .get("grpc-status")
+            .map(http::HeaderValue::as_bytes),
+        Some(b"7" | b"16")
+    )
+}
+
+/// The refusal `response` carries: its reason and what its metadata names.
+fn refusal_of(path: &str, response: &Response<Body>) -> Option<Refusal> {
+    let status = tonic::Status::from_header_map(response.headers())?;
+    let details = status.get_error_details();
+    let info = details.error_info();
+    let metadata = |key: &str| info.and_then(|info| info.metadata.get(key)).cloned();
+    Some(Refusal {
+        method: path.to_owned(),
+        reason: info.map_or_else(
+            || format!("{:?}", status.code()),
+            |info| info.reason.clone(),
+        ),
+        session_id: metadata("session_id")
+            .and_then(|id| id.parse().ok())
+            .and_then(|id| SessionId::parse("session_id", id).ok()),
+        user: metadata("user"),
+    })
+}
+
+/// The caller's address, from the connection.
+fn peer_address(extensions: &http::Extensions) -> Option<std::net::SocketAddr> {
+    extensions
+        .get::<TcpConnectInfo>()
+        .and_then(TcpConnectInfo::remote_addr)
+        .or_else(|| {
+            extensions
+                .get::<TlsConnectInfo<TcpConnectInfo>>()
+                .and_then(|info| info.get_ref().remote_addr())
+        })
 }

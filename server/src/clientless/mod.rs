@@ -266,7 +266,10 @@ impl Clientless {
     async fn expire(&self, id: SessionId, expiry: &Expiry) -> Result<bool> {
         let reason = self
             .runner
-            .exclusively(id, |_| self.store.begin_closing_expired(id, expiry))
+            .exclusively(id, |_| {
+                self.store
+                    .begin_closing_expired(id, expiry, self.clock.now())
+            })
             .await?;
         let Some(reason) = reason else {
             return Ok(false);

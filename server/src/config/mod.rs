@@ -121,6 +121,22 @@ pub struct Settings {
     #[arg(long, env = "SESSIOND_REAPER_INTERVAL", value_parser = humantime::parse_duration)]
     #[serde(default, deserialize_with = "duration")]
     pub reaper_interval: Option<Duration>,
+    /// Keep events of the log this long; older ones are compacted away (a
+    /// checkpoint keeps the rest verifiable); 0 keeps them forever
+    /// [default: 90d].
+    #[arg(long, env = "SESSIOND_EVENT_RETENTION", value_parser = humantime::parse_duration)]
+    #[serde(default, deserialize_with = "duration")]
+    pub event_retention: Option<Duration>,
+    /// How long an idle watch waits before it sends a progress revision
+    /// [default: 5s].
+    #[arg(long, env = "SESSIOND_WATCH_PROGRESS_INTERVAL", value_parser = humantime::parse_duration)]
+    #[serde(default, deserialize_with = "duration")]
+    pub watch_progress_interval: Option<Duration>,
+    /// How often the event log is read for events other replicas committed
+    /// [default: 100ms].
+    #[arg(long, env = "SESSIOND_EVENT_POLL_INTERVAL", value_parser = humantime::parse_duration)]
+    #[serde(default, deserialize_with = "duration")]
+    pub event_poll_interval: Option<Duration>,
     /// The most open sessions one user may have; 0: no limit [default: 1000].
     #[arg(long, env = "SESSIOND_MAX_OPEN_SESSIONS_PER_USER")]
     pub max_open_sessions_per_user: Option<u32>,
@@ -184,6 +200,11 @@ impl Settings {
             idle_timeout: self.idle_timeout.or(fallback.idle_timeout),
             max_lifetime: self.max_lifetime.or(fallback.max_lifetime),
             reaper_interval: self.reaper_interval.or(fallback.reaper_interval),
+            event_retention: self.event_retention.or(fallback.event_retention),
+            watch_progress_interval: self
+                .watch_progress_interval
+                .or(fallback.watch_progress_interval),
+            event_poll_interval: self.event_poll_interval.or(fallback.event_poll_interval),
             max_open_sessions_per_user: self
                 .max_open_sessions_per_user
                 .or(fallback.max_open_sessions_per_user),
@@ -225,6 +246,12 @@ pub struct Config {
     pub max_lifetime: Option<Duration>,
     /// How often expired sessions are looked for.
     pub reaper_interval: Duration,
+    /// Events older than this are compacted away; `None`: kept forever.
+    pub event_retention: Option<Duration>,
+    /// How long an idle watch waits before it sends progress.
+    pub watch_progress_interval: Duration,
+    /// How often the log is read for other replicas' events.
+    pub event_poll_interval: Duration,
     /// The most open sessions one user may have; `None`: no limit.
     pub max_open_sessions_per_user: Option<u32>,
     /// The most modules running at once in one session.
@@ -253,6 +280,9 @@ impl Default for Config {
             idle_timeout: Some(Duration::from_secs(30 * 60)),
             max_lifetime: Some(Duration::from_secs(24 * 3600)),
             reaper_interval: Duration::from_secs(5),
+            event_retention: Some(Duration::from_secs(90 * 24 * 3600)),
+            watch_progress_interval: Duration::from_secs(5),
+            event_poll_interval: Duration::from_millis(100),
             max_open_sessions_per_user: Some(1000),
             max_running_modules_per_session: 16,
             max_running_modules: 256,
@@ -316,6 +346,15 @@ impl Config {
             idle_timeout: settings.idle_timeout.map_or(defaults.idle_timeout, nonzero),
             max_lifetime: settings.max_lifetime.map_or(defaults.max_lifetime, nonzero),
             reaper_interval: settings.reaper_interval.unwrap_or(defaults.reaper_interval),
+            event_retention: settings
+                .event_retention
+                .map_or(defaults.event_retention, nonzero),
+            watch_progress_interval: settings
+                .watch_progress_interval
+                .unwrap_or(defaults.watch_progress_interval),
+            event_poll_interval: settings
+                .event_poll_interval
+                .unwrap_or(defaults.event_poll_interval),
             max_open_sessions_per_user: settings
                 .max_open_sessions_per_user
                 .map_or(defaults.max_open_sessions_per_user, |n| {

@@ -138,6 +138,31 @@ pub enum Error {
     /// The policy does not grant the caller this action.
     #[error("{0}")]
     PermissionDenied(Box<Denial>),
+    /// A read of the event log starts after `after`, whose events were
+    /// compacted away; the oldest revision one may start after is
+    /// `compact_revision`.
+    #[error(
+        "the events after revision {after} were compacted away; start after {compact_revision} or from the current state"
+    )]
+    RevisionCompacted {
+        /// Where the read asked to start.
+        after: i64,
+        /// The revision of the compaction checkpoint.
+        compact_revision: i64,
+    },
+    /// A watch was ended because its caller did not keep up; every event up
+    /// to `revision` was sent.
+    #[error("the watch fell behind and was ended; watch again after revision {revision}")]
+    WatchTooSlow {
+        /// Every event up to this revision was sent.
+        revision: i64,
+    },
+    /// The server is shutting down; a stream ended at `revision`.
+    #[error("the server is shutting down; watch again after revision {revision}")]
+    ShuttingDown {
+        /// Every event up to this revision was sent.
+        revision: i64,
+    },
     /// The store cannot be reached, is full, or is busy past its timeout.
     #[error("store unavailable: {0}")]
     StoreUnavailable(#[source] BoxError),
@@ -289,6 +314,9 @@ impl_validate_for_tuple!(A, B);
 impl_validate_for_tuple!(A, B, C);
 impl_validate_for_tuple!(A, B, C, D);
 impl_validate_for_tuple!(A, B, C, D, E);
+impl_validate_for_tuple!(A, B, C, D, E, F);
+impl_validate_for_tuple!(A, B, C, D, E, F, G);
+impl_validate_for_tuple!(A, B, C, D, E, F, G, H);
 
 #[cfg(test)]
 mod tests {

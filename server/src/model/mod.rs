@@ -18,11 +18,13 @@ use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 mod error;
+mod event;
 mod run;
 mod scope;
 mod session;
 
 pub use error::{BoxError, Denial, Error, FieldViolation, Permission, Result, Validate};
+pub use event::{Change, EventKind, Refusal, SessionRef};
 pub use run::{
     FailureKind, ModuleFailure, ModuleId, ModuleRun, NewRun, RunId, RunOutcome, RunState,
 };

@@ -189,6 +189,16 @@ impl ModuleRun {
             .map_or(RunState::Running, RunOutcome::state)
     }
 
+    /// Why the run failed or was cancelled; `None` while running or when it
+    /// succeeded.
+    #[must_use]
+    pub fn failure(&self) -> Option<&ModuleFailure> {
+        match self.outcome.as_ref()? {
+            RunOutcome::Succeeded(_) => None,
+            RunOutcome::Failed(failure) | RunOutcome::Cancelled(failure) => Some(failure),
+        }
+    }
+
     /// The record of this run concluded with `outcome` at `now`; `None` when
     /// it already concluded: the first outcome stands.
     #[must_use]

@@ -6,14 +6,17 @@
 //! [`super::operations`], for every backend.
 
 use std::fmt;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::future::BoxFuture;
 
-use super::SessionQuery;
+use super::ledger::{LedgerHead, StoredEvent};
+use super::{EventQuery, SessionQuery};
+use crate::events::Cause;
 use crate::model::{
-    EndReason, Expiry, ModuleId, ModuleRun, NewRun, NewScope, NewSession, Result, RunId, Scope,
-    ScopeId, Session, SessionFacts, SessionId, Timestamp, UserId,
+    Change, EndReason, Expiry, ModuleId, ModuleRun, NewRun, NewScope, NewSession, Result, RunId,
+    Scope, ScopeId, Session, SessionFacts, SessionId, Timestamp, UserId,
 };
 
 /// The primitives of one write transaction. Every lock is held until the
@@ -75,6 +78,19 @@ pub trait WriteTx: Send {
 
     /// Forgets a node.
     async fn delete_node(&mut self, node: &str) -> Result<()>;
+
+    /// Records `change` in the event log, made by this transaction's
+    /// cause: it is sealed (given its revision and hash) and written when
+    /// the transaction commits, and dropped if it does not.
+    fn record(&mut self, change: Change);
+
+    /// [`WriteTx::record`] of a change made by `cause`.
+    fn record_as(&mut self, change: Change, cause: Arc<Cause>);
+
+    /// Removes the oldest events of the log, up to `limit`, made before
+    /// `before`: the prefix of the log older than that; the checkpoint
+    /// becomes the last one removed. Returns how many were removed.
+    async fn compact_events(&mut self, before: Timestamp, limit: u32) -> Result<u64>;
 }
 
 /// An operation run in one write transaction.
@@ -164,6 +180,20 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
 
     /// Reads a session. [`crate::Error::SessionNotFound`] when there is none.
     async fn session(&self, id: SessionId) -> Result<Session>;
+
+    /// Reads the events `query` asks for.
+    async fn events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>>;
+
+    /// Reads the head of the event log and its compaction checkpoint.
+    async fn ledger_head(&self) -> Result<LedgerHead>;
+
+    /// Reads, in one snapshot, the head's revision and the sessions that
+    /// have not ended and match `query` (its `state` and `after` ignored),
+    /// in ascending id order.
+    async fn unended_sessions_at_head(&self, query: &SessionQuery) -> Result<(i64, Vec<Session>)>;
+
+    /// Woken after each commit that recorded events.
+    fn commits(&self) -> Arc<tokio::sync::Notify>;
 
     /// Reads a session's user and owner.
     /// [`crate::Error::SessionNotFound`] when there is none.

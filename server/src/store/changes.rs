@@ -19,7 +19,7 @@ pub(crate) enum Dialect {
 
 impl Dialect {
     /// The `n`th (1-based) parameter.
-    fn parameter(self, n: usize) -> String {
+    pub(crate) fn parameter(self, n: usize) -> String {
         match self {
             Self::Sqlite => format!("?{n}"),
             Self::Postgres => format!("${n}"),

@@ -36,6 +36,8 @@ macro_rules! select_run {
 
 mod backend;
 mod changes;
+mod events;
+pub mod ledger;
 mod names;
 pub mod operations;
 mod postgres;
@@ -54,6 +56,8 @@ use crate::model::{
 pub use crate::model::{Expiry, NewSession};
 pub use backend::{Backend, End, Operation, WriteTx};
 pub(crate) use changes::{ColumnValue, Dialect, SessionChanges, conclude_run_sql};
+pub use events::EventQuery;
+pub use ledger::{Head, LedgerHead, Pending, StoredEvent};
 pub use postgres::{PostgresSettings, PostgresStore, redact_password};
 pub use sqlite::SqliteStore;
 
@@ -146,12 +150,13 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug + 'static {
     /// candidates for [`SessionStore::begin_closing_expired`], which decides.
     async fn expired_sessions(&self, node: &str, expiry: &Expiry) -> Result<Vec<SessionId>>;
 
-    /// Moves a session to closing if [`Expiry::close`] says it expired,
-    /// checked in the same transaction; returns why, or `None`.
+    /// Moves a session to closing at `now` if [`Expiry::close`] says it
+    /// expired, checked in the same transaction; returns why, or `None`.
     async fn begin_closing_expired(
         &self,
         id: SessionId,
         expiry: &Expiry,
+        now: Timestamp,
     ) -> Result<Option<EndReason>>;
 }
 
@@ -302,10 +307,41 @@ pub trait NodeStore: Send + Sync + std::fmt::Debug + 'static {
     async fn remove_node(&self, node: &str) -> Result<()>;
 }
 
-/// The durable store behind sessiond: every concern, on one database.
-pub trait Store: SessionStore + ScopeStore + RunStore + NodeStore {}
+/// The event log: every change of the stores above records its events in
+/// its own transaction ([`WriteTx::record`]); this reads them, records what
+/// changes nothing else, and compacts.
+///
+/// # Errors
+/// As [`SessionStore`].
+#[async_trait]
+pub trait EventStore: Send + Sync + std::fmt::Debug + 'static {
+    /// Records `changes`, each made by its cause, in one transaction: for
+    /// events that change nothing else (refused calls).
+    async fn record_events(&self, changes: Vec<Pending>) -> Result<()>;
 
-impl<T: SessionStore + ScopeStore + RunStore + NodeStore> Store for T {}
+    /// Reads the events `query` asks for.
+    async fn events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>>;
+
+    /// Reads the head of the log and its compaction checkpoint.
+    async fn ledger_head(&self) -> Result<LedgerHead>;
+
+    /// Reads, in one snapshot, the head's revision and the sessions that
+    /// have not ended and match `query` (its `state` and `after` ignored).
+    async fn unended_sessions_at_head(&self, query: &SessionQuery) -> Result<(i64, Vec<Session>)>;
+
+    /// Removes the oldest events made before `before`, at most `limit`, in
+    /// one transaction, moving the checkpoint to the last one removed.
+    /// Returns how many were removed.
+    async fn compact_events(&self, before: Timestamp, limit: u32) -> Result<u64>;
+
+    /// Woken after each commit of this process that recorded events.
+    fn commits(&self) -> Arc<tokio::sync::Notify>;
+}
+
+/// The durable store behind sessiond: every concern, on one database.
+pub trait Store: SessionStore + ScopeStore + RunStore + NodeStore + EventStore {}
+
+impl<T: SessionStore + ScopeStore + RunStore + NodeStore + EventStore> Store for T {}
 
 /// Opens the store a database URL names, creating and migrating it as
 /// needed: `sqlite://PATH` (or `sqlite:PATH`), or `postgres://…` /

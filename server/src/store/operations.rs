@@ -7,12 +7,13 @@ use async_trait::async_trait;
 
 use super::backend::{Backend, End, WriteTx};
 use super::{
-    NodeStore, Recovered, RunStore, ScopeStore, SessionQuery, SessionStore, StartedRun, UserCheck,
+    EventQuery, EventStore, LedgerHead, NodeStore, Pending, Recovered, RunStore, ScopeStore,
+    SessionQuery, SessionStore, StartedRun, StoredEvent, UserCheck,
 };
 use crate::model::{
-    EndReason, Error, Expiry, ModuleId, ModuleRun, NewSession, PoppedScope, PushedScope, Result,
-    RunId, RunOutcome, ScopeId, Session, SessionFacts, SessionId, Timestamp, UserContext, UserId,
-    admit,
+    Change, EndReason, Error, EventKind, Expiry, ModuleId, ModuleRun, NewSession, PoppedScope,
+    PushedScope, Result, RunId, RunOutcome, ScopeId, Session, SessionFacts, SessionId, Timestamp,
+    UserContext, UserId, admit,
 };
 
 /// Creates a session, admitted by the per-user limit ([`admit`]).
@@ -25,7 +26,9 @@ pub async fn create(tx: &mut dyn WriteTx, new: NewSession) -> Result<Session> {
         admit(&new, open)?;
     }
     let id = tx.insert_session(&new).await?;
-    Ok(new.into_session(id))
+    let session = new.into_session(id);
+    tx.record(Change::started(&session));
+    Ok(session)
 }
 
 /// Ends a session as [`End::decide`] says; returns it as it is now.
@@ -33,20 +36,25 @@ pub async fn create(tx: &mut dyn WriteTx, new: NewSession) -> Result<Session> {
 /// # Errors
 /// [`Error::SessionNotFound`], [`Error::SessionNotClientless`].
 pub async fn end(tx: &mut dyn WriteTx, end: End) -> Result<Session> {
-    change(tx, end.id, |session| end.decide(session)).await
+    change(tx, end.id, end.now, |session| end.decide(session)).await
 }
 
 /// Locks session `id`, asks `rule` what it becomes (`None`: it stays as it
-/// is), writes that; returns the session as it is now.
+/// is), writes that and records what it did to the session's life (closing,
+/// ended) as of `now`; returns the session as it is now.
 async fn change(
     tx: &mut dyn WriteTx,
     id: SessionId,
+    now: Timestamp,
     rule: impl FnOnce(&Session) -> Result<Option<Session>>,
 ) -> Result<Session> {
     let session = tx.lock_session(id).await?;
     match rule(&session)? {
         Some(changed) => {
             tx.write_session(&session, &changed).await?;
+            if let Some(event) = Change::of_life(&session, &changed, now) {
+                tx.record(event);
+            }
             Ok(changed)
         }
         None => Ok(session),
@@ -67,12 +75,18 @@ async fn recover(
     for run in tx.running_runs_of_node(node).await? {
         if let Some(interrupted) = run.interrupt(now) {
             tx.write_run(&interrupted).await?;
+            if let Some(session) = sessions.iter().find(|s| s.id == run.session_id) {
+                tx.record(Change::of_run(session, &interrupted, now));
+            }
             recovered.runs += 1;
         }
     }
     for session in sessions {
         if let Some(ended) = session.recover(reason, now) {
             tx.write_session(&session, &ended).await?;
+            if let Some(event) = Change::of_life(&session, &ended, now) {
+                tx.record(event);
+            }
             recovered.sessions += 1;
         }
     }
@@ -99,14 +113,14 @@ impl<B: Backend> SessionStore for B {
 
     async fn touch_session(&self, id: SessionId, now: Timestamp) -> Result<Session> {
         self.write(Box::new(move |tx| {
-            Box::pin(change(tx, id, move |s| s.touch(now).map(Some)))
+            Box::pin(change(tx, id, now, move |s| s.touch(now).map(Some)))
         }))
         .await
     }
 
     async fn begin_closing(&self, id: SessionId, now: Timestamp) -> Result<Session> {
         self.write(Box::new(move |tx| {
-            Box::pin(change(tx, id, move |s| s.begin_closing(now)))
+            Box::pin(change(tx, id, now, move |s| s.begin_closing(now)))
         }))
         .await
     }
@@ -141,6 +155,7 @@ impl<B: Backend> SessionStore for B {
         &self,
         id: SessionId,
         expiry: &Expiry,
+        now: Timestamp,
     ) -> Result<Option<EndReason>> {
         let expiry = *expiry;
         self.write(Box::new(move |tx| {
@@ -151,6 +166,10 @@ impl<B: Backend> SessionStore for B {
                     return Ok(None);
                 };
                 tx.write_session(&session, &closing).await?;
+                if let Some(mut event) = Change::of_life(&session, &closing, now) {
+                    event.end_reason = event.end_reason.or(Some(reason));
+                    tx.record(event);
+                }
                 Ok(Some(reason))
             })
         }))
@@ -175,6 +194,12 @@ impl<B: Backend> ScopeStore for B {
                 let session = tx.lock_session(id).await?;
                 let changed = session.set_user_context(user, now)?;
                 tx.write_session(&session, &changed).await?;
+                tx.record(Change::user_context(
+                    EventKind::UserContextSet,
+                    &changed,
+                    None,
+                    now,
+                ));
                 Ok(session.effective_user)
             })
         }))
@@ -193,6 +218,12 @@ impl<B: Backend> ScopeStore for B {
                 let (scope, pushed) = session.push_user_context(user, now)?;
                 let scope_id = tx.insert_scope(&scope).await?;
                 tx.write_session(&session, &pushed).await?;
+                tx.record(Change::user_context(
+                    EventKind::UserContextPushed,
+                    &pushed,
+                    Some(scope_id),
+                    now,
+                ));
                 Ok(PushedScope {
                     scope_id,
                     previous_user: scope.previous_user,
@@ -220,6 +251,12 @@ impl<B: Backend> ScopeStore for B {
                 }
                 tx.delete_scope(scope).await?;
                 tx.write_session(&session, &restored).await?;
+                tx.record(Change::user_context(
+                    EventKind::UserContextPopped,
+                    &restored,
+                    Some(scope),
+                    now,
+                ));
                 Ok(popped)
             })
         }))
@@ -245,8 +282,10 @@ impl<B: Backend> RunStore for B {
                 check(&run.acting_user)?;
                 let id = tx.insert_run(&run).await?;
                 tx.write_session(&session, &active).await?;
+                let run = run.into_run(id);
+                tx.record(Change::of_run(&active, &run, now));
                 Ok(StartedRun {
-                    run: run.into_run(id),
+                    run,
                     session: active,
                 })
             })
@@ -272,7 +311,9 @@ impl<B: Backend> RunStore for B {
                     return Ok(run);
                 };
                 tx.write_run(&concluded).await?;
-                tx.write_session(&session, &session.touched(now)).await?;
+                let touched = session.touched(now);
+                tx.write_session(&session, &touched).await?;
+                tx.record(Change::of_run(&touched, &concluded, now));
                 Ok(concluded)
             })
         }))
@@ -361,5 +402,43 @@ impl<B: Backend> NodeStore for B {
             Box::pin(async move { tx.delete_node(&node).await })
         }))
         .await
+    }
+}
+
+#[async_trait]
+impl<B: Backend> EventStore for B {
+    async fn record_events(&self, changes: Vec<Pending>) -> Result<()> {
+        self.write(Box::new(move |tx| {
+            Box::pin(async move {
+                for (change, cause) in changes {
+                    tx.record_as(change, cause);
+                }
+                Ok(())
+            })
+        }))
+        .await
+    }
+
+    async fn events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>> {
+        Backend::events(self, query).await
+    }
+
+    async fn ledger_head(&self) -> Result<LedgerHead> {
+        Backend::ledger_head(self).await
+    }
+
+    async fn unended_sessions_at_head(&self, query: &SessionQuery) -> Result<(i64, Vec<Session>)> {
+        Backend::unended_sessions_at_head(self, query).await
+    }
+
+    async fn compact_events(&self, before: Timestamp, limit: u32) -> Result<u64> {
+        self.write(Box::new(move |tx| {
+            Box::pin(async move { tx.compact_events(before, limit).await })
+        }))
+        .await
+    }
+
+    fn commits(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        Backend::commits(self)
     }
 }

@@ -2,32 +2,58 @@
 //! connection; opens and ends that arrive together share one
 //! ([`super::group_commit`]).
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use super::codec::{kind_name, session_from_row, state_name, store_error, text};
 use super::rows::{PgTx, fetch_run, fetch_session, latest_run};
-use super::{PostgresStore, stopping};
+use super::{PostgresStore, events, stopping};
+use crate::events::Cause;
 use crate::model::{
     Error, Expiry, ModuleId, ModuleRun, NewSession, Result, RunId, Session, SessionFacts,
     SessionId, Timestamp, UserId,
 };
-use crate::store::{Backend, End, Operation, SessionQuery};
+use crate::store::{Backend, End, EventQuery, LedgerHead, Operation, SessionQuery, StoredEvent};
 
 #[async_trait]
 impl Backend for PostgresStore {
     async fn write<R: Send + 'static>(&self, op: Operation<R>) -> Result<R> {
         // READ COMMITTED: each statement sees what committed before it
         // started, which is what locking first relies on.
+        let cause = Cause::current();
         let mut tx = self.pool.begin().await.map_err(store_error)?;
-        let result = op(&mut PgTx(&mut tx)).await?;
+        let mut write = PgTx::new(&mut tx, cause);
+        let result = op(&mut write).await?;
+        let recorded = write.append_events().await?;
         tx.commit().await.map_err(store_error)?;
+        if recorded {
+            self.commits.notify_one();
+        }
         Ok(result)
+    }
+
+    async fn events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>> {
+        events::read_events(&self.pool, query).await
+    }
+
+    async fn ledger_head(&self) -> Result<LedgerHead> {
+        let mut conn = self.pool.acquire().await.map_err(store_error)?;
+        events::read_head(&mut conn).await
+    }
+
+    async fn unended_sessions_at_head(&self, query: &SessionQuery) -> Result<(i64, Vec<Session>)> {
+        events::unended_at_head(&self.pool, query).await
+    }
+
+    fn commits(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.commits)
     }
 
     async fn create_session(&self, new: NewSession) -> Result<Session> {
         let id = self
             .opens
-            .submit(new.clone())
+            .submit((new.clone(), Cause::current()))
             .await
             .unwrap_or_else(|| Err(stopping()))?;
         Ok(new.into_session(id))
@@ -35,7 +61,7 @@ impl Backend for PostgresStore {
 
     async fn end_session(&self, end: End) -> Result<Session> {
         self.ends
-            .submit(end)
+            .submit((end, Cause::current()))
             .await
             .unwrap_or_else(|| Err(stopping()))
     }

@@ -29,12 +29,15 @@ use std::sync::Arc;
 use futures::future::join_all;
 
 use sqlx::PgPool;
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{Mutex, Notify, mpsc, oneshot};
 
 use super::codec::{reason_name, state_name, store_error};
+use super::events::append;
 use super::rows::{PgTx, insert_sessions, lock_sessions, lock_users};
+use crate::events::Cause;
+use crate::model::{Change, NewSession, Session, SessionId, Timestamp, admit};
 use crate::model::{Error, Result};
-use crate::model::{NewSession, Session, SessionId, Timestamp, admit};
+use crate::store::ledger::Pending;
 use crate::store::{End, operations};
 
 /// The most writes one batch takes.
@@ -112,15 +115,6 @@ enum BatchFailure {
     Unknown(Error),
 }
 
-/// The failure of a statement that committed by itself: replayable when
-/// the database refused it (nothing was written).
-fn autocommit_failure(error: sqlx::Error) -> BatchFailure {
-    match error {
-        sqlx::Error::Database(_) => BatchFailure::Replay(store_error(error)),
-        other => BatchFailure::Unknown(store_error(other)),
-    }
-}
-
 /// A failure before the commit: nothing was written.
 fn replay(error: impl Into<StoreFailure>) -> BatchFailure {
     BatchFailure::Replay(error.into().0)
@@ -180,41 +174,50 @@ where
     .await
 }
 
-/// Runs a batch of opens.
-pub(super) async fn create_batch(pool: PgPool, batch: Vec<NewSession>) -> Vec<Result<SessionId>> {
-    together_else_alone(&batch, |sessions| create_sessions(&pool, sessions)).await
+/// A write and the cause of its caller.
+type Caused<W> = (W, Arc<Cause>);
+
+/// Runs a batch of opens; `commits` is woken after a commit.
+pub(super) async fn create_batch(
+    pool: PgPool,
+    commits: Arc<Notify>,
+    batch: Vec<Caused<NewSession>>,
+) -> Vec<Result<SessionId>> {
+    together_else_alone(&batch, |sessions| {
+        create_sessions(&pool, &commits, sessions)
+    })
+    .await
 }
 
-/// Runs a batch of ends.
-pub(super) async fn end_batch(pool: PgPool, batch: Vec<End>) -> Vec<Result<Session>> {
-    together_else_alone(&batch, |ends| end_sessions(&pool, ends)).await
+/// Runs a batch of ends; `commits` is woken after a commit that ended one.
+pub(super) async fn end_batch(
+    pool: PgPool,
+    commits: Arc<Notify>,
+    batch: Vec<Caused<End>>,
+) -> Vec<Result<Session>> {
+    together_else_alone(&batch, |ends| end_sessions(&pool, &commits, ends)).await
 }
 
-/// Creates `sessions` together: their ids, in order, or each one's refusal
-/// by [`admit`]. Without a per-user limit, one statement; with one, a
-/// transaction that locks the users' rows and counts first.
+/// Creates `sessions` together, in one transaction with their events: their
+/// ids, in order, or each one's refusal by [`admit`] (with a per-user
+/// limit, the users' rows are locked and their sessions counted first).
 async fn create_sessions(
     pool: &PgPool,
-    sessions: Vec<NewSession>,
+    commits: &Notify,
+    caused: Vec<Caused<NewSession>>,
 ) -> std::result::Result<Vec<Result<SessionId>>, BatchFailure> {
-    if sessions.iter().all(|new| new.max_open_per_user.is_none()) {
-        let all: Vec<&NewSession> = sessions.iter().collect();
-        let ids = insert_sessions(pool, &all)
-            .await
-            .map_err(autocommit_failure)?;
-        return Ok(ids_in_order(
-            &sessions,
-            &ids,
-            sessions.iter().map(|_| None).collect(),
-        ));
-    }
+    let sessions: Vec<NewSession> = caused.iter().map(|(new, _)| new.clone()).collect();
     let mut tx = pool.begin().await.map_err(replay)?;
     let limited: Vec<&str> = sessions
         .iter()
         .filter(|new| new.max_open_per_user.is_some())
         .map(|new| new.user.as_str())
         .collect();
-    let mut open = lock_users(&mut tx, &limited).await.map_err(replay)?;
+    let mut open = if limited.is_empty() {
+        HashMap::new()
+    } else {
+        lock_users(&mut tx, &limited).await.map_err(replay)?
+    };
     let refused: Vec<Option<Error>> = sessions
         .iter()
         .map(|new| {
@@ -235,10 +238,23 @@ async fn create_sessions(
         .map(|(new, _)| new)
         .collect();
     let ids = insert_sessions(&mut *tx, &admitted).await.map_err(replay)?;
+    let answers = ids_in_order(&sessions, &ids, refused);
+    let events: Vec<Pending> = caused
+        .into_iter()
+        .zip(&answers)
+        .filter_map(|((new, cause), answer)| {
+            let id = *answer.as_ref().ok()?;
+            Some((Change::started(&new.into_session(id)), cause))
+        })
+        .collect();
+    let recorded = append(&mut tx, &events).await.map_err(replay)?;
     tx.commit()
         .await
         .map_err(|e| BatchFailure::Unknown(store_error(e)))?;
-    Ok(ids_in_order(&sessions, &ids, refused))
+    if recorded {
+        commits.notify_one();
+    }
+    Ok(answers)
 }
 
 /// Each new session's id (by UUID), or its refusal.
@@ -267,26 +283,32 @@ fn ids_in_order(
 /// its refusal.
 async fn end_sessions(
     pool: &PgPool,
-    ends: Vec<End>,
+    commits: &Notify,
+    caused: Vec<Caused<End>>,
 ) -> std::result::Result<Vec<Result<Session>>, BatchFailure> {
-    if let [end] = ends.as_slice() {
-        return end_alone(pool, *end).await;
+    if let [(end, cause)] = caused.as_slice() {
+        return end_alone(pool, commits, *end, Arc::clone(cause)).await;
     }
+    let ends: Vec<End> = caused.iter().map(|(end, _)| *end).collect();
     let mut ids: Vec<i64> = ends.iter().map(|end| end.id.get()).collect();
     ids.sort_unstable();
     ids.dedup();
     let mut tx = pool.begin().await.map_err(replay)?;
     let mut sessions = lock_sessions(&mut tx, &ids).await.map_err(replay)?;
     let mut ended: HashMap<SessionId, Session> = HashMap::new();
-    let answers: Vec<Result<Session>> = ends
+    let mut events: Vec<Pending> = Vec::new();
+    let answers: Vec<Result<Session>> = caused
         .iter()
-        .map(|end| {
+        .map(|(end, cause)| {
             let session = sessions
                 .get(&end.id)
                 .ok_or(Error::SessionNotFound { session_id: end.id })?;
             let Some(now_ended) = end.decide(session)? else {
                 return Ok(session.clone());
             };
+            if let Some(event) = Change::of_life(session, &now_ended, end.now) {
+                events.push((event, Arc::clone(cause)));
+            }
             sessions.insert(end.id, now_ended.clone());
             ended.insert(end.id, now_ended.clone());
             Ok(now_ended)
@@ -324,9 +346,13 @@ async fn end_sessions(
         .await
         .map_err(replay)?;
     }
+    let recorded = append(&mut tx, &events).await.map_err(replay)?;
     tx.commit()
         .await
         .map_err(|e| BatchFailure::Unknown(store_error(e)))?;
+    if recorded {
+        commits.notify_one();
+    }
     Ok(answers)
 }
 
@@ -334,16 +360,23 @@ async fn end_sessions(
 /// once per connection (a batch's statements are planned on every run).
 async fn end_alone(
     pool: &PgPool,
+    commits: &Notify,
     end: End,
+    cause: Arc<Cause>,
 ) -> std::result::Result<Vec<Result<Session>>, BatchFailure> {
     let mut tx = pool.begin().await.map_err(replay)?;
-    let ended = match operations::end(&mut PgTx(&mut tx), end).await {
+    let mut write = PgTx::new(&mut tx, cause);
+    let ended = match operations::end(&mut write, end).await {
         Ok(ended) => ended,
         // Refused, or failed before its commit: nothing was written.
         Err(error) => return Ok(vec![Err(error)]),
     };
+    let recorded = write.append_events().await.map_err(replay)?;
     tx.commit()
         .await
         .map_err(|e| BatchFailure::Unknown(store_error(e)))?;
+    if recorded {
+        commits.notify_one();
+    }
     Ok(vec![Ok(ended)])
 }

@@ -49,6 +49,7 @@ macro_rules! select_session {
 // After the macros above, which the modules below use.
 mod backend;
 mod codec;
+mod events;
 mod group_commit;
 mod rows;
 mod settings;
@@ -64,6 +65,7 @@ pub use self::settings::{PostgresSettings, redact_password};
 
 use self::codec::store_error;
 use self::group_commit::Batcher;
+use crate::events::Cause;
 use crate::model::{Error, NewSession, Result, Session, SessionId};
 use crate::store::End;
 
@@ -84,10 +86,12 @@ pub struct PostgresStore {
     /// The connections; each write transaction holds one for its duration.
     pool: PgPool,
     /// Opens that arrive together, created together.
-    opens: Arc<Batcher<NewSession, Result<SessionId>>>,
+    opens: Arc<Batcher<(NewSession, Arc<Cause>), Result<SessionId>>>,
     /// Ends of sessions (by their clients or ours) that arrive together,
     /// committed together.
-    ends: Arc<Batcher<End, Result<Session>>>,
+    ends: Arc<Batcher<(End, Arc<Cause>), Result<Session>>>,
+    /// Woken after each commit of this process that recorded events.
+    commits: Arc<tokio::sync::Notify>,
     /// The URL without its password, for `Debug`.
     redacted_url: String,
 }
@@ -169,15 +173,17 @@ impl PostgresStore {
                  a crash may lose writes sessiond already acknowledged"
             );
         }
+        let commits = Arc::new(tokio::sync::Notify::new());
         Ok(Self {
             opens: Arc::new(Batcher::start({
-                let pool = pool.clone();
-                move |batch| group_commit::create_batch(pool.clone(), batch)
+                let (pool, commits) = (pool.clone(), Arc::clone(&commits));
+                move |batch| group_commit::create_batch(pool.clone(), Arc::clone(&commits), batch)
             })),
             ends: Arc::new(Batcher::start({
-                let pool = pool.clone();
-                move |batch| group_commit::end_batch(pool.clone(), batch)
+                let (pool, commits) = (pool.clone(), Arc::clone(&commits));
+                move |batch| group_commit::end_batch(pool.clone(), Arc::clone(&commits), batch)
             })),
+            commits,
             pool,
             redacted_url: settings.redacted_url(),
         })

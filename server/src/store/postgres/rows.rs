@@ -7,15 +7,18 @@
 //! then session rows (ascending id), then their scopes and runs.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use sqlx::{PgConnection, Row};
 
 use super::codec::{kind_name, run_from_row, session_from_row, store_error, text};
+use crate::events::Cause;
 use crate::model::{
-    Error, ModuleId, ModuleRun, NewRun, NewScope, NewSession, Result, RunId, Scope, ScopeId,
-    Session, SessionId, Timestamp, UserId,
+    Change, Error, ModuleId, ModuleRun, NewRun, NewScope, NewSession, Result, RunId, Scope,
+    ScopeId, Session, SessionId, Timestamp, UserId,
 };
+use crate::store::ledger::Pending;
 use crate::store::names::ConcludedRun;
 use crate::store::{ColumnValue, Dialect, SessionChanges, WriteTx, conclude_run_sql};
 
@@ -159,8 +162,21 @@ pub(super) async fn delete_node<'e>(executor: impl sqlx::PgExecutor<'e>, node: &
     Ok(())
 }
 
-/// A write transaction on one connection.
-pub(super) struct PgTx<'a>(pub &'a mut PgConnection);
+/// A write transaction on one connection: its cause, and the events it
+/// recorded, which [`super::events::append`] writes before the commit.
+pub(super) struct PgTx<'a>(pub &'a mut PgConnection, pub Arc<Cause>, pub Vec<Pending>);
+
+impl<'a> PgTx<'a> {
+    /// A transaction on `conn` made by `cause`.
+    pub(super) fn new(conn: &'a mut PgConnection, cause: Arc<Cause>) -> Self {
+        Self(conn, cause, Vec::new())
+    }
+
+    /// Writes the recorded events; returns whether there were any.
+    pub(super) async fn append_events(&mut self) -> Result<bool> {
+        super::events::append(self.0, &self.2).await
+    }
+}
 
 #[async_trait]
 impl WriteTx for PgTx<'_> {
@@ -390,5 +406,17 @@ impl WriteTx for PgTx<'_> {
 
     async fn delete_node(&mut self, node: &str) -> Result<()> {
         delete_node(&mut *self.0, node).await
+    }
+
+    fn record(&mut self, change: Change) {
+        self.2.push((change, Arc::clone(&self.1)));
+    }
+
+    fn record_as(&mut self, change: Change, cause: Arc<Cause>) {
+        self.2.push((change, cause));
+    }
+
+    async fn compact_events(&mut self, before: Timestamp, limit: u32) -> Result<u64> {
+        super::events::compact(self.0, before, limit).await
     }
 }

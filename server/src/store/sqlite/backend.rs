@@ -2,6 +2,8 @@
 //! batch ([`super::writer`]); reads run on the read connections, sessions
 //! from memory when the cache has them.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use super::codec::{column, kind_name, query_all, query_one, session_from_row, state_name};
@@ -9,20 +11,44 @@ use super::rows::{
     SqliteTx, fetch_facts, fetch_run, fetch_session, latest_run, select_session,
     unended_clientless_of_node,
 };
-use super::{EXPIRED_SESSIONS, SqliteStore};
+use super::{EXPIRED_SESSIONS, SqliteStore, events};
+use crate::events::Cause;
 use crate::model::{
     Expiry, ModuleId, ModuleRun, Result, RunId, Session, SessionFacts, SessionId, Timestamp, UserId,
 };
-use crate::store::{Backend, Operation, SessionQuery};
+use crate::store::{Backend, EventQuery, LedgerHead, Operation, SessionQuery, StoredEvent};
 
 #[async_trait]
 impl Backend for SqliteStore {
     async fn write<R: Send + 'static>(&self, op: Operation<R>) -> Result<R> {
         // The operation's primitives never wait (SQLite answers on this
         // thread), so its future completes in one poll on the writer.
+        let cause = Cause::current();
         self.writer
-            .write(move |tx| futures::executor::block_on(op(&mut SqliteTx(tx))))
+            .write(move |tx| futures::executor::block_on(op(&mut SqliteTx(tx, cause))))
             .await
+    }
+
+    async fn events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>> {
+        let query = query.clone();
+        self.readers
+            .scan(move |conn| events::read_events(conn, &query))
+            .await
+    }
+
+    async fn ledger_head(&self) -> Result<LedgerHead> {
+        self.readers.lookup(events::read_head)
+    }
+
+    async fn unended_sessions_at_head(&self, query: &SessionQuery) -> Result<(i64, Vec<Session>)> {
+        let query = query.clone();
+        self.readers
+            .scan(move |conn| events::unended_at_head(conn, &query))
+            .await
+    }
+
+    fn commits(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.commits)
     }
 
     async fn session(&self, id: SessionId) -> Result<Session> {

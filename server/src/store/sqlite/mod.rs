@@ -14,6 +14,7 @@
 mod backend;
 mod cache;
 mod codec;
+mod events;
 mod ownership;
 mod rows;
 mod writer;
@@ -53,6 +54,8 @@ pub struct SqliteStore {
     readers: Arc<Readers>,
     /// Session records, kept exact by the writer.
     cache: Arc<SessionCache>,
+    /// Woken by the writer after each commit that wrote events.
+    commits: Arc<tokio::sync::Notify>,
     /// This process's lock on the database, held while any clone lives.
     _ownership: Arc<Ownership>,
 }
@@ -68,7 +71,12 @@ impl SqliteStore {
         let ownership = Ownership::take(&path).await?;
         migrate(&path).await?;
         let cache = Arc::new(SessionCache::new(CACHED_SESSIONS));
-        let writer = Writer::start(connect(&path, Role::Writer)?, Arc::clone(&cache))?;
+        let commits = Arc::new(tokio::sync::Notify::new());
+        let writer = Writer::start(
+            connect(&path, Role::Writer)?,
+            Arc::clone(&cache),
+            Arc::clone(&commits),
+        )?;
         let readers = Arc::new(Readers {
             idle: Mutex::new(vec![connect(&path, Role::Reader)?]),
             path,
@@ -77,6 +85,7 @@ impl SqliteStore {
             writer,
             readers,
             cache,
+            commits,
             _ownership: Arc::new(ownership),
         })
     }

@@ -2,6 +2,8 @@
 //! ([`WriteTx`], on the writer's connection) and the reads. SQL and row
 //! mapping only; what to write is the domain's answer.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use rusqlite::types::ToSqlOutput;
 use rusqlite::{Connection, ToSql, params, params_from_iter};
@@ -10,9 +12,10 @@ use super::codec::{
     column, execute, insert, kind_name, query_all, query_one, run_from_row, session_from_row,
 };
 use super::writer::Transaction;
+use crate::events::Cause;
 use crate::model::{
-    Error, ModuleId, ModuleRun, NewRun, NewScope, NewSession, Result, RunId, Scope, ScopeId,
-    Session, SessionFacts, SessionId, Timestamp, UserId,
+    Change, Error, ModuleId, ModuleRun, NewRun, NewScope, NewSession, Result, RunId, Scope,
+    ScopeId, Session, SessionFacts, SessionId, Timestamp, UserId,
 };
 use crate::store::names::ConcludedRun;
 use crate::store::{ColumnValue, Dialect, SessionChanges, WriteTx, conclude_run_sql};
@@ -61,7 +64,7 @@ pub(super) fn fetch_facts(conn: &Connection, id: SessionId) -> Result<SessionFac
 /// A write transaction of the writer's batch. The writer is the only one,
 /// so a read inside it is as good as a lock; sessions come from memory when
 /// the batch or the cache has them.
-pub(super) struct SqliteTx<'a, 'b>(pub &'a mut Transaction<'b>);
+pub(super) struct SqliteTx<'a, 'b>(pub &'a mut Transaction<'b>, pub Arc<Cause>);
 
 #[async_trait]
 impl WriteTx for SqliteTx<'_, '_> {
@@ -266,6 +269,18 @@ impl WriteTx for SqliteTx<'_, '_> {
 
     async fn delete_node(&mut self, node: &str) -> Result<()> {
         execute(self.0.conn, "DELETE FROM nodes WHERE node_id = ?", [node]).map(drop)
+    }
+
+    fn record(&mut self, change: Change) {
+        self.0.record((change, Arc::clone(&self.1)));
+    }
+
+    fn record_as(&mut self, change: Change, cause: Arc<Cause>) {
+        self.0.record((change, cause));
+    }
+
+    async fn compact_events(&mut self, before: Timestamp, limit: u32) -> Result<u64> {
+        super::events::compact(self.0.conn, before, limit)
     }
 }
 

@@ -16,6 +16,12 @@
 //! it applies the sessions the batch changed to the store's
 //! [`SessionCache`], before replying to anyone.
 //!
+//! The events the batch's operations recorded are sealed (given their
+//! revisions and hashes, after the head of the log, which the writer keeps
+//! in memory: it is the only writer) and written just before the commit,
+//! in the same transaction; after the commit the store's `commits` are
+//! woken.
+//!
 //! An operation reads the sessions it checks through its [`Transaction`],
 //! which answers from memory when it can: from the records the batch's
 //! earlier operations wrote or read (not committed yet, so kept apart and
@@ -30,10 +36,13 @@ use std::sync::Arc;
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
+use tokio::sync::Notify;
+
 use super::cache::SessionCache;
 use super::codec::execute;
 use crate::model::{Error, Result};
 use crate::model::{Session, SessionId};
+use crate::store::ledger::{self, Head, Pending};
 
 /// The most operations committed together.
 pub const MAX_BATCH: usize = 256;
@@ -57,6 +66,8 @@ pub struct Transaction<'a> {
     cache: &'a SessionCache,
     /// The sessions this operation changed, as they are now, in order.
     changes: Vec<Session>,
+    /// The changes this operation recorded for the event log, in order.
+    events: Vec<Pending>,
 }
 
 impl Transaction<'_> {
@@ -74,6 +85,11 @@ impl Transaction<'_> {
     /// for the batch's later operations.
     pub fn read(&mut self, session: Session) {
         self.batch.records.insert(session.id, session);
+    }
+
+    /// Records `event` for the event log, written with the batch.
+    pub fn record(&mut self, event: Pending) {
+        self.events.push(event);
     }
 
     /// Records that this operation changed a session, whose record is now
@@ -123,11 +139,19 @@ impl Writer {
     ///
     /// # Errors
     /// [`Error::StoreUnavailable`] when the thread cannot be started.
-    pub fn start(mut connection: Connection, cache: Arc<SessionCache>) -> Result<Self> {
+    pub fn start(
+        mut connection: Connection,
+        cache: Arc<SessionCache>,
+        commits: Arc<Notify>,
+    ) -> Result<Self> {
         let (jobs, queue) = mpsc::channel(QUEUE);
+        let head = read_head(&connection)?;
         std::thread::Builder::new()
             .name("sessiond-sqlite-writer".to_owned())
-            .spawn(move || write_batches(&mut connection, &cache, queue))
+            .spawn(move || {
+                let mut log = Log { head, commits };
+                write_batches(&mut connection, &cache, &mut log, queue);
+            })
             .map_err(|e| Error::StoreUnavailable(Box::new(e)))?;
         Ok(Self { jobs })
     }
@@ -162,8 +186,13 @@ impl Writer {
 /// One queued write, its result type erased.
 trait Job: Send + std::fmt::Debug {
     /// Runs the operation in `transaction`; true when it succeeded, and then
-    /// its changes are added to `changes`.
-    fn run(&mut self, transaction: Transaction<'_>, changes: &mut Vec<Session>) -> bool;
+    /// its changes are added to `changes` and its events to `events`.
+    fn run(
+        &mut self,
+        transaction: Transaction<'_>,
+        changes: &mut Vec<Session>,
+        events: &mut Vec<Pending>,
+    ) -> bool;
     /// Replies: the operation's result if `committed` is `Ok`, its error
     /// otherwise.
     fn finish(self: Box<Self>, committed: std::result::Result<(), String>);
@@ -182,7 +211,12 @@ impl<T> std::fmt::Debug for TypedJob<T> {
 }
 
 impl<T: Send + 'static> Job for TypedJob<T> {
-    fn run(&mut self, mut transaction: Transaction<'_>, changes: &mut Vec<Session>) -> bool {
+    fn run(
+        &mut self,
+        mut transaction: Transaction<'_>,
+        changes: &mut Vec<Session>,
+        events: &mut Vec<Pending>,
+    ) -> bool {
         let Some(operation) = self.operation.take() else {
             return false;
         };
@@ -195,6 +229,7 @@ impl<T: Send + 'static> Job for TypedJob<T> {
         if ok {
             transaction.batch.apply(&transaction.changes);
             changes.append(&mut transaction.changes);
+            events.append(&mut transaction.events);
         }
         self.result = Some(result);
         ok
@@ -213,10 +248,35 @@ impl<T: Send + 'static> Job for TypedJob<T> {
     }
 }
 
+/// The event log as the writer keeps it.
+#[derive(Debug)]
+struct Log {
+    /// The last event committed.
+    head: Head,
+    /// Woken after each commit that wrote events.
+    commits: Arc<Notify>,
+}
+
+/// The head of the log as the database has it.
+fn read_head(connection: &Connection) -> Result<Head> {
+    let (revision, hash): (i64, Vec<u8>) = connection
+        .query_row(
+            "SELECT revision, hash FROM event_head WHERE id = 1",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .map_err(|e| Error::StoreUnavailable(Box::new(e)))?;
+    Ok(Head {
+        revision,
+        hash: ledger::hash_of(&hash)?,
+    })
+}
+
 /// The writer thread: batches until every handle is dropped.
 fn write_batches(
     connection: &mut Connection,
     cache: &SessionCache,
+    log: &mut Log,
     mut queue: mpsc::Receiver<Box<dyn Job>>,
 ) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
@@ -229,11 +289,18 @@ fn write_batches(
                 Err(_) => break,
             }
         }
-        let committed = commit_batch(connection, cache, &mut batch, &mut changes);
+        let head = log.head;
+        let committed = commit_batch(connection, cache, &mut batch, &mut changes, &mut log.head);
         match &committed {
-            Ok(()) => cache.apply(changes.drain(..)),
+            Ok(()) => {
+                cache.apply(changes.drain(..));
+                if log.head != head {
+                    log.commits.notify_one();
+                }
+            }
             Err(reason) => {
                 changes.clear();
+                log.head = head;
                 tracing::error!(error = %reason, operations = batch.len(), "a write batch failed");
             }
         }
@@ -257,9 +324,11 @@ fn commit_batch(
     cache: &SessionCache,
     batch: &mut [Box<dyn Job>],
     changes: &mut Vec<Session>,
+    head: &mut Head,
 ) -> std::result::Result<(), String> {
     // The batch's own records: they live as long as its transaction.
     let mut records = BatchRecords::default();
+    let mut events = Vec::new();
     run(connection, "BEGIN IMMEDIATE")?;
     for job in batch.iter_mut() {
         let before = connection.total_changes();
@@ -268,8 +337,9 @@ fn commit_batch(
             batch: &mut records,
             cache,
             changes: Vec::new(),
+            events: Vec::new(),
         };
-        if job.run(transaction, changes) {
+        if job.run(transaction, changes, &mut events) {
             continue;
         }
         if connection.is_autocommit() {
@@ -280,12 +350,44 @@ fn commit_batch(
             return Err("a write failed after changing rows; its batch was rolled back".to_owned());
         }
     }
+    if !events.is_empty()
+        && let Err(error) = append(connection, head, &events)
+    {
+        let _ = run(connection, "ROLLBACK");
+        return Err(format!("the batch's events could not be written: {error}"));
+    }
     if let Err(reason) = run(connection, "COMMIT") {
         if !connection.is_autocommit() {
             let _ = run(connection, "ROLLBACK");
         }
         return Err(reason);
     }
+    Ok(())
+}
+
+/// Seals `events` after `head` and writes them and the new head.
+fn append(connection: &Connection, head: &mut Head, events: &[Pending]) -> rusqlite::Result<()> {
+    let mut insert = connection.prepare_cached(
+        "INSERT INTO events \
+         (revision, time, kind, session_id, user_id, subject, body, prev_hash, hash) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?;
+    for event in ledger::seal(head, events) {
+        insert.execute(rusqlite::params![
+            event.revision,
+            event.time,
+            event.kind,
+            event.session_id,
+            event.user,
+            event.subject,
+            event.body,
+            event.prev_hash,
+            event.hash,
+        ])?;
+    }
+    connection
+        .prepare_cached("UPDATE event_head SET revision = ?1, hash = ?2 WHERE id = 1")?
+        .execute(rusqlite::params![head.revision, head.hash])?;
     Ok(())
 }
 
@@ -352,7 +454,13 @@ mod tests {
     ) -> Vec<Session> {
         let mut batch = jobs;
         let mut changes = Vec::new();
-        let committed = commit_batch(connection, cache, &mut batch, &mut changes);
+        let committed = commit_batch(
+            connection,
+            cache,
+            &mut batch,
+            &mut changes,
+            &mut Head::default(),
+        );
         for job in batch {
             job.finish(committed.clone());
         }
