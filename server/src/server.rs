@@ -155,7 +155,7 @@ impl SessiondBuilder {
         }
         let store = match self.store {
             Some(store) => store,
-            None => store::open(&config.database).await?,
+            None => store::open_with(&config.database, config.record_events).await?,
         };
         let clock = self.clock;
         let security = &config.security;

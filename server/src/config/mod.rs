@@ -252,6 +252,11 @@ pub struct Config {
     pub watch_progress_interval: Duration,
     /// How often the log is read for other replicas' events.
     pub event_poll_interval: Duration,
+    /// Whether changes are recorded in the event log. Always on but in
+    /// code that measures what the log costs (`sessiond-bench`): without
+    /// it the server keeps no evidence and its watches see nothing. Not a
+    /// flag or a file setting.
+    pub record_events: bool,
     /// The most open sessions one user may have; `None`: no limit.
     pub max_open_sessions_per_user: Option<u32>,
     /// The most modules running at once in one session.
@@ -283,6 +288,7 @@ impl Default for Config {
             event_retention: Some(Duration::from_secs(90 * 24 * 3600)),
             watch_progress_interval: Duration::from_secs(5),
             event_poll_interval: Duration::from_millis(100),
+            record_events: true,
             max_open_sessions_per_user: Some(1000),
             max_running_modules_per_session: 16,
             max_running_modules: 256,
@@ -355,6 +361,7 @@ impl Config {
             event_poll_interval: settings
                 .event_poll_interval
                 .unwrap_or(defaults.event_poll_interval),
+            record_events: defaults.record_events,
             max_open_sessions_per_user: settings
                 .max_open_sessions_per_user
                 .map_or(defaults.max_open_sessions_per_user, |n| {

@@ -352,6 +352,16 @@ impl<T: SessionStore + ScopeStore + RunStore + NodeStore + EventStore> Store for
 /// [`Error::StoreUnavailable`] when the database cannot be opened or
 /// migrated; [`Error::InvalidArgument`] for a URL of another scheme.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
+    open_with(url, true).await
+}
+
+/// [`open`], recording the event log or not: `record_events` false leaves
+/// the log empty (no evidence, nothing to watch) and exists only to measure
+/// what the log costs, side by side in one build (`sessiond-bench`).
+///
+/// # Errors
+/// As [`open`].
+pub async fn open_with(url: &str, record_events: bool) -> Result<Arc<dyn Store>> {
     if let Some(path) = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
@@ -364,10 +374,14 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
                 ),
             ]));
         }
-        return Ok(Arc::new(SqliteStore::open(path).await?));
+        return Ok(Arc::new(SqliteStore::open_with(path, record_events).await?));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Ok(Arc::new(PostgresStore::open(url).await?));
+        let settings = PostgresSettings {
+            record_events,
+            ..PostgresSettings::new(url)
+        };
+        return Ok(Arc::new(PostgresStore::connect(&settings).await?));
     }
     Err(Error::InvalidArgument(vec![
         crate::model::FieldViolation::new(

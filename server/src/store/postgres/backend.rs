@@ -25,7 +25,7 @@ impl Backend for PostgresStore {
         let mut tx = self.pool.begin().await.map_err(store_error)?;
         let mut write = PgTx::new(&mut tx, cause);
         let result = op(&mut write).await?;
-        let recorded = write.append_events().await?;
+        let recorded = self.record_events && write.append_events().await?;
         tx.commit().await.map_err(store_error)?;
         if recorded {
             self.commits.notify_one();

@@ -115,6 +115,19 @@ enum BatchFailure {
     Unknown(Error),
 }
 
+/// Appends `events` unless the log is off (`commits` is `None`); returns
+/// whether it did.
+async fn record(
+    conn: &mut sqlx::PgConnection,
+    commits: Option<&Notify>,
+    events: &[Pending],
+) -> std::result::Result<bool, BatchFailure> {
+    match commits {
+        Some(_) => append(conn, events).await.map_err(replay),
+        None => Ok(false),
+    }
+}
+
 /// A failure before the commit: nothing was written.
 fn replay(error: impl Into<StoreFailure>) -> BatchFailure {
     BatchFailure::Replay(error.into().0)
@@ -177,25 +190,27 @@ where
 /// A write and the cause of its caller.
 type Caused<W> = (W, Arc<Cause>);
 
-/// Runs a batch of opens; `commits` is woken after a commit.
+/// Runs a batch of opens, recording their events unless `commits` is
+/// `None` (the log is off); `commits` is woken after a commit.
 pub(super) async fn create_batch(
     pool: PgPool,
-    commits: Arc<Notify>,
+    commits: Option<Arc<Notify>>,
     batch: Vec<Caused<NewSession>>,
 ) -> Vec<Result<SessionId>> {
     together_else_alone(&batch, |sessions| {
-        create_sessions(&pool, &commits, sessions)
+        create_sessions(&pool, commits.as_deref(), sessions)
     })
     .await
 }
 
-/// Runs a batch of ends; `commits` is woken after a commit that ended one.
+/// Runs a batch of ends, recording their events unless `commits` is `None`;
+/// `commits` is woken after a commit that ended one.
 pub(super) async fn end_batch(
     pool: PgPool,
-    commits: Arc<Notify>,
+    commits: Option<Arc<Notify>>,
     batch: Vec<Caused<End>>,
 ) -> Vec<Result<Session>> {
-    together_else_alone(&batch, |ends| end_sessions(&pool, &commits, ends)).await
+    together_else_alone(&batch, |ends| end_sessions(&pool, commits.as_deref(), ends)).await
 }
 
 /// Creates `sessions` together, in one transaction with their events: their
@@ -203,7 +218,7 @@ pub(super) async fn end_batch(
 /// limit, the users' rows are locked and their sessions counted first).
 async fn create_sessions(
     pool: &PgPool,
-    commits: &Notify,
+    commits: Option<&Notify>,
     caused: Vec<Caused<NewSession>>,
 ) -> std::result::Result<Vec<Result<SessionId>>, BatchFailure> {
     let sessions: Vec<NewSession> = caused.iter().map(|(new, _)| new.clone()).collect();
@@ -247,11 +262,11 @@ async fn create_sessions(
             Some((Change::started(&new.into_session(id)), cause))
         })
         .collect();
-    let recorded = append(&mut tx, &events).await.map_err(replay)?;
+    let recorded = record(&mut tx, commits, &events).await?;
     tx.commit()
         .await
         .map_err(|e| BatchFailure::Unknown(store_error(e)))?;
-    if recorded {
+    if let (true, Some(commits)) = (recorded, commits) {
         commits.notify_one();
     }
     Ok(answers)
@@ -283,7 +298,7 @@ fn ids_in_order(
 /// its refusal.
 async fn end_sessions(
     pool: &PgPool,
-    commits: &Notify,
+    commits: Option<&Notify>,
     caused: Vec<Caused<End>>,
 ) -> std::result::Result<Vec<Result<Session>>, BatchFailure> {
     if let [(end, cause)] = caused.as_slice() {
@@ -346,11 +361,11 @@ async fn end_sessions(
         .await
         .map_err(replay)?;
     }
-    let recorded = append(&mut tx, &events).await.map_err(replay)?;
+    let recorded = record(&mut tx, commits, &events).await?;
     tx.commit()
         .await
         .map_err(|e| BatchFailure::Unknown(store_error(e)))?;
-    if recorded {
+    if let (true, Some(commits)) = (recorded, commits) {
         commits.notify_one();
     }
     Ok(answers)
@@ -360,7 +375,7 @@ async fn end_sessions(
 /// once per connection (a batch's statements are planned on every run).
 async fn end_alone(
     pool: &PgPool,
-    commits: &Notify,
+    commits: Option<&Notify>,
     end: End,
     cause: Arc<Cause>,
 ) -> std::result::Result<Vec<Result<Session>>, BatchFailure> {
@@ -371,11 +386,14 @@ async fn end_alone(
         // Refused, or failed before its commit: nothing was written.
         Err(error) => return Ok(vec![Err(error)]),
     };
-    let recorded = write.append_events().await.map_err(replay)?;
+    let recorded = match commits {
+        Some(_) => write.append_events().await.map_err(replay)?,
+        None => false,
+    };
     tx.commit()
         .await
         .map_err(|e| BatchFailure::Unknown(store_error(e)))?;
-    if recorded {
+    if let (true, Some(commits)) = (recorded, commits) {
         commits.notify_one();
     }
     Ok(vec![Ok(ended)])

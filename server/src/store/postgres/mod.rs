@@ -92,6 +92,8 @@ pub struct PostgresStore {
     ends: Arc<Batcher<(End, Arc<Cause>), Result<Session>>>,
     /// Woken after each commit of this process that recorded events.
     commits: Arc<tokio::sync::Notify>,
+    /// Whether changes are recorded in the event log.
+    record_events: bool,
     /// The URL without its password, for `Debug`.
     redacted_url: String,
 }
@@ -174,16 +176,24 @@ impl PostgresStore {
             );
         }
         let commits = Arc::new(tokio::sync::Notify::new());
+        let record_events = settings.record_events;
         Ok(Self {
             opens: Arc::new(Batcher::start({
                 let (pool, commits) = (pool.clone(), Arc::clone(&commits));
-                move |batch| group_commit::create_batch(pool.clone(), Arc::clone(&commits), batch)
+                move |batch| {
+                    let recording = record_events.then(|| Arc::clone(&commits));
+                    group_commit::create_batch(pool.clone(), recording, batch)
+                }
             })),
             ends: Arc::new(Batcher::start({
                 let (pool, commits) = (pool.clone(), Arc::clone(&commits));
-                move |batch| group_commit::end_batch(pool.clone(), Arc::clone(&commits), batch)
+                move |batch| {
+                    let recording = record_events.then(|| Arc::clone(&commits));
+                    group_commit::end_batch(pool.clone(), recording, batch)
+                }
             })),
             commits,
+            record_events,
             pool,
             redacted_url: settings.redacted_url(),
         })

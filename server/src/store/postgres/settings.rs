@@ -25,6 +25,9 @@ pub struct PostgresSettings {
     pub max_connections: u32,
     /// How long to wait for a connection.
     pub acquire_timeout: Duration,
+    /// Whether changes are recorded in the event log (see
+    /// [`crate::store::open_with`]).
+    pub record_events: bool,
 }
 
 impl PostgresSettings {
@@ -35,6 +38,7 @@ impl PostgresSettings {
             url: url.into(),
             max_connections: DEFAULT_MAX_CONNECTIONS,
             acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
+            record_events: true,
         }
     }
 

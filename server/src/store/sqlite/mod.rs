@@ -67,6 +67,15 @@ impl SqliteStore {
     /// [`Error::StoreUnavailable`] when the file cannot be opened or
     /// migrated.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path, true).await
+    }
+
+    /// [`SqliteStore::open`], recording the event log or not (see
+    /// [`crate::store::open_with`]).
+    ///
+    /// # Errors
+    /// As [`SqliteStore::open`].
+    pub async fn open_with(path: impl AsRef<Path>, record_events: bool) -> Result<Self> {
         let path = path.as_ref().to_owned();
         let ownership = Ownership::take(&path).await?;
         migrate(&path).await?;
@@ -76,6 +85,7 @@ impl SqliteStore {
             connect(&path, Role::Writer)?,
             Arc::clone(&cache),
             Arc::clone(&commits),
+            record_events,
         )?;
         let readers = Arc::new(Readers {
             idle: Mutex::new(vec![connect(&path, Role::Reader)?]),

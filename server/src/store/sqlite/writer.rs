@@ -143,13 +143,18 @@ impl Writer {
         mut connection: Connection,
         cache: Arc<SessionCache>,
         commits: Arc<Notify>,
+        record_events: bool,
     ) -> Result<Self> {
         let (jobs, queue) = mpsc::channel(QUEUE);
         let head = read_head(&connection)?;
         std::thread::Builder::new()
             .name("sessiond-sqlite-writer".to_owned())
             .spawn(move || {
-                let mut log = Log { head, commits };
+                let mut log = Log {
+                    head,
+                    commits,
+                    record_events,
+                };
                 write_batches(&mut connection, &cache, &mut log, queue);
             })
             .map_err(|e| Error::StoreUnavailable(Box::new(e)))?;
@@ -255,6 +260,8 @@ struct Log {
     head: Head,
     /// Woken after each commit that wrote events.
     commits: Arc<Notify>,
+    /// Whether events are written at all.
+    record_events: bool,
 }
 
 /// The head of the log as the database has it.
@@ -290,7 +297,8 @@ fn write_batches(
             }
         }
         let head = log.head;
-        let committed = commit_batch(connection, cache, &mut batch, &mut changes, &mut log.head);
+        let head_slot = log.record_events.then_some(&mut log.head);
+        let committed = commit_batch(connection, cache, &mut batch, &mut changes, head_slot);
         match &committed {
             Ok(()) => {
                 cache.apply(changes.drain(..));
@@ -324,7 +332,7 @@ fn commit_batch(
     cache: &SessionCache,
     batch: &mut [Box<dyn Job>],
     changes: &mut Vec<Session>,
-    head: &mut Head,
+    head: Option<&mut Head>,
 ) -> std::result::Result<(), String> {
     // The batch's own records: they live as long as its transaction.
     let mut records = BatchRecords::default();
@@ -350,7 +358,8 @@ fn commit_batch(
             return Err("a write failed after changing rows; its batch was rolled back".to_owned());
         }
     }
-    if !events.is_empty()
+    if let Some(head) = head
+        && !events.is_empty()
         && let Err(error) = append(connection, head, &events)
     {
         let _ = run(connection, "ROLLBACK");
@@ -454,13 +463,7 @@ mod tests {
     ) -> Vec<Session> {
         let mut batch = jobs;
         let mut changes = Vec::new();
-        let committed = commit_batch(
-            connection,
-            cache,
-            &mut batch,
-            &mut changes,
-            &mut Head::default(),
-        );
+        let committed = commit_batch(connection, cache, &mut batch, &mut changes, None);
         for job in batch {
             job.finish(committed.clone());
         }
