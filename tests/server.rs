@@ -24,6 +24,8 @@ async fn health_reports_serving_overall_and_per_service() {
         "",
         "sessiond.v1.SessionService",
         "sessiond.v1.UserContextService",
+        "sessiond.v1.AccessService",
+        "sessiond.v1.AuditService",
     ] {
         let status = health
             .check(HealthCheckRequest {
@@ -55,6 +57,8 @@ async fn reflection_v1_lists_both_services_and_health() {
     for expected in [
         "sessiond.v1.SessionService",
         "sessiond.v1.UserContextService",
+        "sessiond.v1.AccessService",
+        "sessiond.v1.AuditService",
         "grpc.health.v1.Health",
     ] {
         assert!(

@@ -31,6 +31,8 @@ PROTO_FILES = [
     "sessiond/v1/session_service.proto",
     "sessiond/v1/user_context_service.proto",
     "sessiond/v1/access_service.proto",
+    "sessiond/v1/event.proto",
+    "sessiond/v1/audit_service.proto",
 ]
 # How long one call may take before the test fails.
 CALL_TIMEOUT = 10.0
@@ -40,7 +42,8 @@ class Stubs:
     """The generated modules: ``er_pb`` (error_reason.proto), ``pb``
     (session.proto), ``ss_pb`` / ``ss_grpc``
     (SessionService), ``uc_pb`` / ``uc_grpc`` (UserContextService),
-    ``ac_pb`` / ``ac_grpc`` (AccessService)."""
+    ``ac_pb`` / ``ac_grpc`` (AccessService), ``ev_pb`` (event.proto),
+    ``au_pb`` / ``au_grpc`` (AuditService)."""
 
     def __init__(self, out_dir):
         command = [
@@ -69,6 +72,9 @@ class Stubs:
         self.uc_grpc = module("user_context_service_pb2_grpc")
         self.ac_pb = module("access_service_pb2")
         self.ac_grpc = module("access_service_pb2_grpc")
+        self.ev_pb = module("event_pb2")
+        self.au_pb = module("audit_service_pb2")
+        self.au_grpc = module("audit_service_pb2_grpc")
 
 
 def unique_user(prefix):
