@@ -260,3 +260,66 @@ fn encode(revision: i64, change: &Change, cause: &Cause) -> pb::Event {
         hash: Vec::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Refusal, Timestamp};
+
+    fn refused(n: i64) -> Pending {
+        let refusal = Refusal {
+            method: "/sessiond.v1.SessionService/EndSession".to_owned(),
+            reason: "PERMISSION_DENIED".to_owned(),
+            session_id: None,
+            user: Some(format!("user-{n}")),
+        };
+        (
+            Change::refused(refusal, Timestamp::from_unix_micros(n)),
+            Cause::system(),
+        )
+    }
+
+    fn stored(sealed: &Sealed) -> StoredEvent {
+        StoredEvent {
+            revision: sealed.revision,
+            body: sealed.body.clone(),
+            prev_hash: sealed.prev_hash.to_vec(),
+            hash: sealed.hash.to_vec(),
+        }
+    }
+
+    #[test]
+    fn sealed_events_chain_from_the_head_and_verify() {
+        let mut head = Head::default();
+        let sealed = seal(&mut head, &[refused(1), refused(2), refused(3)]);
+        assert_eq!(head.revision, 3);
+        assert_eq!(head.hash, sealed[2].hash);
+        let (mut revision, mut hash) = (0, GENESIS.to_vec());
+        for event in &sealed {
+            assert_eq!(stored(event).fault(revision, &hash), None);
+            assert_eq!(stored(event).decode().unwrap().revision, event.revision);
+            (revision, hash) = (event.revision, event.hash.to_vec());
+        }
+    }
+
+    #[test]
+    fn an_altered_missing_or_rechained_event_is_found() {
+        let mut head = Head::default();
+        let sealed = seal(&mut head, &[refused(1), refused(2), refused(3)]);
+        let mut altered = stored(&sealed[1]);
+        let last = altered.body.len() - 1;
+        altered.body[last] ^= 1;
+        assert!(altered.fault(1, &sealed[0].hash).is_some(), "an edited body");
+        assert!(
+            stored(&sealed[2]).fault(1, &sealed[0].hash).is_some(),
+            "a missing event"
+        );
+        let mut rehashed = stored(&sealed[1]);
+        rehashed.prev_hash = GENESIS.to_vec();
+        rehashed.hash = chain(&GENESIS, &rehashed.body).to_vec();
+        assert!(
+            rehashed.fault(1, &sealed[0].hash).is_some(),
+            "an event chained to another"
+        );
+    }
+}
