@@ -205,6 +205,9 @@ enum ChildMode {
         /// Authenticate callers and enforce an access policy.
         #[command(flatten)]
         auth: serve::AuthArgs,
+        /// Record no event log (to measure what the log costs).
+        #[arg(long)]
+        no_event_log: bool,
     },
     /// Spawn a command in a closed loop and print the result as JSON.
     #[command(hide = true)]
@@ -239,7 +242,15 @@ fn main() -> ExitCode {
             modules,
             tls,
             auth,
-        }) => serve::sessiond(listen, database, node_id, modules, tls, auth),
+            no_event_log,
+        }) => serve::sessiond(
+            listen,
+            database,
+            node_id,
+            modules,
+            (tls, auth),
+            !no_event_log,
+        ),
         Some(ChildMode::SpawnLoop {
             inflight,
             warmup,

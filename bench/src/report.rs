@@ -326,6 +326,32 @@ impl Memory {
     }
 }
 
+/// How soon a change reached watchers.
+#[derive(Clone, Debug, Default)]
+pub struct Latency {
+    /// Watchers watching.
+    pub watchers: usize,
+    /// Median, from the change's time to a watcher's receipt, ms.
+    pub p50_ms: f64,
+    /// 99th percentile, ms.
+    pub p99_ms: f64,
+    /// Deliveries measured.
+    pub samples: u64,
+}
+
+/// The watch scenario's result.
+#[derive(Clone, Debug, Default)]
+pub struct WatchFigures {
+    /// Delivery latency, per number of watchers.
+    pub latency: Vec<Latency>,
+    /// Events `VerifyLedger` verified.
+    pub verified_events: i64,
+    /// How long it took, s.
+    pub verify_seconds: f64,
+    /// Bytes per event on disk (SQLite).
+    pub bytes_per_event: f64,
+}
+
 /// Everything a run found.
 #[derive(Debug, Default)]
 pub struct Report {
@@ -333,6 +359,8 @@ pub struct Report {
     pub measurements: Vec<Measurement>,
     /// The memory scenario's result, if it ran.
     pub memory: Option<Memory>,
+    /// The watch scenario's result, if it ran.
+    pub watch: Option<WatchFigures>,
     /// The raw store rate, one insert+update per transaction, if measured.
     pub raw_store: Option<RawRate>,
     /// The raw store rate with many insert+updates per transaction, if
@@ -451,6 +479,21 @@ impl Report {
                     "NOT met"
                 },
                 memory.open_rate,
+            );
+        }
+        if let Some(watch) = &self.watch {
+            for latency in &watch.latency {
+                let _ = writeln!(
+                    out,
+                    "\nwatch: {} watcher(s): change to watcher p50 {:.3} ms, p99 {:.3} ms \
+                     ({} deliveries)",
+                    latency.watchers, latency.p50_ms, latency.p99_ms, latency.samples
+                );
+            }
+            let _ = writeln!(
+                out,
+                "watch: VerifyLedger over {} events: {:.2} s; {:.0} bytes per event on disk",
+                watch.verified_events, watch.verify_seconds, watch.bytes_per_event
             );
         }
         if let Some(raw) = self.raw_store {
@@ -624,6 +667,18 @@ impl Report {
                 );
             }
             lines.push(line);
+        }
+        if let Some(watch) = &self.watch {
+            for latency in &watch.latency {
+                lines.push(format!(
+                    "BENCH scenario=watch watchers={} p50_ms={:.3} p99_ms={:.3} deliveries={}",
+                    latency.watchers, latency.p50_ms, latency.p99_ms, latency.samples
+                ));
+            }
+            lines.push(format!(
+                "BENCH scenario=verify_ledger events={} seconds={:.2} bytes_per_event={:.0}",
+                watch.verified_events, watch.verify_seconds, watch.bytes_per_event
+            ));
         }
         if let Some(memory) = &self.memory {
             lines.push(format!(

@@ -199,7 +199,8 @@ pub fn baseline(listen: SocketAddr, durable_log: Option<PathBuf>, tls: TlsArgs) 
 
 /// Serves sessiond on `database` as node `node_id` with the exec modules of
 /// `modules`, the in-process [`NOOP_MODULE`], no limit of open sessions
-/// per user, and the security `tls` and `auth` configure.
+/// per user, the security `tls` and `auth` configure, and the event log
+/// recorded or not.
 ///
 /// # Errors
 /// When the security flags are incomplete, the server cannot start or the
@@ -209,8 +210,8 @@ pub fn sessiond(
     database: String,
     node_id: String,
     modules: Option<PathBuf>,
-    tls: TlsArgs,
-    auth: AuthArgs,
+    (tls, auth): (TlsArgs, AuthArgs),
+    record_events: bool,
 ) -> Result<()> {
     init_logging();
     let security = security(listen, tls, auth)?;
@@ -224,6 +225,7 @@ pub fn sessiond(
             drain_timeout: Duration::from_secs(2),
             shutdown_grace: Duration::from_secs(1),
             security,
+            record_events,
             ..sessiond::Config::default()
         };
         let server = sessiond::Sessiond::builder(config)

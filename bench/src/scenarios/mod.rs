@@ -28,7 +28,11 @@
 //!   accepted, an access policy enforced), each on its own database; one
 //!   measurement with every call carrying a static token, one with a JWT;
 //! - `tls_get_session_user`: the baseline against the baseline over TLS
-//!   (TLS's own cost), and the baseline over TLS against sessiond over TLS.
+//!   (TLS's own cost), and the baseline over TLS against sessiond over TLS;
+//! - `event_log`: sessiond with the event log off (the same build) against
+//!   sessiond recording it, for open+close and push+pop;
+//! - `watch` is not a pair: the latency from a change to 1 and 64
+//!   watchers, `VerifyLedger` over a million events, bytes per event.
 //!
 //! # Layout
 //! - this file: the list of scenarios, the run, its header, and the specs
@@ -40,10 +44,11 @@
 //!   `get_session_info`), [`open_close`], [`user_context`],
 //!   [`module_inproc`], [`module_exec`], [`lookup_scale`], [`memory`],
 //!   [`postgres`] (`pg_get_session_user`, `pg_open_close`), [`auth`]
-//!   (`auth_get_session_user`, `auth_user_context`) and [`tls`]
-//!   (`tls_get_session_user`).
+//!   (`auth_get_session_user`, `auth_user_context`), [`tls`]
+//!   (`tls_get_session_user`) and [`event_log`] (`event_log`, `watch`).
 
 mod auth;
+mod event_log;
 mod lookup_scale;
 mod lookups;
 mod memory;
@@ -66,7 +71,7 @@ use crate::serve::EXEC_MODULE;
 use crate::{Options, Result};
 
 /// Every scenario, in the order they run.
-pub const SCENARIOS: [&str; 13] = [
+pub const SCENARIOS: [&str; 15] = [
     "get_session_user",
     "get_session_info",
     "open_close",
@@ -80,6 +85,8 @@ pub const SCENARIOS: [&str; 13] = [
     "auth_get_session_user",
     "auth_user_context",
     "tls_get_session_user",
+    "event_log",
+    "watch",
 ];
 
 /// The core the servers run on, and the load generator's.
@@ -218,6 +225,8 @@ impl Bench {
                     self.auth(name, &mut report).await?;
                 }
                 "tls_get_session_user" => self.tls_get_session_user(&mut report).await?,
+                "event_log" => self.event_log(&mut report).await?,
+                "watch" => report.watch = Some(self.watch().await?),
                 _ => unreachable!("validated above"),
             }
             println!(

@@ -87,6 +87,13 @@ impl Bench {
             .over_tls(tls.client_config()))
     }
 
+    /// sessiond on `database` recording no event log.
+    pub(super) async fn start_sessiond_without_event_log(&self, database: &Path) -> Result<Server> {
+        let mut args = self.sessiond_args(&format!("sqlite://{}", database.display()), NODE_ID);
+        args.push("--no-event-log".into());
+        Server::start("sessiond without the event log", &args, self.server_core).await
+    }
+
     /// sessiond on the database `url` as node `node_id`.
     pub(super) async fn start_sessiond_on(&self, url: &str, node_id: &str) -> Result<Server> {
         let args = self.sessiond_args(url, node_id);

@@ -188,7 +188,7 @@ where
 }
 
 /// A write and the cause of its caller.
-type Caused<W> = (W, Arc<Cause>);
+pub(super) type Caused<W> = (W, Arc<Cause>);
 
 /// Runs a batch of opens, recording their events unless `commits` is
 /// `None` (the log is off); `commits` is woken after a commit.
