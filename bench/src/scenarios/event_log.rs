@@ -32,8 +32,9 @@ use crate::serve::NODE_ID;
 /// The watcher counts the delivery latency is measured with.
 const WATCHERS: [usize; 2] = [1, 64];
 /// Open+close pairs written to measure the ledger's verification (two
-/// events each).
+/// events each); with `--quick`, [`QUICK_LEDGER_PAIRS`].
 const LEDGER_PAIRS: u64 = 500_000;
+const QUICK_LEDGER_PAIRS: u64 = 5_000;
 /// Writes in flight while filling a ledger.
 const FILL_IN_FLIGHT: usize = 256;
 
@@ -54,9 +55,8 @@ impl Bench {
             .await?;
         let with = self.start_sessiond(&self.path("event_log_on.db")).await?;
         let count = self.max_inflight();
-        let without_sessions: Arc<[i64]> = open_sessions(&without, count, "log", None)
-            .await?
-            .into();
+        let without_sessions: Arc<[i64]> =
+            open_sessions(&without, count, "log", None).await?.into();
         let with_sessions: Arc<[i64]> = open_sessions(&with, count, "log", None).await?.into();
         let variants = [
             ("open_close", Workload::OpenClose, Workload::OpenClose),
@@ -113,15 +113,20 @@ impl Bench {
         server.stop().await?;
 
         let began = Instant::now();
+        let pairs = if self.options.quick {
+            QUICK_LEDGER_PAIRS
+        } else {
+            LEDGER_PAIRS
+        };
         let logged = self.path("ledger.db");
-        fill(&logged, true).await?;
+        fill(&logged, pairs, true).await?;
         let plain = self.path("ledger_off.db");
-        fill(&plain, false).await?;
-        let events = LEDGER_PAIRS * 2;
+        fill(&plain, pairs, false).await?;
+        let events = pairs * 2;
         figures.bytes_per_event =
             (used_bytes(&logged)? as f64 - used_bytes(&plain)? as f64) / events as f64;
         println!(
-            "   {LEDGER_PAIRS} open+close pairs written twice through the store, with and \
+            "   {pairs} open+close pairs written twice through the store, with and \
              without the log ({:.1} s): {:.0} bytes per event on disk (the difference of \
              the two databases' used pages, over {events} events)",
             began.elapsed().as_secs_f64(),
@@ -156,7 +161,9 @@ impl Bench {
     /// while `watchers` watch; the latency from each change's time to each
     /// watcher's receipt of it.
     async fn delivery(&self, server: &crate::child::Server, watchers: usize) -> Result<Latency> {
-        let channels = server.connect(watchers.min(self.options.connections.max(1))).await?;
+        let channels = server
+            .connect(watchers.min(self.options.connections.max(1)))
+            .await?;
         let (samples, mut received) = mpsc::unbounded_channel::<u64>();
         let mut tasks = Vec::new();
         for i in 0..watchers {
@@ -230,13 +237,13 @@ fn micros_since(time: &prost_types::Timestamp) -> u64 {
     u64::try_from(now.saturating_sub(then).as_micros()).unwrap_or(u64::MAX)
 }
 
-/// Writes [`LEDGER_PAIRS`] open+close pairs into a new database at `path`
-/// through sessiond's store, recording the log or not.
-async fn fill(path: &Path, record_events: bool) -> Result<()> {
+/// Writes `pairs` open+close pairs into a new database at `path` through
+/// sessiond's store, recording the log or not.
+async fn fill(path: &Path, pairs: u64, record_events: bool) -> Result<()> {
     let url = format!("sqlite://{}", path.display());
     let store = sessiond::store::open_with(&url, record_events).await?;
     let client = ClientDescription::from_store(String::new());
-    futures::stream::iter(0..LEDGER_PAIRS)
+    futures::stream::iter(0..pairs)
         .map(|i| {
             let store = Arc::clone(&store);
             let now = Timestamp::from(SystemTime::now());

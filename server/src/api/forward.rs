@@ -12,6 +12,7 @@ use tonic_types::StatusExt;
 use super::convert::call_deadline;
 use crate::auth::forwarded::{ClusterKey, FORWARDED_IDENTITY, FORWARDED_SIGNATURE};
 use crate::cluster::{Cluster, NodeClient};
+use crate::events::{Cause, REQUEST_ID_HEADER, TRACEPARENT_HEADER};
 use crate::model::SessionId;
 use crate::model::{Error, Result};
 use crate::principal::Principal;
@@ -102,8 +103,8 @@ impl Router {
     }
 
     /// `request`, ready to be sent to the owner: marked as forwarded, with
-    /// the caller's remaining deadline and credential, and, with the
-    /// cluster secret, the caller stated and signed.
+    /// the caller's remaining deadline, credential, request id and trace
+    /// context, and, with the cluster secret, the caller stated and signed.
     #[must_use]
     fn forwarded<T>(&self, caller: &Principal, request: Request<T>) -> Request<T> {
         let deadline = call_deadline(request.metadata());
@@ -122,6 +123,14 @@ impl Router {
                 metadata.insert(FORWARDED_IDENTITY, statement);
                 metadata.insert(FORWARDED_SIGNATURE, signature);
             }
+        }
+        // The owner records the caller's request id and trace context.
+        let cause = Cause::current();
+        if let Ok(id) = cause.request_id.to_string().parse() {
+            metadata.insert(REQUEST_ID_HEADER, id);
+        }
+        if let Some(Ok(traceparent)) = cause.traceparent.as_deref().map(str::parse) {
+            metadata.insert(TRACEPARENT_HEADER, traceparent);
         }
         if let Some(deadline) = deadline {
             forwarded.set_timeout(deadline);

@@ -309,7 +309,10 @@ mod tests {
         let mut altered = stored(&sealed[1]);
         let last = altered.body.len() - 1;
         altered.body[last] ^= 1;
-        assert!(altered.fault(1, &sealed[0].hash).is_some(), "an edited body");
+        assert!(
+            altered.fault(1, &sealed[0].hash).is_some(),
+            "an edited body"
+        );
         assert!(
             stored(&sealed[2]).fault(1, &sealed[0].hash).is_some(),
             "a missing event"
