@@ -4,7 +4,9 @@
 //! It reads the log after the last revision it delivered whenever this
 //! process commits events (the store's `commits`) and every poll interval
 //! (the events other replicas commit on a shared database), and broadcasts
-//! each page it reads as one batch. The broadcast channel is bounded: a
+//! each page it reads as one batch. While nobody watches it reads nothing,
+//! so that an unwatched server pays for no event reads; when watched again
+//! it goes on from the head. The broadcast channel is bounded: a
 //! watcher that falls more than its capacity behind finds out
 //! ([`broadcast::error::RecvError::Lagged`]) instead of making the feed
 //! buffer for it.
@@ -62,7 +64,8 @@ impl Feed {
         Ok(Self { inner })
     }
 
-    /// The last revision handed to watchers: every event up to it has been.
+    /// The last revision handed to watchers: every event up to it has been
+    /// (it may lag the log while nobody watches).
     #[must_use]
     pub fn delivered(&self) -> i64 {
         self.inner.delivered.load(Ordering::Acquire)
@@ -83,11 +86,33 @@ async fn tail(
     stop: CancellationToken,
 ) {
     let commits = store.commits();
+    let mut watched = true;
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             () = commits.notified() => {}
             () = tokio::time::sleep(poll) => {}
+        }
+        if inner.sender.receiver_count() == 0 {
+            // Nobody watches: no reads at all. A watch that starts reads
+            // what it needs from the log itself.
+            watched = false;
+            continue;
+        }
+        if !watched {
+            // Watched again: on from the head, not through what nobody saw.
+            match store.ledger_head().await {
+                Ok(head) => {
+                    inner
+                        .delivered
+                        .fetch_max(head.head.revision, Ordering::AcqRel);
+                    watched = true;
+                }
+                Err(error) => {
+                    tracing::warn!(error = %error, "could not read the event log's head");
+                    continue;
+                }
+            }
         }
         loop {
             let after = inner.delivered.load(Ordering::Acquire);

@@ -154,7 +154,10 @@ impl Watch {
                 .await;
         }
         if request.after_revision == 0 {
-            self.last = self.watcher.feed.delivered();
+            // From now: the log's head (the feed's may lag while nobody
+            // watched).
+            let head = self.watcher.store.ledger_head().await?.head.revision;
+            self.last = head.max(self.watcher.feed.delivered());
             return Ok(());
         }
         let compacted = self.watcher.store.ledger_head().await?.compacted.revision;
