@@ -175,7 +175,7 @@ where
 }
 
 /// A write and the cause of its caller.
-type Caused<W> = (W, Arc<Cause>);
+pub(super) type Caused<W> = (W, Arc<Cause>);
 
 /// Runs a batch of opens; `commits` is woken after a commit.
 pub(super) async fn create_batch(

@@ -64,8 +64,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 pub use self::settings::{PostgresSettings, redact_password};
 
 use self::codec::store_error;
-use self::group_commit::Batcher;
-use crate::events::Cause;
+use self::group_commit::{Batcher, Caused};
 use crate::model::{Error, NewSession, Result, Session, SessionId};
 use crate::store::End;
 
@@ -86,10 +85,10 @@ pub struct PostgresStore {
     /// The connections; each write transaction holds one for its duration.
     pool: PgPool,
     /// Opens that arrive together, created together.
-    opens: Arc<Batcher<(NewSession, Arc<Cause>), Result<SessionId>>>,
+    opens: Arc<Batcher<Caused<NewSession>, Result<SessionId>>>,
     /// Ends of sessions (by their clients or ours) that arrive together,
     /// committed together.
-    ends: Arc<Batcher<(End, Arc<Cause>), Result<Session>>>,
+    ends: Arc<Batcher<Caused<End>, Result<Session>>>,
     /// Woken after each commit of this process that recorded events.
     commits: Arc<tokio::sync::Notify>,
     /// The URL without its password, for `Debug`.
