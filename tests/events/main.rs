@@ -16,6 +16,8 @@
 //! - [`audit`]: ListEvents' filters and pages, VerifyLedger and tampering,
 //!   who may read the audit trail, retention;
 //! - [`watch`]: the watch guarantees on SQLite, and shutdown;
+//! - [`compaction`]: retention compacting events while a watch catches up
+//!   or a verification reads;
 //! - [`replicas`]: two PostgreSQL replicas writing at once, and a replica
 //!   taking over a killed one's sessions in one transaction;
 //! - [`crash`]: kill -9 of the real binary and a restart.
@@ -23,6 +25,7 @@
 mod audit;
 #[path = "../common/mod.rs"]
 mod common;
+mod compaction;
 mod crash;
 mod log;
 mod replicas;
