@@ -2,19 +2,21 @@
 //! once, a watcher on either receives every event of both, in order,
 //! without gaps or repeats, and the ledger verifies; when a replica is
 //! killed, the one that takes over its sessions records all their ends in
-//! one transaction, and a watcher receives all of it.
+//! one transaction, and a watcher receives all of it; a call forwarded to
+//! a session's owner keeps the caller's request id and trace context.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use sessiond_proto::v1 as pb;
 use sessiond_proto::v1::EventKind as K;
+use tonic::Request;
 
 use super::common::postgres::fresh_database;
 use super::common::{ServerProcess, TestServer, eventually};
 use super::{
     Clients, Watch, assert_chained, assert_every_ack_recorded, assert_ordered_and_unique,
-    churn_concurrently, events_after, head, watchable,
+    churn_concurrently, events_after, head, list_all, watchable,
 };
 
 /// A replica of the database at `url`, owning sessions as `node`.
@@ -176,4 +178,57 @@ async fn a_takeover_of_a_killed_replica_arrives_as_one_whole_transaction() {
         "all of the transaction arrived"
     );
     a.stop().await;
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(has_postgres),
+    ignore = "no PostgreSQL (SESSIOND_TEST_POSTGRES_URL, or initdb, pg_ctl and psql): see README"
+)]
+async fn a_call_forwarded_to_the_owner_keeps_its_request_id_and_trace_context() {
+    const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let url = fresh_database("forwarded_request_id").await;
+    let a = replica(&url, "a").await;
+    let b = replica(&url, "b").await;
+    let mut on_a = Clients::on(a.channel().await);
+    let mut on_b = Clients::on(b.channel().await);
+    let id = on_a
+        .sessions
+        .open_clientless_session(pb::OpenClientlessSessionRequest { user: "R41".into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .session_id;
+
+    // Closed through b: b forwards the call to a, which owns the session.
+    let mut close = Request::new(pb::CloseClientlessSessionRequest {
+        session_id: id,
+        grace: None,
+    });
+    close
+        .metadata_mut()
+        .insert("x-request-id", "req-close-via-b".parse().unwrap());
+    close
+        .metadata_mut()
+        .insert("traceparent", TRACEPARENT.parse().unwrap());
+    let closed = on_b
+        .sessions
+        .close_clientless_session(close)
+        .await
+        .unwrap()
+        .into_inner()
+        .session
+        .unwrap();
+    assert_eq!(closed.owner_node, "a");
+    let filter = pb::ListEventsRequest {
+        session_id: id,
+        kinds: vec![K::SessionEnded.into()],
+        ..pb::ListEventsRequest::default()
+    };
+    let ended = list_all(&mut on_b.audit, None, filter).await;
+    assert_eq!(ended.len(), 1);
+    assert_eq!(ended[0].request_id, "req-close-via-b");
+    assert_eq!(ended[0].traceparent, TRACEPARENT);
+    a.stop().await;
+    b.stop().await;
 }
