@@ -86,7 +86,7 @@ delegate!(SessionStore {
     async fn session_facts(&self, id: SessionId) -> Result<SessionFacts>;
     async fn list_sessions(&self, query: &SessionQuery) -> Result<Vec<Session>>;
     async fn touch_session(&self, id: SessionId, now: Timestamp) -> Result<Session>;
-    async fn begin_closing(&self, id: SessionId, now: Timestamp) -> Result<Session>;
+    async fn begin_closing(&self, id: SessionId, reason: EndReason, now: Timestamp) -> Result<Session>;
     async fn end_clientless_session(
         &self,
         id: SessionId,

@@ -21,19 +21,28 @@ conformance!(
 async fn begin_closing_is_for_open_clientless_sessions_and_idempotent(f: Fixture) {
     let store = &*f.store;
     let web = interactive(store, "R41").await;
-    match store.begin_closing(web, at(1)).await {
+    match store
+        .begin_closing(web, EndReason::ClosedByClient, at(1))
+        .await
+    {
         Err(Error::SessionNotClientless { session_id }) => assert_eq!(session_id, web),
         other => panic!("expected SessionNotClientless, got {other:?}"),
     }
     assert_eq!(store.session(web).await.unwrap().state, SessionState::Open);
 
     let id = clientless(store, "R41").await;
-    let closing = store.begin_closing(id, at(10)).await.unwrap();
+    let closing = store
+        .begin_closing(id, EndReason::ClosedByClient, at(10))
+        .await
+        .unwrap();
     assert_eq!(closing.state, SessionState::Closing);
     assert_eq!(closing.last_activity_time, at(10));
     assert_eq!(closing.end_time, None);
 
-    let again = store.begin_closing(id, at(20)).await.unwrap();
+    let again = store
+        .begin_closing(id, EndReason::ClosedByClient, at(20))
+        .await
+        .unwrap();
     assert_eq!(again, closing, "closing again changes nothing");
     assert_eq!(store.session(id).await.unwrap(), closing);
 
@@ -41,7 +50,13 @@ async fn begin_closing_is_for_open_clientless_sessions_and_idempotent(f: Fixture
         .end_session(id, EndReason::ClosedByClient, at(30))
         .await
         .unwrap();
-    assert_eq!(store.begin_closing(id, at(40)).await.unwrap(), ended);
+    assert_eq!(
+        store
+            .begin_closing(id, EndReason::ClosedByClient, at(40))
+            .await
+            .unwrap(),
+        ended
+    );
 }
 
 async fn end_clientless_session_skips_closing_and_refuses_interactive_sessions(f: Fixture) {
@@ -58,7 +73,10 @@ async fn end_clientless_session_skips_closing_and_refuses_interactive_sessions(f
 
     let open = clientless(store, "R41").await;
     let closing = clientless(store, "R41").await;
-    store.begin_closing(closing, at(5)).await.unwrap();
+    store
+        .begin_closing(closing, EndReason::ClosedByClient, at(5))
+        .await
+        .unwrap();
     for id in [open, closing] {
         let ended = store
             .end_clientless_session(id, EndReason::ClosedByClient, at(10))
@@ -133,7 +151,10 @@ async fn end_session_is_idempotent_and_the_first_reason_wins(f: Fixture) {
 
     // A closing session ends too.
     let closing = clientless(store, "R42").await;
-    store.begin_closing(closing, at(5)).await.unwrap();
+    store
+        .begin_closing(closing, EndReason::ClosedByClient, at(5))
+        .await
+        .unwrap();
     let ended = store
         .end_session(closing, EndReason::ServerShutdown, at(6))
         .await

@@ -63,7 +63,10 @@ async fn expiry_scene(store: &dyn Store) -> ExpiryScene {
         .unwrap();
     let fresh = clientless_at(store, "R41", at(500), NODE).await;
     let closing = clientless_at(store, "R41", at(0), NODE).await;
-    store.begin_closing(closing, at(0)).await.unwrap();
+    store
+        .begin_closing(closing, EndReason::ClosedByClient, at(0))
+        .await
+        .unwrap();
     let mut web = new_session("R41", SessionKind::Interactive);
     web.now = at(0);
     let web = store.create_session(web).await.unwrap().id;

@@ -60,7 +60,10 @@ async fn the_per_user_limit_counts_sessions_that_have_not_ended(f: Fixture) {
     let mut three = limited("R43", SessionKind::Clientless);
     three.max_open_per_user = Some(1);
     let only = store.create_session(three.clone()).await.unwrap();
-    store.begin_closing(only.id, at(1)).await.unwrap();
+    store
+        .begin_closing(only.id, EndReason::ClosedByClient, at(1))
+        .await
+        .unwrap();
     three.uuid = Uuid::now_v7();
     assert!(matches!(
         store.create_session(three.clone()).await,

@@ -18,7 +18,10 @@ async fn list_sessions_filters_and_pages(f: Fixture) {
         .end_session(a1, EndReason::ClosedByClient, at(5))
         .await
         .unwrap();
-    store.begin_closing(a3, at(5)).await.unwrap();
+    store
+        .begin_closing(a3, EndReason::ClosedByClient, at(5))
+        .await
+        .unwrap();
 
     let every = store.list_sessions(&all(100)).await.unwrap();
     assert_eq!(ids(&every), [a1, a2, b1, a3, b2]);

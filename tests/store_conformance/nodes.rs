@@ -50,7 +50,10 @@ async fn recover_node_ends_its_own_clientless_sessions_and_interrupts_their_runs
         .unwrap()
         .run
         .id;
-    store.begin_closing(closing, at(3)).await.unwrap();
+    store
+        .begin_closing(closing, EndReason::ClosedByClient, at(3))
+        .await
+        .unwrap();
     let ended = clientless(store, "R43").await;
     let ended_before = store
         .end_session(ended, EndReason::ClosedByClient, at(4))
@@ -125,7 +128,10 @@ async fn unended_clientless_sessions_are_the_nodes_live_clientless_ones(f: Fixtu
     let store = &*f.store;
     let open = clientless(store, "R41").await;
     let closing = clientless(store, "R41").await;
-    store.begin_closing(closing, at(1)).await.unwrap();
+    store
+        .begin_closing(closing, EndReason::ClosedByClient, at(1))
+        .await
+        .unwrap();
     let ended = clientless(store, "R41").await;
     store
         .end_session(ended, EndReason::ClosedByClient, at(1))

@@ -33,7 +33,10 @@ async fn start_run_needs_an_open_clientless_session(f: Fixture) {
         other => panic!("expected SessionNotClientless, got {other:?}"),
     }
     let closing = clientless(store, "R41").await;
-    store.begin_closing(closing, at(1)).await.unwrap();
+    store
+        .begin_closing(closing, EndReason::ClosedByClient, at(1))
+        .await
+        .unwrap();
     match store.start_run(closing, &m, &no_parameters(), at(2)).await {
         Err(Error::SessionClosing { session_id }) => assert_eq!(session_id, closing),
         other => panic!("expected SessionClosing, got {other:?}"),
@@ -186,7 +189,10 @@ async fn finish_run_records_the_first_outcome_only(f: Fixture) {
         .await
         .unwrap()
         .run;
-    store.begin_closing(id, at(51)).await.unwrap();
+    store
+        .begin_closing(id, EndReason::ClosedByClient, at(51))
+        .await
+        .unwrap();
     store
         .end_session(id, EndReason::ClosedByClient, at(52))
         .await
@@ -336,7 +342,10 @@ async fn closing_while_runs_start_never_leaves_a_run_behind(f: Fixture) {
             tokio::spawn(async move {
                 barrier.wait().await;
                 tokio::task::yield_now().await;
-                let closed = store.begin_closing(id, at(2)).await.unwrap();
+                let closed = store
+                    .begin_closing(id, EndReason::ClosedByClient, at(2))
+                    .await
+                    .unwrap();
                 // What the closer waits for: the runs recorded by now.
                 let mut known = HashMap::new();
                 for i in 0..STARTS {

@@ -70,7 +70,11 @@ async fn unknown_sessions_are_not_found(f: Fixture) {
     assert_not_found(store.session(id).await);
     assert_not_found(store.session_facts(id).await);
     assert_not_found(store.touch_session(id, at(1)).await);
-    assert_not_found(store.begin_closing(id, at(1)).await);
+    assert_not_found(
+        store
+            .begin_closing(id, EndReason::ClosedByClient, at(1))
+            .await,
+    );
     assert_not_found(
         store
             .end_session(id, EndReason::ClosedByClient, at(1))
@@ -131,7 +135,10 @@ async fn touch_records_activity_and_refuses_ended_sessions(f: Fixture) {
 
     // A closing session is still live.
     let closing = clientless(store, "R41").await;
-    store.begin_closing(closing, at(1)).await.unwrap();
+    store
+        .begin_closing(closing, EndReason::ClosedByClient, at(1))
+        .await
+        .unwrap();
     let touched = store.touch_session(closing, at(60)).await.unwrap();
     assert_eq!(touched.state, SessionState::Closing);
     assert_eq!(touched.last_activity_time, at(60));

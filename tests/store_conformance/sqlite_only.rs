@@ -47,7 +47,10 @@ async fn sqlite_session_records_in_memory_match_the_database() {
     let touched = clientless(&store, "R41").await;
     store.touch_session(touched, at(50)).await.unwrap();
     let closing = clientless(&store, "R41").await;
-    store.begin_closing(closing, at(60)).await.unwrap();
+    store
+        .begin_closing(closing, EndReason::ClosedByClient, at(60))
+        .await
+        .unwrap();
     let ended = interactive(&store, "R41").await;
     store
         .end_session(ended, EndReason::ClosedByClient, at(70))

@@ -251,6 +251,32 @@ pub fn call_deadline(metadata: &tonic::metadata::MetadataMap) -> Option<std::tim
     })
 }
 
+impl From<crate::principal::Method> for pb::AuthenticationMethod {
+    fn from(method: crate::principal::Method) -> Self {
+        use crate::principal::Method;
+        match method {
+            Method::TlsClientCertificate => Self::TlsClientCertificate,
+            Method::Jwt => Self::Jwt,
+            Method::StaticToken => Self::StaticToken,
+            Method::ModuleRun => Self::ModuleRun,
+        }
+    }
+}
+
+/// The page size a request asks for: 0 means the default.
+pub fn page_size_of(requested: i32) -> Result<u32, FieldViolation> {
+    const DEFAULT_PAGE_SIZE: u32 = 100;
+    const MAX_PAGE_SIZE: u32 = 1000;
+    match u32::try_from(requested) {
+        Ok(0) => Ok(DEFAULT_PAGE_SIZE),
+        Ok(size) if size <= MAX_PAGE_SIZE => Ok(size),
+        _ => Err(FieldViolation::new(
+            "page_size",
+            "must be between 0 and 1000",
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -301,31 +327,5 @@ mod tests {
             let violation = wait("timeout", duration(seconds, nanos)).unwrap_err();
             assert_eq!(violation.field, "timeout", "{seconds}s {nanos}ns");
         }
-    }
-}
-
-impl From<crate::principal::Method> for pb::AuthenticationMethod {
-    fn from(method: crate::principal::Method) -> Self {
-        use crate::principal::Method;
-        match method {
-            Method::TlsClientCertificate => Self::TlsClientCertificate,
-            Method::Jwt => Self::Jwt,
-            Method::StaticToken => Self::StaticToken,
-            Method::ModuleRun => Self::ModuleRun,
-        }
-    }
-}
-
-/// The page size a request asks for: 0 means the default.
-pub fn page_size_of(requested: i32) -> Result<u32, FieldViolation> {
-    const DEFAULT_PAGE_SIZE: u32 = 100;
-    const MAX_PAGE_SIZE: u32 = 1000;
-    match u32::try_from(requested) {
-        Ok(0) => Ok(DEFAULT_PAGE_SIZE),
-        Ok(size) if size <= MAX_PAGE_SIZE => Ok(size),
-        _ => Err(FieldViolation::new(
-            "page_size",
-            "must be between 0 and 1000",
-        )),
     }
 }

@@ -12,7 +12,7 @@ use tonic_types::StatusExt;
 use super::convert::call_deadline;
 use crate::auth::forwarded::{ClusterKey, FORWARDED_IDENTITY, FORWARDED_SIGNATURE};
 use crate::cluster::{Cluster, NodeClient};
-use crate::events::{Cause, REQUEST_ID_HEADER, TRACEPARENT_HEADER};
+use crate::events::{Cause, REQUEST_ID_HEADER, RequestId, TRACEPARENT_HEADER};
 use crate::model::SessionId;
 use crate::model::{Error, Result};
 use crate::principal::Principal;
@@ -103,12 +103,15 @@ impl Router {
     }
 
     /// `request`, ready to be sent to the owner: marked as forwarded, with
-    /// the caller's remaining deadline, credential, request id and trace
-    /// context, and, with the cluster secret, the caller stated and signed.
+    /// the caller's remaining deadline and credential, the call's request
+    /// id and trace context (so that the events the owner records name the
+    /// caller's request), and, with the cluster secret, the caller stated
+    /// and signed.
     #[must_use]
     fn forwarded<T>(&self, caller: &Principal, request: Request<T>) -> Request<T> {
         let deadline = call_deadline(request.metadata());
         let authorization = request.metadata().get("authorization").cloned();
+        let traceparent = request.metadata().get(TRACEPARENT_HEADER).cloned();
         let mut forwarded = Request::new(request.into_inner());
         let metadata = forwarded.metadata_mut();
         if let Ok(node) = self.cluster.node_id().parse() {
@@ -117,20 +120,22 @@ impl Router {
         if let Some(authorization) = authorization {
             metadata.insert("authorization", authorization);
         }
+        // The caller's id, or the one this node made up for the call.
+        let request_id = &Cause::current().request_id;
+        if *request_id != RequestId::None
+            && let Ok(id) = request_id.to_string().parse()
+        {
+            metadata.insert(REQUEST_ID_HEADER, id);
+        }
+        if let Some(traceparent) = traceparent {
+            metadata.insert(TRACEPARENT_HEADER, traceparent);
+        }
         if let (Some(key), Some(identity)) = (&self.key, caller.identity()) {
             let (statement, signature) = key.sign(identity);
             if let (Ok(statement), Ok(signature)) = (statement.parse(), signature.parse()) {
                 metadata.insert(FORWARDED_IDENTITY, statement);
                 metadata.insert(FORWARDED_SIGNATURE, signature);
             }
-        }
-        // The owner records the caller's request id and trace context.
-        let cause = Cause::current();
-        if let Ok(id) = cause.request_id.to_string().parse() {
-            metadata.insert(REQUEST_ID_HEADER, id);
-        }
-        if let Some(Ok(traceparent)) = cause.traceparent.as_deref().map(str::parse) {
-            metadata.insert(TRACEPARENT_HEADER, traceparent);
         }
         if let Some(deadline) = deadline {
             forwarded.set_timeout(deadline);

@@ -293,7 +293,7 @@ impl Clientless {
             .runner
             .exclusively(id, |running| async move {
                 if running {
-                    self.store.begin_closing(id, now).await
+                    self.store.begin_closing(id, reason, now).await
                 } else {
                     self.store.end_clientless_session(id, reason, now).await
                 }

@@ -8,7 +8,9 @@
 //! and only ever handles the revision after it. A batch from the feed that
 //! starts past `last + 1` (the feed delivered it before the watch caught
 //! up) sends the watch back to the log for what lies between; events at or
-//! below `last` are skipped.
+//! below `last` are skipped. When the log no longer holds `last + 1`
+//! because retention compacted it while the watch was behind, the watch
+//! ends with `REVISION_COMPACTED` instead of skipping it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -247,6 +249,12 @@ impl Watch {
                 ..EventQuery::after(self.last, PAGE)
             };
             let page = self.watcher.store.events(&query).await?;
+            if page
+                .first()
+                .is_none_or(|event| event.revision != self.last + 1)
+            {
+                self.ensure_retained().await?;
+            }
             if page.is_empty() {
                 break;
             }
@@ -261,6 +269,22 @@ impl Watch {
             }
         }
         Ok(sent)
+    }
+
+    /// Ends the watch with [`Error::RevisionCompacted`] when the events
+    /// after the last one it handled have been compacted away (retention
+    /// overtook a watch that was behind): the log no longer holds what it
+    /// would send next, and going on would skip it.
+    async fn ensure_retained(&self) -> std::result::Result<(), Stop> {
+        let compacted = self.watcher.store.ledger_head().await?.compacted.revision;
+        if self.last < compacted {
+            return Err(Error::RevisionCompacted {
+                after: self.last,
+                compact_revision: compacted,
+            }
+            .into());
+        }
+        Ok(())
     }
 
     /// Sends `event` if it matches and the caller may read it; it is

@@ -119,9 +119,15 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug + 'static {
     /// Records activity ([`Session::touch`]).
     async fn touch_session(&self, id: SessionId, now: Timestamp) -> Result<Session>;
 
-    /// Moves a session to closing ([`Session::begin_closing`]); returns it
-    /// as it is now.
-    async fn begin_closing(&self, id: SessionId, now: Timestamp) -> Result<Session>;
+    /// Moves a session to closing ([`Session::begin_closing`]), to end for
+    /// `reason` once its runs concluded (the reason its closing event
+    /// records); returns it as it is now.
+    async fn begin_closing(
+        &self,
+        id: SessionId,
+        reason: EndReason,
+        now: Timestamp,
+    ) -> Result<Session>;
 
     /// Ends a clientless session with no closing phase
     /// ([`Session::end_clientless`]): for a session whose owner knows that no

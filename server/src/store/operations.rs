@@ -118,9 +118,24 @@ impl<B: Backend> SessionStore for B {
         .await
     }
 
-    async fn begin_closing(&self, id: SessionId, now: Timestamp) -> Result<Session> {
+    async fn begin_closing(
+        &self,
+        id: SessionId,
+        reason: EndReason,
+        now: Timestamp,
+    ) -> Result<Session> {
         self.write(Box::new(move |tx| {
-            Box::pin(change(tx, id, now, move |s| s.begin_closing(now)))
+            Box::pin(async move {
+                let session = tx.lock_session(id).await?;
+                let Some(closing) = session.begin_closing(now)? else {
+                    return Ok(session);
+                };
+                tx.write_session(&session, &closing).await?;
+                // The record keeps no reason until it ends; the event says
+                // why it will.
+                tx.record(Change::closing(&closing, reason, now));
+                Ok(closing)
+            })
         }))
         .await
     }
