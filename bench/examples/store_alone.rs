@@ -131,7 +131,10 @@ async fn main() -> Result<()> {
     };
     let seconds: f64 = args.next().map_or(Ok(5.0), |s| s.parse())?;
     let dir = tempfile::tempdir()?;
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path().join("store.db")).await?);
+    // `SESSIOND_NO_EVENT_LOG=1`: the store without the event log.
+    let record_events = std::env::var_os("SESSIOND_NO_EVENT_LOG").is_none();
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open_with(dir.path().join("store.db"), record_events).await?);
     round(&store, workload, Duration::from_secs(1), "warm-up").await?;
     round(
         &store,
