@@ -167,7 +167,7 @@ impl Position {
     pub(crate) fn request(&self) -> pb::WatchSessionsRequest {
         let (after_revision, send_initial_state) = match (self.seen, &self.initial) {
             (Some(seen), _) => (seen, false),
-            (None, Some(_)) => (0, true),
+            (None, Some(_)) => (self.options.after_revision, true),
             (None, None) => (self.options.after_revision, false),
         };
         pb::WatchSessionsRequest {
