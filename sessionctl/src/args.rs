@@ -17,8 +17,8 @@ use sessiond_client::{EventFilter, EventKind, Permission, SessionId, SessionKind
 /// --tls-key, on an https:// endpoint).
 ///
 /// Exit status: 0 on success, 1 when the operation failed (one line on
-/// stderr says why) or `can-i` says no, 2 for a usage error, 130 when
-/// interrupted.
+/// stderr says why), `can-i` says no or `audit verify` finds the ledger
+/// broken, 2 for a usage error, 130 when interrupted (how `watch` ends).
 #[derive(Debug, Parser)]
 #[command(name = "sessionctl", version)]
 pub struct Cli {
