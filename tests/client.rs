@@ -826,6 +826,15 @@ impl std::ops::Deref for ScriptedService {
 
 #[tonic::async_trait]
 impl pb::session_service_server::SessionService for ScriptedService {
+    type WatchSessionsStream =
+        futures::stream::Empty<Result<pb::WatchSessionsResponse, tonic::Status>>;
+
+    async fn watch_sessions(
+        &self,
+        _: tonic::Request<pb::WatchSessionsRequest>,
+    ) -> Reply<Self::WatchSessionsStream> {
+        Err(tonic::Status::unimplemented("scripted"))
+    }
     async fn get_session_user(
         &self,
         request: tonic::Request<pb::GetSessionUserRequest>,

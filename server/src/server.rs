@@ -420,7 +420,8 @@ impl Sessiond {
         let store = Arc::clone(&self.store) as Arc<dyn EventStore>;
         let poll = self.config.event_poll_interval;
         let feed = loop {
-            match Feed::start(Arc::clone(&store), poll, stop_events.clone()).await {
+            let capacity = self.config.watch_buffer;
+            match Feed::start(Arc::clone(&store), poll, capacity, stop_events.clone()).await {
                 Ok(feed) => break feed,
                 Err(error) => {
                     tracing::warn!(error = %error, "could not read the event log's head; retrying");

@@ -1,14 +1,15 @@
 //! The command line of `sessionctl`.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use clap::{Parser, Subcommand, ValueEnum};
-use sessiond_client::{Permission, SessionId, SessionKind, SessionState};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use sessiond_client::{EventFilter, EventKind, Permission, SessionId, SessionKind, SessionState};
 
 /// Operate a sessiond server: look sessions up, list, open and close them,
-/// run a module, read or switch a session's user context, and ask who the
-/// server takes you to be and what you may do.
+/// run a module, read or switch a session's user context, ask who the
+/// server takes you to be and what you may do, watch sessions change, and
+/// read, export and verify the audit trail.
 ///
 /// A server that authenticates its callers takes a bearer token (--token or
 /// SESSIOND_TOKEN: a static token or a JWT; a module run finds its own
@@ -16,8 +17,8 @@ use sessiond_client::{Permission, SessionId, SessionKind, SessionState};
 /// --tls-key, on an https:// endpoint).
 ///
 /// Exit status: 0 on success, 1 when the operation failed (one line on
-/// stderr says why) or `can-i` says no, 2 for a usage error, 130 when
-/// interrupted.
+/// stderr says why), `can-i` says no or `audit verify` finds the ledger
+/// broken, 2 for a usage error, 130 when interrupted (how `watch` ends).
 #[derive(Debug, Parser)]
 #[command(name = "sessionctl", version)]
 pub struct Cli {
@@ -161,6 +162,112 @@ pub enum Command {
         #[arg(long, value_name = "MODULE")]
         module: Option<String>,
     },
+    /// Follow the changes to sessions until Ctrl-C: one line per change,
+    /// and one per progress revision (everything up to it was printed) when
+    /// there were none for a while. Resumes by itself after the last
+    /// revision printed when the server restarts or the connection drops.
+    Watch {
+        /// Start after this revision (e.g. the last one a previous watch
+        /// printed) instead of now.
+        #[arg(long, value_name = "REV", conflicts_with = "initial_state")]
+        after: Option<i64>,
+        /// Only this user's sessions.
+        #[arg(long)]
+        user: Option<String>,
+        /// Only this session.
+        #[arg(long, value_name = "ID")]
+        session: Option<SessionId>,
+        /// First print the open sessions as they are now (kind
+        /// session_snapshot), then a line marking the initial state's end.
+        #[arg(long)]
+        initial_state: bool,
+    },
+    /// The audit trail: list, export, verify, checkpoint.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// `sessionctl audit …`: the event log, for callers granted `read_audit`.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// List events, oldest first (newest first with --newest-first).
+    List {
+        /// Which events.
+        #[command(flatten)]
+        filter: EventFilterArgs,
+        /// Newest first.
+        #[arg(long)]
+        newest_first: bool,
+        /// The most events to print.
+        #[arg(long, value_name = "N", default_value_t = 100)]
+        limit: usize,
+    },
+    /// Write every matching event to stdout, oldest first, one JSON object
+    /// per line (whatever --output says), reading page after page: for a
+    /// SIEM or an archive.
+    Export {
+        /// Which events.
+        #[command(flatten)]
+        filter: EventFilterArgs,
+    },
+    /// Recompute the log's hash chain and say whether it holds; exit 1,
+    /// naming the first bad revision and the problem, when it does not.
+    Verify {
+        /// The first revision to verify [default: the oldest retained].
+        #[arg(long, value_name = "REV")]
+        from: Option<i64>,
+        /// The last revision to verify [default: the head].
+        #[arg(long, value_name = "REV")]
+        to: Option<i64>,
+    },
+    /// Print the log's head (revision and hash) and its compaction
+    /// checkpoint, to keep elsewhere and compare with later.
+    Checkpoint,
+}
+
+/// The filters of `audit list` and `audit export`; unset ones match
+/// everything.
+#[derive(Debug, Args)]
+pub struct EventFilterArgs {
+    /// Only events of this session.
+    #[arg(long, value_name = "ID")]
+    pub session: Option<SessionId>,
+    /// Only events of this user's sessions.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Only events caused by this subject (the caller, or
+    /// "system:sessiond").
+    #[arg(long)]
+    pub subject: Option<String>,
+    /// Only events of this kind, e.g. session_ended (repeat for several).
+    #[arg(long = "kind", value_name = "KIND")]
+    pub kinds: Vec<EventKind>,
+    /// Only events at or after this time (RFC 3339, e.g.
+    /// 2026-12-01T00:00:00Z).
+    #[arg(long, value_name = "TIME", value_parser = humantime::parse_rfc3339_weak)]
+    pub since: Option<SystemTime>,
+    /// Only events before this time (RFC 3339).
+    #[arg(long, value_name = "TIME", value_parser = humantime::parse_rfc3339_weak)]
+    pub until: Option<SystemTime>,
+    /// Only events after this revision.
+    #[arg(long, value_name = "REV", default_value_t = 0)]
+    pub after: i64,
+}
+
+impl EventFilterArgs {
+    /// The client's filter, oldest first unless `newest_first`.
+    pub fn to_filter(&self, newest_first: bool) -> EventFilter {
+        EventFilter {
+            session_id: self.session,
+            user: self.user.clone(),
+            subject: self.subject.clone(),
+            kinds: self.kinds.clone(),
+            start_time: self.since,
+            end_time: self.until,
+            after_revision: self.after,
+            newest_first,
+        }
+    }
 }
 
 /// `KEY=VALUE`: VALUE as JSON when it parses, else as a string.
@@ -353,5 +460,78 @@ mod tests {
         assert!(
             Cli::try_parse_from(["sessionctl", "can-i", "read_session", "--session", "x"]).is_err()
         );
+    }
+    #[test]
+    fn watch_and_audit_take_revisions_filters_and_kinds() {
+        let cli = Cli::try_parse_from([
+            "sessionctl",
+            "watch",
+            "--after",
+            "42",
+            "--user",
+            "R41",
+            "--session",
+            "7",
+        ])
+        .unwrap();
+        let Command::Watch {
+            after,
+            user,
+            session,
+            initial_state,
+        } = cli.command
+        else {
+            panic!("expected watch");
+        };
+        assert_eq!((after, session), (Some(42), Some(SessionId::new(7))));
+        assert_eq!(user.as_deref(), Some("R41"));
+        assert!(!initial_state);
+        assert!(
+            Cli::try_parse_from(["sessionctl", "watch", "--after", "3", "--initial-state"])
+                .is_err(),
+            "the initial state is the current one"
+        );
+
+        let cli = Cli::try_parse_from([
+            "sessionctl",
+            "audit",
+            "list",
+            "--kind",
+            "session_ended",
+            "--kind",
+            "EVENT_KIND_CALL_REFUSED",
+            "--since",
+            "2026-12-01T00:00:00Z",
+            "--newest-first",
+            "--limit",
+            "5",
+        ])
+        .unwrap();
+        let Command::Audit(AuditCommand::List {
+            filter,
+            newest_first,
+            limit,
+        }) = cli.command
+        else {
+            panic!("expected audit list");
+        };
+        assert_eq!(limit, 5);
+        let filter = filter.to_filter(newest_first);
+        assert_eq!(
+            filter.kinds,
+            [EventKind::SessionEnded, EventKind::CallRefused]
+        );
+        assert!(filter.newest_first && filter.start_time.is_some() && filter.end_time.is_none());
+
+        let cli = Cli::try_parse_from(["sessionctl", "audit", "verify", "--from", "3"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Audit(AuditCommand::Verify {
+                from: Some(3),
+                to: None
+            })
+        ));
+        assert!(Cli::try_parse_from(["sessionctl", "audit", "list", "--kind", "nap"]).is_err());
+        assert!(Cli::try_parse_from(["sessionctl", "audit", "export", "--since", "May"]).is_err());
     }
 }

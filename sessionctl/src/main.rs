@@ -3,8 +3,10 @@
 //!
 //! # Layout
 //! - `args.rs`: the command line (clap).
-//! - `commands.rs`: what each subcommand does.
-//! - `output.rs`: JSON lines or tables.
+//! - `commands/`: what each subcommand does (`commands/events.rs`: `watch`
+//!   and `audit`).
+//! - `output.rs`: JSON lines or tables (`output/events.rs`: events, watch
+//!   lines, the ledger's verification and checkpoint).
 #![forbid(unsafe_code)]
 
 mod args;
@@ -19,7 +21,8 @@ use sessiond_client::{Client, ClientBuilder, TlsSettings};
 use crate::args::Cli;
 use crate::commands::{Failure, Outcome};
 
-/// Exit status of a failed operation, and of a `can-i` answered no.
+/// Exit status of a failed operation, of a `can-i` answered no and of an
+/// `audit verify` that found the ledger broken.
 const FAILED: u8 = 1;
 /// Exit status after Ctrl-C / SIGTERM (128 + SIGINT, as shells report it).
 const INTERRUPTED: u8 = 130;
@@ -42,7 +45,7 @@ async fn main() -> ExitCode {
     .await;
     match result {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
-        Ok(Outcome::Refused) => ExitCode::from(FAILED),
+        Ok(Outcome::No) => ExitCode::from(FAILED),
         Ok(Outcome::Interrupted) => ExitCode::from(INTERRUPTED),
         Err(error) => {
             eprintln!("sessionctl: {}", one_line(&*error));

@@ -10,6 +10,10 @@ use std::time::SystemTime;
 use serde_json::{Value, json};
 use sessiond_client::{AccessDecision, SessionInfo, UserContext, WhoAmI};
 
+pub use self::events::{WatchPrinter, checkpoint, event_json, events, verification};
+
+mod events;
+
 use crate::args::OutputFormat;
 
 /// One result: named fields, in order.
@@ -81,9 +85,15 @@ pub fn many(format: OutputFormat, records: &[Record], columns: &[&'static str]) 
 
 /// A record as one JSON object, fields in order.
 fn json_line(record: &Record) -> String {
-    let fields: Vec<String> = record
-        .iter()
-        .map(|(key, value)| format!("{}:{value}", Value::from(*key)))
+    json_object(record.iter().map(|(key, value)| (*key, value.to_string())))
+}
+
+/// One JSON object of fields whose values are JSON text already (so that
+/// nested records keep their order too).
+fn json_object<'a>(fields: impl IntoIterator<Item = (&'a str, String)>) -> String {
+    let fields: Vec<String> = fields
+        .into_iter()
+        .map(|(key, value)| format!("{}:{value}", Value::from(key)))
         .collect();
     format!("{{{}}}", fields.join(","))
 }

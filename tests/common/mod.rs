@@ -62,12 +62,32 @@ impl TestServer {
         configure: impl FnOnce(&mut Config),
         build: impl FnOnce(SessiondBuilder) -> SessiondBuilder,
     ) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::serve_on(listener, dir, configure, build).await
+    }
+
+    /// Stops the server and starts a new one on the same address and
+    /// database, with settings `configure` adjusts: to its clients, the
+    /// same server restarted.
+    pub async fn restart(self, configure: impl FnOnce(&mut Config)) -> Self {
+        let addr = self.addr;
+        let dir = self.stop().await;
+        let listener = TcpListener::bind(addr).await.unwrap();
+        Self::serve_on(listener, dir, configure, |builder| builder).await
+    }
+
+    /// Serves on `listener` the database in `dir`.
+    async fn serve_on(
+        listener: TcpListener,
+        dir: TempDir,
+        configure: impl FnOnce(&mut Config),
+        build: impl FnOnce(SessiondBuilder) -> SessiondBuilder,
+    ) -> Self {
         let mut config = Config {
             database: database_url(dir.path()),
             ..Config::default()
         };
         configure(&mut config);
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = build(sessiond::Sessiond::builder(config))
             .open()

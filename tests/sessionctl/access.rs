@@ -169,6 +169,16 @@ async fn a_refused_call_prints_one_permission_denied_line() {
         .await
         .json_lines();
     assert_eq!(listed.len(), 1, "{listed:?}");
+    // The audit trail needs read_audit, which only operators have.
+    for audit in ["list", "export", "verify", "checkpoint"] {
+        let line = sessionctl_with_env(&endpoint, &["audit", audit], &as_service)
+            .await
+            .failure(1);
+        assert!(
+            line.starts_with("sessionctl: permission denied: ") && line.contains("audit trail"),
+            "audit {audit}: {line}"
+        );
+    }
 }
 
 #[tokio::test]

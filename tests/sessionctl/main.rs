@@ -1,12 +1,14 @@
 //! `sessionctl` end to end: the real binary as a child process against a
 //! real server — each command's output as JSON lines and as a table, and
-//! its exit codes; and against servers that authenticate their callers
+//! its exit codes; `watch` followed line by line and `audit`; and against
+//! servers that authenticate their callers
 //! (`whoami`, `can-i`, refusals, `SESSIOND_TOKEN` and the `--tls-*` flags).
 
 mod access;
 mod commands;
 #[path = "../common/mod.rs"]
 mod common;
+mod events;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

@@ -1,12 +1,17 @@
-//! [`Client`]: one shared connection, the three services, per-call
+//! [`Client`]: one shared connection, the four services, per-call
 //! deadlines and the retry loop every call goes through. The calls
-//! themselves are in [`sessions`], [`modules`], [`user_contexts`] and
-//! [`access`].
+//! themselves are in [`sessions`], [`modules`], [`user_contexts`],
+//! [`access`], [`audit`] and, for the one stream, [`watch`].
 
 mod access;
+mod audit;
 mod modules;
 mod sessions;
 mod user_contexts;
+mod watch;
+
+pub use audit::EventStream;
+pub use watch::WatchStream;
 
 use std::fmt;
 use std::future::Future;
@@ -14,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sessiond_proto::v1::access_service_client::AccessServiceClient;
+use sessiond_proto::v1::audit_service_client::AuditServiceClient;
 use sessiond_proto::v1::session_service_client::SessionServiceClient;
 use sessiond_proto::v1::user_context_service_client::UserContextServiceClient;
 use tonic::service::interceptor::InterceptedService;
@@ -31,8 +37,8 @@ use crate::retry::{CallKind, RetryPolicy};
 type Transport = InterceptedService<Channel, BearerToken>;
 
 /// A sessiond client: methods for every RPC of `SessionService`,
-/// `UserContextService` and `AccessService`, on domain types, and the
-/// scoped guards
+/// `UserContextService`, `AccessService` and `AuditService`, on domain
+/// types, and the scoped guards
 /// [`ClientlessSession`](crate::ClientlessSession) and
 /// [`UserContextGuard`](crate::UserContextGuard).
 ///
@@ -61,6 +67,8 @@ pub struct Client {
     contexts: UserContextServiceClient<Transport>,
     /// `sessiond.v1.AccessService`.
     access: AccessServiceClient<Transport>,
+    /// `sessiond.v1.AuditService`.
+    audit: AuditServiceClient<Transport>,
     /// The deadline of each call; `None`: none.
     timeout: Option<Duration>,
     /// How retryable calls are retried.
@@ -137,8 +145,9 @@ impl Client {
                 .max_decoding_message_size(max_response_bytes),
             contexts: UserContextServiceClient::new(transport.clone())
                 .max_decoding_message_size(max_response_bytes),
-            access: AccessServiceClient::new(transport)
+            access: AccessServiceClient::new(transport.clone())
                 .max_decoding_message_size(max_response_bytes),
+            audit: AuditServiceClient::new(transport).max_decoding_message_size(max_response_bytes),
             timeout,
             retry,
             cleanup: Arc::new(Cleanup::default()),
@@ -207,6 +216,11 @@ impl Client {
     /// The `AccessService` client, for one call.
     fn access(&self) -> AccessServiceClient<Transport> {
         self.access.clone()
+    }
+
+    /// The `AuditService` client, for one call.
+    fn audit(&self) -> AuditServiceClient<Transport> {
+        self.audit.clone()
     }
 }
 

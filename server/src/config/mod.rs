@@ -137,6 +137,12 @@ pub struct Settings {
     #[arg(long, env = "SESSIOND_EVENT_POLL_INTERVAL", value_parser = humantime::parse_duration)]
     #[serde(default, deserialize_with = "duration")]
     pub event_poll_interval: Option<Duration>,
+    /// How many batches of new events are kept for watches that have not
+    /// received them yet; a watch that falls further behind (its caller
+    /// reads too slowly) ends with WATCH_TOO_SLOW and resumes [default:
+    /// 1024].
+    #[arg(long, env = "SESSIOND_WATCH_BUFFER")]
+    pub watch_buffer: Option<usize>,
     /// The most open sessions one user may have; 0: no limit [default: 1000].
     #[arg(long, env = "SESSIOND_MAX_OPEN_SESSIONS_PER_USER")]
     pub max_open_sessions_per_user: Option<u32>,
@@ -205,6 +211,7 @@ impl Settings {
                 .watch_progress_interval
                 .or(fallback.watch_progress_interval),
             event_poll_interval: self.event_poll_interval.or(fallback.event_poll_interval),
+            watch_buffer: self.watch_buffer.or(fallback.watch_buffer),
             max_open_sessions_per_user: self
                 .max_open_sessions_per_user
                 .or(fallback.max_open_sessions_per_user),
@@ -257,6 +264,10 @@ pub struct Config {
     /// it the server keeps no evidence and its watches see nothing. Not a
     /// flag or a file setting.
     pub record_events: bool,
+    /// How many batches of new events the feed keeps for watches that are
+    /// behind (at least 1); a watch further behind ends with
+    /// `WATCH_TOO_SLOW`.
+    pub watch_buffer: usize,
     /// The most open sessions one user may have; `None`: no limit.
     pub max_open_sessions_per_user: Option<u32>,
     /// The most modules running at once in one session.
@@ -289,6 +300,7 @@ impl Default for Config {
             watch_progress_interval: Duration::from_secs(5),
             event_poll_interval: Duration::from_millis(100),
             record_events: true,
+            watch_buffer: 1024,
             max_open_sessions_per_user: Some(1000),
             max_running_modules_per_session: 16,
             max_running_modules: 256,
@@ -362,6 +374,7 @@ impl Config {
                 .event_poll_interval
                 .unwrap_or(defaults.event_poll_interval),
             record_events: defaults.record_events,
+            watch_buffer: settings.watch_buffer.unwrap_or(defaults.watch_buffer),
             max_open_sessions_per_user: settings
                 .max_open_sessions_per_user
                 .map_or(defaults.max_open_sessions_per_user, |n| {

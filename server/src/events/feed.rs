@@ -24,8 +24,6 @@ use crate::store::{EventQuery, EventStore};
 
 /// Events read from the log per query.
 const PAGE: u32 = 1000;
-/// Batches the feed keeps for watchers that have not received them yet.
-const CAPACITY: usize = 1024;
 
 /// Events, in revision order, contiguous.
 pub type Batch = Arc<[pb::Event]>;
@@ -45,17 +43,20 @@ struct Inner {
 
 impl Feed {
     /// Starts tailing `store` from its head, every `poll` and after each of
-    /// this process's commits, until `stop`.
+    /// this process's commits, until `stop`. It keeps `capacity` batches
+    /// (at least one) for watchers that have not received them yet
+    /// ([`crate::config::Config::watch_buffer`]).
     ///
     /// # Errors
     /// [`crate::Error::StoreUnavailable`] when the head cannot be read.
     pub async fn start(
         store: Arc<dyn EventStore>,
         poll: Duration,
+        capacity: usize,
         stop: CancellationToken,
     ) -> Result<Self> {
         let head = store.ledger_head().await?.head.revision;
-        let (sender, _) = broadcast::channel(CAPACITY);
+        let (sender, _) = broadcast::channel(capacity.max(1));
         let inner = Arc::new(Inner {
             sender,
             delivered: AtomicI64::new(head),

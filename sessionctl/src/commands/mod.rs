@@ -1,4 +1,7 @@
-//! What each subcommand does.
+//! What each subcommand does; the event log's (`watch`, `audit`) in
+//! [`events`].
+
+mod events;
 
 use std::time::Duration;
 
@@ -15,8 +18,9 @@ pub enum Outcome {
     Done,
     /// Ctrl-C (or SIGTERM) stopped it; what it opened was cleaned up.
     Interrupted,
-    /// The answer was no (`can-i`): printed on stdout, not an error.
-    Refused,
+    /// The answer was no (`can-i` refused, `audit verify` found the ledger
+    /// broken): printed on stdout, not an error.
+    No,
 }
 
 /// A command's failure: the error to report in one line.
@@ -79,7 +83,10 @@ pub async fn run(
             output::one(format, &record)?;
         }
         Command::Whoami => {
-            let me = client.who_am_i().await.map_err(access_failure)?;
+            let me = client
+                .who_am_i()
+                .await
+                .map_err(|e| unimplemented_by(e, ACCESS_SERVICE))?;
             output::one(format, &output::who_am_i(format, &me))?;
         }
         Command::CanI {
@@ -92,25 +99,45 @@ pub async fn run(
             access.session_id = session;
             access.user = user;
             access.module_id = module;
-            let decision = client.check_access(&access).await.map_err(access_failure)?;
+            let decision = client
+                .check_access(&access)
+                .await
+                .map_err(|e| unimplemented_by(e, ACCESS_SERVICE))?;
             output::decision(format, &decision)?;
             if !decision.allowed {
-                return Ok(Outcome::Refused);
+                return Ok(Outcome::No);
             }
         }
+        Command::Watch {
+            after,
+            user,
+            session,
+            initial_state,
+        } => {
+            let args = events::WatchArgs {
+                after,
+                user,
+                session,
+                initial_state,
+            };
+            return events::watch(client, args, format).await;
+        }
+        Command::Audit(command) => return events::audit(client, command, format).await,
     }
     Ok(Outcome::Done)
 }
 
-/// The failure of an `AccessService` call, saying so when the server is
-/// older than the service (it answers `UNIMPLEMENTED`).
-fn access_failure(error: Error) -> Failure {
+/// `AccessService`, which servers older than this sessionctl lack.
+const ACCESS_SERVICE: &str = "sessiond.v1.AccessService";
+
+/// The failure of a call of `service`, saying so when the server is older
+/// than the service (it answers `UNIMPLEMENTED`).
+fn unimplemented_by(error: Error, service: &str) -> Failure {
     if error
         .status()
         .is_some_and(|s| s.code() == Code::Unimplemented)
     {
-        "the server does not implement sessiond.v1.AccessService (it is older than this sessionctl)"
-            .into()
+        format!("the server does not implement {service} (it is older than this sessionctl)").into()
     } else {
         error.into()
     }

@@ -7,10 +7,13 @@
 //! exhaustive `match`, so a reason added to the proto fails to compile here
 //! until it has a case. Reasons that need a broken world get a real one
 //! with only the fault injected: the store's failures come from a
-//! [`FaultyStore`] around the real SQLite store, and `OWNER_UNAVAILABLE`
-//! from a session whose owner (a real `sessiond` process) was killed.
+//! [`FaultyStore`] around the real SQLite store, `OWNER_UNAVAILABLE`
+//! from a session whose owner (a real `sessiond` process) was killed, and
+//! the watch's reasons on servers of their own ([`watch`]).
 
+#[path = "../common/mod.rs"]
 mod common;
+mod watch;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -213,7 +216,11 @@ fn documented_code(reason: ErrorReason) -> Code {
         ErrorReason::TooManyRunningModules | ErrorReason::TooManySessions => {
             Code::ResourceExhausted
         }
-        ErrorReason::OwnerUnavailable | ErrorReason::StoreUnavailable => Code::Unavailable,
+        ErrorReason::OwnerUnavailable
+        | ErrorReason::StoreUnavailable
+        | ErrorReason::WatchTooSlow
+        | ErrorReason::ServerShuttingDown => Code::Unavailable,
+        ErrorReason::RevisionCompacted => Code::OutOfRange,
         ErrorReason::Internal => Code::Internal,
         ErrorReason::Unauthenticated => Code::Unauthenticated,
         ErrorReason::PermissionDenied => Code::PermissionDenied,
@@ -469,6 +476,9 @@ async fn provoke(f: &Fixture, reason: ErrorReason) -> Error {
             );
             error
         }
+        ErrorReason::RevisionCompacted => watch::revision_compacted().await,
+        ErrorReason::WatchTooSlow => watch::watch_too_slow().await,
+        ErrorReason::ServerShuttingDown => watch::server_shutting_down().await,
         ErrorReason::Internal => {
             f.store.fail("list_sessions", || {
                 ServerError::Internal("injected: a broken invariant".to_owned())
