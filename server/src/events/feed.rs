@@ -20,7 +20,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use crate::model::Result;
-use crate::store::{EventQuery, EventStore};
+use crate::store::{Commits, EventQuery, EventStore};
 
 /// Events read from the log per query.
 const PAGE: u32 = 1000;
@@ -37,6 +37,8 @@ pub struct Feed {
 #[derive(Debug)]
 struct Inner {
     sender: broadcast::Sender<Batch>,
+    /// The store's signal of this process's commits.
+    commits: Arc<Commits>,
     /// The last revision broadcast.
     delivered: AtomicI64,
 }
@@ -59,6 +61,7 @@ impl Feed {
         let (sender, _) = broadcast::channel(capacity.max(1));
         let inner = Arc::new(Inner {
             sender,
+            commits: store.commits(),
             delivered: AtomicI64::new(head),
         });
         tokio::spawn(tail(Arc::clone(&inner), store, poll, stop));
@@ -75,7 +78,9 @@ impl Feed {
     /// The batches delivered from now on.
     #[must_use]
     pub fn subscribe(&self) -> broadcast::Receiver<Batch> {
-        self.inner.sender.subscribe()
+        let receiver = self.inner.sender.subscribe();
+        self.inner.commits.listen(true);
+        receiver
     }
 }
 
@@ -86,7 +91,7 @@ async fn tail(
     poll: Duration,
     stop: CancellationToken,
 ) {
-    let commits = store.commits();
+    let commits = Arc::clone(&inner.commits);
     let mut watched = true;
     loop {
         tokio::select! {
@@ -95,11 +100,14 @@ async fn tail(
             () = tokio::time::sleep(poll) => {}
         }
         if inner.sender.receiver_count() == 0 {
-            // Nobody watches: no reads at all. A watch that starts reads
-            // what it needs from the log itself.
+            // Nobody watches: no reads at all, and no wake-up per commit
+            // (until a watch subscribes). A watch that starts reads what it
+            // needs from the log itself.
+            commits.listen(false);
             watched = false;
             continue;
         }
+        commits.listen(true);
         if !watched {
             // Watched again: on from the head, not through what nobody saw.
             match store.ledger_head().await {

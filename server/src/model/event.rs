@@ -80,8 +80,8 @@ pub struct Change {
     pub run_state: Option<(RunState, Option<FailureKind>)>,
     /// The scope pushed or popped.
     pub scope_id: Option<ScopeId>,
-    /// The refused call.
-    pub refusal: Option<Refusal>,
+    /// The refused call (boxed: rare, and a change is moved around a lot).
+    pub refusal: Option<Box<Refusal>>,
 }
 
 impl Change {
@@ -191,7 +191,7 @@ impl Change {
             end_reason: None,
             run_state: None,
             scope_id: None,
-            refusal: Some(refusal),
+            refusal: Some(Box::new(refusal)),
         }
     }
 }

@@ -193,7 +193,7 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     async fn unended_sessions_at_head(&self, query: &SessionQuery) -> Result<(i64, Vec<Session>)>;
 
     /// Woken after each commit that recorded events.
-    fn commits(&self) -> Arc<tokio::sync::Notify>;
+    fn commits(&self) -> Arc<crate::store::Commits>;
 
     /// Reads a session's user and owner.
     /// [`crate::Error::SessionNotFound`] when there is none.

@@ -57,7 +57,7 @@ pub use crate::model::{Expiry, NewSession};
 pub use backend::{Backend, End, Operation, WriteTx};
 pub(crate) use changes::{ColumnValue, Dialect, SessionChanges, conclude_run_sql};
 pub use events::EventQuery;
-pub use ledger::{Head, LedgerHead, Pending, StoredEvent};
+pub use ledger::{Commits, Head, LedgerHead, Pending, StoredEvent};
 pub use postgres::{PostgresSettings, PostgresStore, redact_password};
 pub use sqlite::SqliteStore;
 
@@ -341,7 +341,7 @@ pub trait EventStore: Send + Sync + std::fmt::Debug + 'static {
     async fn compact_events(&self, before: Timestamp, limit: u32) -> Result<u64>;
 
     /// Woken after each commit of this process that recorded events.
-    fn commits(&self) -> Arc<tokio::sync::Notify>;
+    fn commits(&self) -> Arc<crate::store::Commits>;
 }
 
 /// The durable store behind sessiond: every concern, on one database.

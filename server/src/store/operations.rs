@@ -453,7 +453,7 @@ impl<B: Backend> EventStore for B {
         .await
     }
 
-    fn commits(&self) -> std::sync::Arc<tokio::sync::Notify> {
+    fn commits(&self) -> std::sync::Arc<crate::store::Commits> {
         Backend::commits(self)
     }
 }

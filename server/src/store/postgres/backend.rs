@@ -28,7 +28,7 @@ impl Backend for PostgresStore {
         let recorded = self.record_events && write.append_events().await?;
         tx.commit().await.map_err(store_error)?;
         if recorded {
-            self.commits.notify_one();
+            self.commits.committed();
         }
         Ok(result)
     }
@@ -46,7 +46,7 @@ impl Backend for PostgresStore {
         events::unended_at_head(&self.pool, query).await
     }
 
-    fn commits(&self) -> Arc<tokio::sync::Notify> {
+    fn commits(&self) -> Arc<crate::store::Commits> {
         Arc::clone(&self.commits)
     }
 

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use futures::future::join_all;
 
 use sqlx::PgPool;
-use tokio::sync::{Mutex, Notify, mpsc, oneshot};
+use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::codec::{reason_name, state_name, store_error};
 use super::events::append;
@@ -37,7 +37,7 @@ use super::rows::{PgTx, insert_sessions, lock_sessions, lock_users};
 use crate::events::Cause;
 use crate::model::{Change, NewSession, Session, SessionId, Timestamp, admit};
 use crate::model::{Error, Result};
-use crate::store::ledger::Pending;
+use crate::store::ledger::{Commits, Pending};
 use crate::store::{End, operations};
 
 /// The most writes one batch takes.
@@ -119,7 +119,7 @@ enum BatchFailure {
 /// whether it did.
 async fn record(
     conn: &mut sqlx::PgConnection,
-    commits: Option<&Notify>,
+    commits: Option<&Commits>,
     events: &[Pending],
 ) -> std::result::Result<bool, BatchFailure> {
     match commits {
@@ -194,7 +194,7 @@ pub(super) type Caused<W> = (W, Arc<Cause>);
 /// `None` (the log is off); `commits` is woken after a commit.
 pub(super) async fn create_batch(
     pool: PgPool,
-    commits: Option<Arc<Notify>>,
+    commits: Option<Arc<Commits>>,
     batch: Vec<Caused<NewSession>>,
 ) -> Vec<Result<SessionId>> {
     together_else_alone(&batch, |sessions| {
@@ -207,7 +207,7 @@ pub(super) async fn create_batch(
 /// `commits` is woken after a commit that ended one.
 pub(super) async fn end_batch(
     pool: PgPool,
-    commits: Option<Arc<Notify>>,
+    commits: Option<Arc<Commits>>,
     batch: Vec<Caused<End>>,
 ) -> Vec<Result<Session>> {
     together_else_alone(&batch, |ends| end_sessions(&pool, commits.as_deref(), ends)).await
@@ -218,7 +218,7 @@ pub(super) async fn end_batch(
 /// limit, the users' rows are locked and their sessions counted first).
 async fn create_sessions(
     pool: &PgPool,
-    commits: Option<&Notify>,
+    commits: Option<&Commits>,
     caused: Vec<Caused<NewSession>>,
 ) -> std::result::Result<Vec<Result<SessionId>>, BatchFailure> {
     let sessions: Vec<NewSession> = caused.iter().map(|(new, _)| new.clone()).collect();
@@ -267,7 +267,7 @@ async fn create_sessions(
         .await
         .map_err(|e| BatchFailure::Unknown(store_error(e)))?;
     if let (true, Some(commits)) = (recorded, commits) {
-        commits.notify_one();
+        commits.committed();
     }
     Ok(answers)
 }
@@ -298,7 +298,7 @@ fn ids_in_order(
 /// its refusal.
 async fn end_sessions(
     pool: &PgPool,
-    commits: Option<&Notify>,
+    commits: Option<&Commits>,
     caused: Vec<Caused<End>>,
 ) -> std::result::Result<Vec<Result<Session>>, BatchFailure> {
     if let [(end, cause)] = caused.as_slice() {
@@ -366,7 +366,7 @@ async fn end_sessions(
         .await
         .map_err(|e| BatchFailure::Unknown(store_error(e)))?;
     if let (true, Some(commits)) = (recorded, commits) {
-        commits.notify_one();
+        commits.committed();
     }
     Ok(answers)
 }
@@ -375,7 +375,7 @@ async fn end_sessions(
 /// once per connection (a batch's statements are planned on every run).
 async fn end_alone(
     pool: &PgPool,
-    commits: Option<&Notify>,
+    commits: Option<&Commits>,
     end: End,
     cause: Arc<Cause>,
 ) -> std::result::Result<Vec<Result<Session>>, BatchFailure> {
@@ -394,7 +394,7 @@ async fn end_alone(
         .await
         .map_err(|e| BatchFailure::Unknown(store_error(e)))?;
     if let (true, Some(commits)) = (recorded, commits) {
-        commits.notify_one();
+        commits.committed();
     }
     Ok(vec![Ok(ended)])
 }

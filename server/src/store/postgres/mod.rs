@@ -90,7 +90,7 @@ pub struct PostgresStore {
     /// committed together.
     ends: Arc<Batcher<Caused<End>, Result<Session>>>,
     /// Woken after each commit of this process that recorded events.
-    commits: Arc<tokio::sync::Notify>,
+    commits: Arc<crate::store::Commits>,
     /// Whether changes are recorded in the event log.
     record_events: bool,
     /// The URL without its password, for `Debug`.
@@ -174,7 +174,7 @@ impl PostgresStore {
                  a crash may lose writes sessiond already acknowledged"
             );
         }
-        let commits = Arc::new(tokio::sync::Notify::new());
+        let commits = Arc::new(crate::store::Commits::default());
         let record_events = settings.record_events;
         Ok(Self {
             opens: Arc::new(Batcher::start({

@@ -47,7 +47,7 @@ impl Backend for SqliteStore {
             .await
     }
 
-    fn commits(&self) -> Arc<tokio::sync::Notify> {
+    fn commits(&self) -> Arc<crate::store::Commits> {
         Arc::clone(&self.commits)
     }
 

@@ -55,7 +55,7 @@ pub struct SqliteStore {
     /// Session records, kept exact by the writer.
     cache: Arc<SessionCache>,
     /// Woken by the writer after each commit that wrote events.
-    commits: Arc<tokio::sync::Notify>,
+    commits: Arc<crate::store::Commits>,
     /// This process's lock on the database, held while any clone lives.
     _ownership: Arc<Ownership>,
 }
@@ -80,7 +80,7 @@ impl SqliteStore {
         let ownership = Ownership::take(&path).await?;
         migrate(&path).await?;
         let cache = Arc::new(SessionCache::new(CACHED_SESSIONS));
-        let commits = Arc::new(tokio::sync::Notify::new());
+        let commits = Arc::new(crate::store::Commits::default());
         let writer = Writer::start(
             connect(&path, Role::Writer)?,
             Arc::clone(&cache),

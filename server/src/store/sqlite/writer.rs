@@ -36,13 +36,11 @@ use std::sync::Arc;
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
-use tokio::sync::Notify;
-
 use super::cache::SessionCache;
 use super::codec::execute;
 use crate::model::{Error, Result};
 use crate::model::{Session, SessionId};
-use crate::store::ledger::{self, Head, Pending};
+use crate::store::ledger::{self, Commits, Head, Pending};
 
 /// The most operations committed together.
 pub const MAX_BATCH: usize = 256;
@@ -66,8 +64,10 @@ pub struct Transaction<'a> {
     cache: &'a SessionCache,
     /// The sessions this operation changed, as they are now, in order.
     changes: Vec<Session>,
-    /// The changes this operation recorded for the event log, in order.
-    events: Vec<Pending>,
+    /// The batch's events so far, this operation's last; `None` when the
+    /// log is off. (One vector for the whole batch, kept from batch to
+    /// batch: the writer allocates no vector of events per operation.)
+    events: Option<&'a mut Vec<Pending>>,
 }
 
 impl Transaction<'_> {
@@ -89,7 +89,9 @@ impl Transaction<'_> {
 
     /// Records `event` for the event log, written with the batch.
     pub fn record(&mut self, event: Pending) {
-        self.events.push(event);
+        if let Some(events) = &mut self.events {
+            events.push(event);
+        }
     }
 
     /// Records that this operation changed a session, whose record is now
@@ -142,7 +144,7 @@ impl Writer {
     pub fn start(
         mut connection: Connection,
         cache: Arc<SessionCache>,
-        commits: Arc<Notify>,
+        commits: Arc<Commits>,
         record_events: bool,
     ) -> Result<Self> {
         let (jobs, queue) = mpsc::channel(QUEUE);
@@ -191,13 +193,9 @@ impl Writer {
 /// One queued write, its result type erased.
 trait Job: Send + std::fmt::Debug {
     /// Runs the operation in `transaction`; true when it succeeded, and then
-    /// its changes are added to `changes` and its events to `events`.
-    fn run(
-        &mut self,
-        transaction: Transaction<'_>,
-        changes: &mut Vec<Session>,
-        events: &mut Vec<Pending>,
-    ) -> bool;
+    /// its changes are added to `changes` (its events stay in the batch's;
+    /// a failed operation's are dropped).
+    fn run(&mut self, transaction: Transaction<'_>, changes: &mut Vec<Session>) -> bool;
     /// Replies: the operation's result if `committed` is `Ok`, its error
     /// otherwise.
     fn finish(self: Box<Self>, committed: std::result::Result<(), String>);
@@ -216,27 +214,22 @@ impl<T> std::fmt::Debug for TypedJob<T> {
 }
 
 impl<T: Send + 'static> Job for TypedJob<T> {
-    fn run(
-        &mut self,
-        mut transaction: Transaction<'_>,
-        changes: &mut Vec<Session>,
-        events: &mut Vec<Pending>,
-    ) -> bool {
+    fn run(&mut self, mut transaction: Transaction<'_>, changes: &mut Vec<Session>) -> bool {
         let Some(operation) = self.operation.take() else {
             return false;
         };
+        let mark = transaction.events.as_ref().map_or(0, |events| events.len());
         // A panicking operation fails alone (its result stays unset) and
         // leaves the writer running for the others.
-        let Ok(result) = catch_unwind(AssertUnwindSafe(|| operation(&mut transaction))) else {
-            return false;
-        };
-        let ok = result.is_ok();
+        let result = catch_unwind(AssertUnwindSafe(|| operation(&mut transaction))).ok();
+        let ok = matches!(result, Some(Ok(_)));
         if ok {
             transaction.batch.apply(&transaction.changes);
             changes.append(&mut transaction.changes);
-            events.append(&mut transaction.events);
+        } else if let Some(events) = &mut transaction.events {
+            events.truncate(mark);
         }
-        self.result = Some(result);
+        self.result = result;
         ok
     }
 
@@ -259,7 +252,7 @@ struct Log {
     /// The last event committed.
     head: Head,
     /// Woken after each commit that wrote events.
-    commits: Arc<Notify>,
+    commits: Arc<Commits>,
     /// Whether events are written at all.
     record_events: bool,
 }
@@ -288,6 +281,7 @@ fn write_batches(
 ) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
     let mut changes = Vec::new();
+    let mut events = Vec::new();
     while let Some(first) = queue.blocking_recv() {
         batch.push(first);
         while batch.len() < MAX_BATCH {
@@ -297,13 +291,14 @@ fn write_batches(
             }
         }
         let head = log.head;
-        let head_slot = log.record_events.then_some(&mut log.head);
-        let committed = commit_batch(connection, cache, &mut batch, &mut changes, head_slot);
+        let log_slot = log.record_events.then_some((&mut log.head, &mut events));
+        let committed = commit_batch(connection, cache, &mut batch, &mut changes, log_slot);
+        events.clear();
         match &committed {
             Ok(()) => {
                 cache.apply(changes.drain(..));
                 if log.head != head {
-                    log.commits.notify_one();
+                    log.commits.committed();
                 }
             }
             Err(reason) => {
@@ -332,11 +327,11 @@ fn commit_batch(
     cache: &SessionCache,
     batch: &mut [Box<dyn Job>],
     changes: &mut Vec<Session>,
-    head: Option<&mut Head>,
+    log: Option<(&mut Head, &mut Vec<Pending>)>,
 ) -> std::result::Result<(), String> {
     // The batch's own records: they live as long as its transaction.
     let mut records = BatchRecords::default();
-    let mut events = Vec::new();
+    let (head, mut events) = log.unzip();
     run(connection, "BEGIN IMMEDIATE")?;
     for job in batch.iter_mut() {
         let before = connection.total_changes();
@@ -345,9 +340,9 @@ fn commit_batch(
             batch: &mut records,
             cache,
             changes: Vec::new(),
-            events: Vec::new(),
+            events: events.as_deref_mut(),
         };
-        if job.run(transaction, changes, &mut events) {
+        if job.run(transaction, changes) {
             continue;
         }
         if connection.is_autocommit() {
@@ -358,9 +353,9 @@ fn commit_batch(
             return Err("a write failed after changing rows; its batch was rolled back".to_owned());
         }
     }
-    if let Some(head) = head
+    if let (Some(head), Some(events)) = (head, events)
         && !events.is_empty()
-        && let Err(error) = append(connection, head, &events)
+        && let Err(error) = append(connection, head, events)
     {
         let _ = run(connection, "ROLLBACK");
         return Err(format!("the batch's events could not be written: {error}"));
