@@ -131,7 +131,7 @@ impl EventStore for CompactedWhileRead {
         self.inner.compact_events(before, limit).await
     }
 
-    fn commits(&self) -> Arc<tokio::sync::Notify> {
+    fn commits(&self) -> Arc<sessiond::store::Commits> {
         self.inner.commits()
     }
 }
