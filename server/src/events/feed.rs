@@ -25,7 +25,8 @@ use crate::store::{Commits, EventQuery, EventStore};
 /// Events read from the log per query.
 const PAGE: u32 = 1000;
 
-/// Events, in revision order, contiguous.
+/// Events, in revision order, contiguous; an empty one tells watches to
+/// read what they lack from the log (the feed skipped ahead).
 pub type Batch = Arc<[pb::Event]>;
 
 /// The log's tail, shared by every watcher of this server.
@@ -109,12 +110,15 @@ async fn tail(
         }
         commits.listen(true);
         if !watched {
-            // Watched again: on from the head, not through what nobody saw.
+            // Watched again: on from the head, not through what nobody saw;
+            // an empty batch tells the watches to read what they lack from
+            // the log.
             match store.ledger_head().await {
                 Ok(head) => {
                     inner
                         .delivered
                         .fetch_max(head.head.revision, Ordering::AcqRel);
+                    let _ = inner.sender.send(Arc::from([]));
                     watched = true;
                 }
                 Err(error) => {

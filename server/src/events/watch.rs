@@ -75,6 +75,7 @@ impl Watcher {
             request,
             sender,
             last: 0,
+            head: 0,
         };
         tokio::spawn(watch.run());
         receiver
@@ -88,6 +89,10 @@ struct Watch {
     sender: mpsc::Sender<Item>,
     /// The last revision handled: every event up to it was sent or skipped.
     last: i64,
+    /// The log's head when the watch started: the log is read up to it
+    /// before the feed is followed (the feed's may lag: it reads nothing
+    /// while nobody watches).
+    head: i64,
 }
 
 /// Why a watch stops.
@@ -162,7 +167,9 @@ impl Watch {
             self.last = head.max(self.watcher.feed.delivered());
             return Ok(());
         }
-        let compacted = self.watcher.store.ledger_head().await?.compacted.revision;
+        let ledger = self.watcher.store.ledger_head().await?;
+        let compacted = ledger.compacted.revision;
+        self.head = ledger.head.revision;
         if request.after_revision < compacted {
             return Err(Error::RevisionCompacted {
                 after: request.after_revision,
@@ -180,7 +187,7 @@ impl Watch {
         let shutdown = self.watcher.shutdown.clone();
         let mut progress_at = Instant::now() + interval;
         loop {
-            let delivered = self.watcher.feed.delivered();
+            let delivered = self.watcher.feed.delivered().max(self.head);
             if self.last < delivered {
                 match self.catch_up(delivered).await {
                     Ok(true) => progress_at = Instant::now() + interval,
