@@ -89,6 +89,8 @@ class ReflectTest(unittest.TestCase):
         for service in [
             "sessiond.v1.SessionService",
             "sessiond.v1.UserContextService",
+            "sessiond.v1.AccessService",
+            "sessiond.v1.AuditService",
             "grpc.health.v1.Health",
         ]:
             self.assertIn(service, services)
@@ -109,7 +111,7 @@ class ReflectTest(unittest.TestCase):
             ],
         )
         methods = self.ok("list", "sessiond.v1.SessionService").out.splitlines()
-        self.assertEqual(len(methods), 10, methods)
+        self.assertEqual(len(methods), 11, methods)
         self.assertIn("sessiond.v1.SessionService.OpenClientlessSession", methods)
 
     def test_list_an_unknown_service_fails(self):
@@ -128,7 +130,7 @@ class ReflectTest(unittest.TestCase):
             "( .sessiond.v1.StartSessionResponse );",
             lines,
         )
-        self.assertEqual(sum(1 for line in lines if line.startswith("  rpc ")), 10)
+        self.assertEqual(sum(1 for line in lines if line.startswith("  rpc ")), 11)
         self.assertIn("// The session authority. See ErrorReason for the error model.", lines)
         self.assertEqual(lines[-1], "}")
 
