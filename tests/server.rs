@@ -180,3 +180,94 @@ async fn an_oversized_request_is_refused_and_the_server_keeps_serving() {
         .await
         .expect("a normal request still succeeds");
 }
+
+/// A module that runs until the test releases it.
+#[derive(Clone, Debug, Default)]
+struct Held(std::sync::Arc<tokio::sync::Notify>);
+
+#[sessiond::modules::async_trait]
+impl sessiond::modules::Module for Held {
+    async fn run(
+        &self,
+        _ctx: sessiond::modules::ModuleContext,
+    ) -> Result<serde_json::Value, sessiond::model::ModuleFailure> {
+        self.0.notified().await;
+        Ok(serde_json::Value::Null)
+    }
+}
+
+/// At shutdown a health `Watch` ends with UNAVAILABLE instead of holding
+/// the drain for its whole timeout, and the listening socket closes at
+/// once: while the shutdown waits for a running module, a new connection
+/// is refused rather than accepted and never served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_ends_health_watches_and_refuses_new_connections() {
+    let held = Held::default();
+    let server = TestServer::build_in(
+        tempfile::tempdir().unwrap(),
+        |config| {
+            config.drain_timeout = std::time::Duration::from_secs(60);
+            config.shutdown_grace = std::time::Duration::from_secs(60);
+        },
+        {
+            let held = held.clone();
+            |builder| builder.module("held", held)
+        },
+    )
+    .await;
+    let addr = server.addr;
+    let mut sessions = server.sessions().await;
+    let session_id = sessions
+        .open_clientless_session(OpenClientlessSessionRequest {
+            user: "R41".to_owned(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .session_id;
+    sessions
+        .open_module(sessiond_proto::v1::OpenModuleRequest {
+            session_id,
+            module_id: "held".to_owned(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut health = HealthClient::new(server.channel().await);
+    let mut watch = health
+        .watch(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = watch.message().await.unwrap().unwrap();
+    assert_eq!(first.status(), ServingStatus::Serving);
+
+    let stopping = tokio::spawn(server.stop());
+    let status = loop {
+        match watch.message().await {
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("the watch ended without a status"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    // The shutdown waits for the held module; meanwhile nobody connects.
+    common::eventually("the listening socket to close", || async move {
+        tokio::net::TcpStream::connect(addr)
+            .await
+            .is_err()
+            .then_some(())
+    })
+    .await;
+    assert!(
+        !stopping.is_finished(),
+        "the module still holds the shutdown"
+    );
+    held.0.notify_waiters();
+    tokio::time::timeout(std::time::Duration::from_secs(45), stopping)
+        .await
+        .expect("the server stopped once its module concluded")
+        .unwrap();
+}

@@ -33,7 +33,8 @@
 //!   the operations above); [`principal`]: who is calling; [`clock`]: where "now" comes from;
 //!   [`task`]: running writes to completion.
 //! - [`config`]: flags, environment and TOML; [`server`]: assembling and
-//!   running the gRPC server ([`Sessiond`]).
+//!   running the gRPC server ([`Sessiond`]); [`shutdown`]: what would hold
+//!   a shutdown up.
 //!
 //! # Embedding
 //! ```no_run
@@ -61,6 +62,7 @@ pub mod modules;
 pub mod principal;
 pub mod server;
 pub mod sessions;
+pub mod shutdown;
 pub mod store;
 pub mod task;
 pub mod user_context;

@@ -38,6 +38,7 @@ use crate::model::{EndReason, ModuleId};
 use crate::modules::manifest::{self, ManifestError};
 use crate::modules::{Module, ModuleRegistry};
 use crate::sessions::Sessions;
+use crate::shutdown::EndAtShutdown;
 use crate::store::{self, EventStore, NodeStore, Store};
 use crate::user_context::UserContexts;
 
@@ -329,8 +330,11 @@ impl Sessiond {
                 .max_decoding_message_size(max_request)
                 .max_encoding_message_size(MAX_RESPONSE_BYTES);
 
+        // At shutdown health watches end, so that they do not hold the
+        // drain (tonic closes the listening socket itself).
+        let stop_accepting = CancellationToken::new();
         let incoming = incoming(listener);
-        let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
+        let health_service = EndAtShutdown::new(health_service, stop_accepting.clone());
         let mut transport = transport();
         if let Some(tls) = self.tls.clone() {
             transport = transport.tls_config(tls)?;
@@ -345,7 +349,7 @@ impl Sessiond {
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .serve_with_incoming_shutdown(incoming, async {
-                let _ = stopped.await;
+                stop_accepting.cancelled().await;
             });
         tokio::pin!(server);
         let stop_reaper = CancellationToken::new();
@@ -380,7 +384,7 @@ impl Sessiond {
         stop_reaper.cancel();
         let _ = reaper.await;
         let _ = reloads.await;
-        let _ = stop_accepting.send(());
+        stop_accepting.cancel();
         let sessions_ended = self
             .clientless
             .close_all(self.config.shutdown_grace, EndReason::ServerShutdown);
