@@ -181,10 +181,7 @@ impl<B: Backend> SessionStore for B {
                     return Ok(None);
                 };
                 tx.write_session(&session, &closing).await?;
-                if let Some(mut event) = Change::of_life(&session, &closing, now) {
-                    event.end_reason = event.end_reason.or(Some(reason));
-                    tx.record(event);
-                }
+                tx.record(Change::closing(&closing, reason, now));
                 Ok(Some(reason))
             })
         }))
