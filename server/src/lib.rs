@@ -49,6 +49,7 @@
 #![warn(missing_docs)]
 
 pub mod access;
+pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod clientless;
@@ -57,6 +58,7 @@ pub mod cluster;
 pub mod config;
 pub mod events;
 pub mod known_sessions;
+pub mod metrics;
 pub mod model;
 pub mod modules;
 pub mod principal;
@@ -65,6 +67,7 @@ pub mod sessions;
 pub mod shutdown;
 pub mod store;
 pub mod task;
+pub mod telemetry;
 pub mod user_context;
 
 pub use config::Config;

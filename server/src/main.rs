@@ -2,40 +2,50 @@
 //! store, bind, serve until SIGINT or SIGTERM; or run one of its commands
 //! (`sessiond token create`).
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
 use sessiond::Sessiond;
 use sessiond::config::{Args, Command, Config, TokenCommand};
-use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
     let mut args = Args::parse();
     if let Some(command) = args.command.take() {
         return run_command(command);
     }
-    let result = sessiond::server::runtime()
-        .map_err(Into::into)
-        .and_then(|runtime| runtime.block_on(run(args)));
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
+    let config = match Config::load(args) {
+        Ok(config) => config,
         Err(error) => {
-            tracing::error!(error = %error, "sessiond stopped");
-            ExitCode::FAILURE
+            eprintln!("sessiond: {error}");
+            return ExitCode::FAILURE;
         }
-    }
+    };
+    let runtime = match sessiond::server::runtime() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("sessiond: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let _telemetry = match sessiond::telemetry::init(&config) {
+            Ok(telemetry) => telemetry,
+            Err(error) => {
+                eprintln!("sessiond: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match run(config).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                tracing::error!(error = %error, "sessiond stopped");
+                ExitCode::FAILURE
+            }
+        }
+    })
 }
 
-async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let config = Config::load(args)?;
+async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let listen = config.listen;
     let database = sessiond::store::redact_password(&config.database);
     // Bound first, so that an address in use is reported before anything
@@ -43,7 +53,25 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|error| format!("cannot listen on {listen}: {error}"))?;
-    let server = Sessiond::open(config).await?;
+    let admin = match config.admin_listen {
+        Some(address) => match tokio::net::TcpListener::bind(address).await {
+            Ok(listener) => Some(listener),
+            Err(error) if !config.admin_listen_required => {
+                tracing::warn!(address = %address, error = %error, "admin endpoints (/metrics, /healthz, /readyz) off: cannot listen on their default address; set --admin-listen");
+                None
+            }
+            Err(error) => {
+                return Err(format!("--admin-listen: cannot listen on {address}: {error}").into());
+            }
+        },
+        None => None,
+    };
+    let mut builder = Sessiond::builder(config);
+    if let Some(admin) = admin {
+        tracing::info!(address = %admin.local_addr()?, "admin endpoints (/metrics, /healthz, /readyz) listening");
+        builder = builder.admin(admin);
+    }
+    let server = builder.open().await?;
     tracing::info!(address = %listener.local_addr()?, database = %database, "sessiond listening");
     server.serve(listener, shutdown_signal()).await?;
     Ok(())

@@ -21,6 +21,7 @@ use tonic_health::server::HealthReporter;
 use tokio_util::sync::CancellationToken;
 
 use crate::access::{Access, Policy};
+use crate::admin::{self, Admin, Readiness};
 use crate::api::{AccessApi, AuditApi, Router, SessionApi, UserContextApi};
 use crate::auth::forwarded::ClusterKey;
 use crate::auth::layer::{AuthLayer, Authenticator};
@@ -33,14 +34,24 @@ use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::config::security::SecurityConfig;
 use crate::events::{EventLog, Feed, Refusals, Watcher, retention};
+use crate::metrics::Metrics;
 use crate::model::Error;
 use crate::model::{EndReason, ModuleId};
 use crate::modules::manifest::{self, ManifestError};
 use crate::modules::{Module, ModuleRegistry};
 use crate::sessions::Sessions;
 use crate::shutdown::EndAtShutdown;
-use crate::store::{self, EventStore, NodeStore, Store};
+use crate::store::{self, EventStore, NodeStore, StatsStore, Store};
+use crate::telemetry::changes::ChangeLog;
 use crate::user_context::UserContexts;
+
+/// The descriptor sets of every service served (for the calls' metrics).
+const DESCRIPTOR_SETS: [&[u8]; 4] = [
+    sessiond_proto::FILE_DESCRIPTOR_SET,
+    tonic_health::pb::FILE_DESCRIPTOR_SET,
+    tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+    tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+];
 
 /// The largest response message, in bytes.
 const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
@@ -79,6 +90,11 @@ pub struct Sessiond {
     tls: Option<ServerTlsConfig>,
     /// The replicas' shared secret.
     cluster_key: Option<ClusterKey>,
+    /// The metrics (counted always; served and the calls counted only with
+    /// an admin listener).
+    metrics: Arc<Metrics>,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served, if anywhere.
+    admin: Option<TcpListener>,
 }
 
 /// Why a server could not start.
@@ -113,6 +129,7 @@ pub struct SessiondBuilder {
     modules: Vec<(String, Arc<dyn Module>)>,
     clock: Arc<dyn Clock>,
     store: Option<Arc<dyn Store>>,
+    admin: Option<TcpListener>,
 }
 
 impl SessiondBuilder {
@@ -132,6 +149,13 @@ impl SessiondBuilder {
     /// Uses `store` instead of opening `config.database`.
     pub fn store(mut self, store: Arc<dyn Store>) -> Self {
         self.store = Some(store);
+        self
+    }
+
+    /// Serves the admin endpoints (`/metrics`, `/healthz`, `/readyz`; see
+    /// [`crate::admin`]) on `listener` too, and counts the gRPC calls.
+    pub fn admin(mut self, listener: TcpListener) -> Self {
+        self.admin = Some(listener);
         self
     }
 
@@ -182,12 +206,17 @@ impl SessiondBuilder {
             per_session: config.max_running_modules_per_session,
             per_server: config.max_running_modules,
         };
+        let metrics = Arc::new(Metrics::new());
+        store
+            .commits()
+            .observe(Arc::new(ChangeLog::new(Arc::clone(&metrics))));
         let runner = Runner::new(
             Arc::clone(&store),
             Arc::clone(&clock),
             registry,
             limits,
             credentials,
+            Arc::clone(&metrics),
         );
         let sessions = Sessions::new(
             Arc::clone(&store),
@@ -231,6 +260,8 @@ impl SessiondBuilder {
             clock,
             tls,
             cluster_key,
+            metrics,
+            admin: self.admin,
         })
     }
 }
@@ -243,7 +274,14 @@ impl Sessiond {
             modules: Vec::new(),
             clock: Arc::new(SystemClock),
             store: None,
+            admin: None,
         }
+    }
+
+    /// The server's metrics.
+    #[must_use]
+    pub fn metrics(&self) -> Arc<Metrics> {
+        Arc::clone(&self.metrics)
     }
 
     /// Opens a server from `config` alone (see [`SessiondBuilder::open`]).
@@ -263,7 +301,7 @@ impl Sessiond {
     /// # Errors
     /// A transport error that stopped the server.
     pub async fn serve(
-        self,
+        mut self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), tonic::transport::Error> {
@@ -276,7 +314,27 @@ impl Sessiond {
             }
         }
         let (health, health_service) = tonic_health::server::health_reporter();
-        set_health(&health, ServingStatus::Serving).await;
+        let health = Health {
+            reporter: health,
+            readiness: Readiness::default(),
+        };
+        health.set(ServingStatus::Serving).await;
+        let stop_admin = CancellationToken::new();
+        let (admin, metrics_layer) = match self.admin.take() {
+            Some(listener) => {
+                let admin = Admin {
+                    metrics: Arc::clone(&self.metrics),
+                    store: Arc::clone(&self.store) as Arc<dyn StatsStore>,
+                    clock: Arc::clone(&self.clock),
+                    lease_ttl: self.config.lease_ttl,
+                    readiness: health.readiness.clone(),
+                };
+                let layer = self.metrics.grpc.layer(&DESCRIPTOR_SETS);
+                let served = tokio::spawn(admin::serve(listener, admin, stop_admin.clone()));
+                (Some(served), Some(layer))
+            }
+            None => (None, None),
+        };
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(sessiond_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -340,6 +398,7 @@ impl Sessiond {
             transport = transport.tls_config(tls)?;
         }
         let server = transport
+            .layer(tower::util::option_layer(metrics_layer))
             .layer(AuthLayer::new(self.authentication.clone(), Some(refusals)))
             .add_service(session_service)
             .add_service(user_context_service)
@@ -377,7 +436,7 @@ impl Sessiond {
             () = shutdown => {}
         }
         tracing::info!("shutting down: ending clientless sessions, draining in-flight calls");
-        set_health(&health, ServingStatus::NotServing).await;
+        health.set(ServingStatus::NotServing).await;
         // Watches end at once with a status to resume from, so that they
         // do not hold the drain.
         stop_watches.cancel();
@@ -402,13 +461,17 @@ impl Sessiond {
         match drained {
             Ok(result) => result?,
             Err(_) => tracing::warn!(
-                drain_timeout = ?self.config.drain_timeout,
+                drain_timeout = %humantime::format_duration(self.config.drain_timeout),
                 "drain deadline passed; closing the remaining connections"
             ),
         }
         stop_events.cancel();
         if let Some(retention) = retention {
             let _ = retention.await;
+        }
+        stop_admin.cancel();
+        if let Some(admin) = admin {
+            let _ = admin.await;
         }
         tracing::info!("stopped");
         Ok(())
@@ -439,6 +502,7 @@ impl Sessiond {
             access: self.access.clone(),
             progress_interval: self.config.watch_progress_interval,
             shutdown: stop_watches,
+            watching: Arc::clone(&self.metrics.local.watchers),
         };
         EventLog::new(Arc::clone(&self.store), self.access.clone(), watcher)
     }
@@ -576,8 +640,19 @@ fn endpoint_of(addr: SocketAddr, tls: bool) -> String {
     format!("{scheme}://{}", SocketAddr::new(ip, addr.port()))
 }
 
-async fn set_health(health: &HealthReporter, status: ServingStatus) {
-    for name in HEALTH_NAMES {
-        health.set_service_status(name, status).await;
+/// The gRPC health service's reporter, and readiness (`/readyz`) beside
+/// it.
+struct Health {
+    reporter: HealthReporter,
+    readiness: Readiness,
+}
+
+impl Health {
+    /// Sets the status of the server and of each service.
+    async fn set(&self, status: ServingStatus) {
+        for name in HEALTH_NAMES {
+            self.reporter.set_service_status(name, status).await;
+        }
+        self.readiness.set(status == ServingStatus::Serving);
     }
 }

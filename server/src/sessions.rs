@@ -241,7 +241,7 @@ impl Sessions {
             },
         );
         tracing::debug!(
-            session_id = %session.id, user = %session.user, kind = ?session.kind,
+            session_id = %session.id, user = %session.user, kind = crate::store::names::kind_name(session.kind),
             caller = %caller, "session opened"
         );
         Ok(session)

@@ -7,6 +7,8 @@
 
 use std::future::Future;
 
+use tracing::Instrument;
+
 use crate::events::Cause;
 use crate::model::{Error, Result};
 
@@ -21,7 +23,8 @@ where
     F: Future<Output = Result<T>> + Send + 'static,
     T: Send + 'static,
 {
-    tokio::spawn(Cause::scope(Cause::current(), work))
+    // The caller's span too (a call's trace, when traces are exported).
+    tokio::spawn(Cause::scope(Cause::current(), work.in_current_span()))
         .await
         .map_err(|e| Error::Internal(format!("a write task failed: {e}")))?
 }

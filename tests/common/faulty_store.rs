@@ -18,7 +18,7 @@ use sessiond::model::{
 use sessiond::modules::async_trait;
 use sessiond::store::{
     EventQuery, EventStore, LedgerHead, NodeStore, Pending, Recovered, RunStore, ScopeStore,
-    SessionQuery, SessionStore, StartedRun, Store, StoredEvent, UserCheck,
+    SessionQuery, SessionStore, StartedRun, StatsStore, Store, StoreStats, StoredEvent, UserCheck,
 };
 
 /// Makes the error a failing call returns (errors are not `Clone`).
@@ -162,5 +162,13 @@ impl EventStore for FaultyStore {
 
     fn commits(&self) -> Arc<sessiond::store::Commits> {
         self.inner.commits()
+    }
+}
+
+#[async_trait]
+impl StatsStore for FaultyStore {
+    async fn stats(&self) -> Result<StoreStats> {
+        self.check("stats")?;
+        self.inner.stats().await
     }
 }

@@ -191,6 +191,7 @@ pub fn sessiond_binary() -> &'static Path {
         cargo_build()
             .package("sessiond")
             .bin("sessiond")
+            .features("otlp")
             .run()
             .expect("building the sessiond binary")
             .path()
@@ -284,8 +285,21 @@ impl ServerProcess {
 
 /// The address in a "sessiond listening address=…" log line.
 fn logged_address(line: &str) -> Option<SocketAddr> {
-    if !line.contains("sessiond listening") {
+    logged("sessiond listening", line)
+}
+
+/// The address a line logged with `message` names, in the text
+/// (`message address=…`) or JSON (`"address":"…"`) log format.
+pub fn logged(message: &str, line: &str) -> Option<SocketAddr> {
+    if !line.contains(message) {
         return None;
+    }
+    if line.starts_with('{') {
+        let line: serde_json::Value = serde_json::from_str(line).ok()?;
+        if line["message"] != message {
+            return None;
+        }
+        return line["address"].as_str()?.parse().ok();
     }
     let start = line.find("address=")? + "address=".len();
     line[start..].split_whitespace().next()?.parse().ok()

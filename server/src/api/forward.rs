@@ -111,7 +111,6 @@ impl Router {
     fn forwarded<T>(&self, caller: &Principal, request: Request<T>) -> Request<T> {
         let deadline = call_deadline(request.metadata());
         let authorization = request.metadata().get("authorization").cloned();
-        let traceparent = request.metadata().get(TRACEPARENT_HEADER).cloned();
         let mut forwarded = Request::new(request.into_inner());
         let metadata = forwarded.metadata_mut();
         if let Ok(node) = self.cluster.node_id().parse() {
@@ -127,7 +126,10 @@ impl Router {
         {
             metadata.insert(REQUEST_ID_HEADER, id);
         }
-        if let Some(traceparent) = traceparent {
+        // The caller's trace context, or this server's span of the call.
+        if let Some(traceparent) = crate::telemetry::outgoing_traceparent()
+            .and_then(|traceparent| traceparent.parse().ok())
+        {
             metadata.insert(TRACEPARENT_HEADER, traceparent);
         }
         if let (Some(key), Some(identity)) = (&self.key, caller.identity()) {

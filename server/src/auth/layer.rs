@@ -40,6 +40,7 @@ use crate::config::security::SecurityConfig;
 use crate::events::{Cause, Refusals};
 use crate::model::{Error, Refusal, SessionId};
 use crate::principal::{Identity, Method, Principal};
+use crate::telemetry;
 
 /// Paths that never need a credential: gRPC health.
 const HEALTH_PREFIX: &str = "/grpc.health.v1.Health/";
@@ -252,7 +253,6 @@ where
                 Ok(Some(identity)) => Principal::Authenticated(identity),
                 Ok(None) => Principal::Anonymous,
                 Err(rejection) => {
-                    tracing::debug!(path = parts.uri.path(), reason = %rejection, "refused an unauthenticated call");
                     let status = tonic::Status::from(Error::Unauthenticated(rejection.0));
                     let response = status.into_http();
                     layer.record_refusal(&parts, &Principal::Anonymous, &response);
@@ -264,7 +264,8 @@ where
                 parts.extensions.insert(principal.clone());
             }
             let method = parts.uri.clone();
-            let call = inner.call(Request::from_parts(parts, body));
+            let span = telemetry::call_span(method.path(), &parts.headers);
+            let call = telemetry::traced(span, inner.call(Request::from_parts(parts, body)));
             let response = Cause::scope(Arc::clone(&cause), call).await?;
             if is_refusal(&response) {
                 layer.record_refused_call(method.path(), cause, &response);
@@ -287,6 +288,7 @@ impl AuthLayer {
         };
         let cause = Cause::of_call(principal, peer_address(&parts.extensions), &parts.headers);
         if let Some(refusal) = refusal_of(parts.uri.path(), response) {
+            log_refusal(&refusal, &cause, response);
             refusals.record(refusal, cause);
         }
     }
@@ -294,9 +296,29 @@ impl AuthLayer {
     /// Records a call a service refused.
     fn record_refused_call(&self, path: &str, cause: Arc<Cause>, response: &Response<Body>) {
         if let (Some(refusals), Some(refusal)) = (&self.refusals, refusal_of(path, response)) {
+            log_refusal(&refusal, &cause, response);
             refusals.record(refusal, cause);
         }
     }
+}
+
+/// The log line of a refused call, naming its request.
+fn log_refusal(refusal: &Refusal, cause: &Arc<Cause>, response: &Response<Body>) {
+    let message = tonic::Status::from_header_map(response.headers())
+        .map(|status| status.message().to_owned())
+        .unwrap_or_default();
+    Cause::sync_scope(Arc::clone(cause), || {
+        tracing::info!(
+            method = refusal.method.as_str(),
+            reason = refusal.reason.as_str(),
+            caller = cause.subject(),
+            peer = cause.peer.map(tracing::field::display),
+            session_id = refusal.session_id.map(SessionId::get),
+            user = refusal.user.as_deref(),
+            error = message.as_str(),
+            "call refused"
+        );
+    });
 }
 
 /// Whether `response` is a trailers-only UNAUTHENTICATED or

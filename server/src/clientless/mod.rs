@@ -276,7 +276,7 @@ impl Clientless {
         };
         self.drain_and_end(id, self.policy.close_grace, reason)
             .await?;
-        tracing::info!(session_id = %id, reason = ?reason, "clientless session expired");
+        tracing::debug!(session_id = %id, reason = crate::store::names::reason_name(reason), "clientless session expired");
         Ok(true)
     }
 

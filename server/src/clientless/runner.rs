@@ -9,7 +9,7 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use futures::future::join_all;
@@ -18,6 +18,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::runs::RunCredentials;
 use crate::clock::Clock;
+use crate::events::Cause;
+use crate::metrics::Metrics;
 use crate::model::{Error, Result};
 use crate::model::{
     FailureKind, ModuleFailure, ModuleId, ModuleRun, RunId, RunOutcome, RunState, SessionId,
@@ -25,6 +27,7 @@ use crate::model::{
 };
 use crate::modules::{ModuleContext, ModuleRegistry};
 use crate::principal::Principal;
+use crate::store::names::{failure_kind_name, run_state_str};
 use crate::store::{Store, UserCheck};
 use crate::task::run_to_completion;
 
@@ -67,6 +70,8 @@ struct Inner {
     running: Arc<AtomicU32>,
     /// The credentials runs get (`SESSIOND_TOKEN`).
     credentials: RunCredentials,
+    /// Concluded runs are counted here.
+    metrics: Arc<Metrics>,
 }
 
 /// What this process knows of one session's runs.
@@ -150,6 +155,7 @@ impl Runner {
         registry: ModuleRegistry,
         limits: RunLimits,
         credentials: RunCredentials,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -159,8 +165,9 @@ impl Runner {
                 limits,
                 endpoint: OnceLock::new(),
                 sessions: Mutex::new(HashMap::new()),
-                running: Arc::new(AtomicU32::new(0)),
+                running: Arc::clone(&metrics.local.running_modules),
                 credentials,
+                metrics,
             }),
         }
     }
@@ -264,16 +271,24 @@ impl Runner {
             parameters,
             endpoint: inner.endpoint.get().cloned().unwrap_or_default(),
             credential: credential.as_ref().map(|c| c.token().clone()),
+            traceparent: crate::telemetry::outgoing_traceparent(),
             cancel: cancel.clone(),
         };
         let this = self.clone();
         let live = Arc::clone(&live);
         let run_id = run.id;
+        // The run's lines name the request that opened it.
+        let opened_by = Cause::current();
+        let began = Instant::now();
         tokio::spawn(async move {
             let outcome = execute(module.run(ctx), &cancel).await;
             drop(credential);
             let conclusion = match this.record(run_id, &outcome).await {
-                Some(recorded) => Conclusion::Recorded(recorded),
+                Some(recorded) => {
+                    let took = began.elapsed();
+                    Cause::sync_scope(opened_by, || this.concluded(&recorded, took));
+                    Conclusion::Recorded(recorded)
+                }
                 None => Conclusion::Unrecorded,
             };
             live.runs.lock().expect("runs lock").remove(&run_id);
@@ -281,6 +296,25 @@ impl Runner {
             concluded_tx.send_replace(conclusion);
         });
         Ok(run)
+    }
+
+    /// Logs and counts a run that concluded, `took` after it started.
+    fn concluded(&self, run: &ModuleRun, took: Duration) {
+        let state = run.state();
+        self.inner.metrics.run_concluded(state, took);
+        let failure = run.failure();
+        tracing::info!(
+            session_id = run.session_id.get(),
+            run_id = run.id.get(),
+            module_id = run.module_id.as_str(),
+            acting_user = run.acting_user.as_str(),
+            state = run_state_str(state),
+            failure_kind = failure.map(|failure| failure_kind_name(failure.kind)),
+            failure_message = failure.map(|failure| failure.message.as_str()),
+            exit_code = failure.and_then(|failure| failure.exit_code),
+            duration_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
+            "module run concluded"
+        );
     }
 
     /// Writes a run's outcome, retrying while the store is unavailable.
@@ -295,7 +329,6 @@ impl Runner {
                 .await
             {
                 Ok(run) => {
-                    tracing::debug!(run_id = %run_id, state = ?run.state(), "module concluded");
                     return Some(run);
                 }
                 Err(error) => {

@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::telemetry::logging::LogFormat;
 use serde::{Deserialize, Deserializer};
 
 use security::{SecurityConfig, SecuritySettings};
@@ -155,6 +156,20 @@ pub struct Settings {
     /// The largest request message accepted, in bytes [default: 1048576].
     #[arg(long, env = "SESSIOND_MAX_MESSAGE_BYTES")]
     pub max_message_bytes: Option<usize>,
+    /// Serve /metrics (Prometheus), /healthz and /readyz over plain HTTP on
+    /// this address, IP:PORT or HOST:PORT; empty turns it off [default:
+    /// 127.0.0.1:9464].
+    #[arg(long, env = "SESSIOND_ADMIN_LISTEN")]
+    pub admin_listen: Option<String>,
+    /// How log lines are written: text, or json (one object per line)
+    /// [default: text]. RUST_LOG filters them (default: info).
+    #[arg(long, env = "SESSIOND_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Export traces over OTLP/gRPC to this collector, e.g.
+    /// http://127.0.0.1:4317 (a sessiond built with the `otlp` feature)
+    /// [default: none].
+    #[arg(long, env = "SESSIOND_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
     /// Authentication, the access policy, TLS.
     #[command(flatten)]
     #[serde(default)]
@@ -220,6 +235,9 @@ impl Settings {
                 .or(fallback.max_running_modules_per_session),
             max_running_modules: self.max_running_modules.or(fallback.max_running_modules),
             max_message_bytes: self.max_message_bytes.or(fallback.max_message_bytes),
+            admin_listen: self.admin_listen.or(fallback.admin_listen),
+            log_format: self.log_format.or(fallback.log_format),
+            otlp_endpoint: self.otlp_endpoint.or(fallback.otlp_endpoint),
             security: self.security.or(fallback.security),
         }
     }
@@ -277,6 +295,18 @@ pub struct Config {
     /// The largest request message accepted, in bytes; larger ones are
     /// refused with OUT_OF_RANGE before they are buffered.
     pub max_message_bytes: usize,
+    /// Where the admin endpoints are served (`/metrics`, `/healthz`,
+    /// `/readyz`); `None`: nowhere. The `sessiond` binary binds it; in code,
+    /// see [`crate::SessiondBuilder::admin`].
+    pub admin_listen: Option<SocketAddr>,
+    /// Whether `admin_listen` was asked for. When it is the default, an
+    /// address in use (another sessiond on the host) only leaves the admin
+    /// endpoints off, with a warning; when asked for, it stops the start.
+    pub admin_listen_required: bool,
+    /// How log lines are written (the `sessiond` binary's logger).
+    pub log_format: LogFormat,
+    /// The OTLP collector traces are exported to, if any.
+    pub otlp_endpoint: Option<String>,
     /// Authentication, the access policy, TLS.
     pub security: SecurityConfig,
 }
@@ -305,6 +335,10 @@ impl Default for Config {
             max_running_modules_per_session: 16,
             max_running_modules: 256,
             max_message_bytes: 1024 * 1024,
+            admin_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
+            admin_listen_required: false,
+            log_format: LogFormat::Text,
+            otlp_endpoint: None,
             security: SecurityConfig::default(),
         }
     }
@@ -332,6 +366,14 @@ pub enum ConfigError {
     /// The security settings are incomplete or contradictory.
     #[error("{0}")]
     Security(String),
+    /// A setting's value cannot be used.
+    #[error("--{setting}: {message}")]
+    Setting {
+        /// The setting, as its flag is spelled.
+        setting: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
 }
 
 impl Config {
@@ -389,6 +431,21 @@ impl Config {
             max_message_bytes: settings
                 .max_message_bytes
                 .unwrap_or(defaults.max_message_bytes),
+            admin_listen: match settings.admin_listen.as_deref().map(str::trim) {
+                None => defaults.admin_listen,
+                Some("") => None,
+                Some(address) => {
+                    Some(
+                        listen_address(address).map_err(|message| ConfigError::Setting {
+                            setting: "admin-listen",
+                            message,
+                        })?,
+                    )
+                }
+            },
+            admin_listen_required: settings.admin_listen.is_some(),
+            log_format: settings.log_format.unwrap_or(defaults.log_format),
+            otlp_endpoint: settings.otlp_endpoint.filter(|e| !e.trim().is_empty()),
             security,
         })
     }

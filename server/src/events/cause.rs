@@ -152,4 +152,23 @@ impl Cause {
     pub fn scope<F: Future>(cause: Arc<Self>, work: F) -> impl Future<Output = F::Output> {
         CURRENT.scope(cause, work)
     }
+
+    /// Calls `work` with `cause` as [`Cause::current`], outside any task
+    /// too (the SQLite writer's thread logs what it committed so).
+    pub fn sync_scope<R>(cause: Arc<Self>, work: impl FnOnce() -> R) -> R {
+        CURRENT.sync_scope(cause, work)
+    }
+
+    /// The id of the request the work running now serves; `None` for the
+    /// server's own work. (Each log line names it: [`crate::telemetry`].)
+    #[must_use]
+    pub fn current_request_id() -> Option<String> {
+        CURRENT
+            .try_with(|cause| match &cause.request_id {
+                RequestId::None => None,
+                id => Some(id.to_string()),
+            })
+            .ok()
+            .flatten()
+    }
 }

@@ -13,6 +13,7 @@
 //! ends with `REVISION_COMPACTED` instead of skipping it.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use sessiond_proto::v1 as pb;
@@ -57,6 +58,8 @@ pub struct Watcher {
     pub progress_interval: Duration,
     /// Cancelled when the server shuts down.
     pub shutdown: CancellationToken,
+    /// How many watches are running (a gauge of the server's metrics).
+    pub watching: Arc<AtomicI64>,
 }
 
 /// What a watch sends: a response, or the status that ends it.
@@ -111,6 +114,7 @@ impl From<Error> for Stop {
 
 impl Watch {
     async fn run(mut self) {
+        let _counted = Counted::new(&self.watcher.watching);
         let mut feed = self.watcher.feed.subscribe();
         let stop = match self.start().await {
             Ok(()) => self.follow(&mut feed).await,
@@ -347,5 +351,21 @@ impl Watch {
                 Err(Stop::Status(Error::ShuttingDown { revision: self.last }))
             }
         }
+    }
+}
+
+/// One running watch, counted while it lives.
+struct Counted(Arc<AtomicI64>);
+
+impl Counted {
+    fn new(count: &Arc<AtomicI64>) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(Arc::clone(count))
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }

@@ -132,6 +132,11 @@ impl ExecModule {
             .env("SESSIOND_MODULE_ID", ctx.module_id.as_str())
             .env("SESSIOND_RUN_ID", ctx.run_id.to_string())
             .env("SESSIOND_ENDPOINT", &ctx.endpoint);
+        match &ctx.traceparent {
+            Some(traceparent) => command.env("TRACEPARENT", traceparent),
+            // Not the server's own, if it was started with one.
+            None => command.env_remove("TRACEPARENT"),
+        };
         if let Some(credential) = &ctx.credential {
             command.env("SESSIOND_TOKEN", credential.expose());
         }

@@ -70,6 +70,10 @@ pub struct ModuleContext {
     /// it acts for the caller that opened the module, on this session only,
     /// until the run concludes. Never log it.
     pub credential: Option<Secret>,
+    /// The W3C trace context the run continues (`TRACEPARENT` for exec
+    /// modules): the span of the call that opened it when traces are
+    /// exported, else that call's own `traceparent`, if it had one.
+    pub traceparent: Option<String>,
     /// Cancelled when the run should stop (its session closed and the grace
     /// ran out).
     pub(crate) cancel: CancellationToken,

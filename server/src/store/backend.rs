@@ -217,4 +217,7 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
 
     /// The endpoint of `node` if its lease has not expired at `now`.
     async fn node_endpoint(&self, node: &str, now: Timestamp) -> Result<Option<String>>;
+
+    /// See [`crate::store::StatsStore::stats`].
+    async fn stats(&self) -> Result<crate::store::StoreStats>;
 }

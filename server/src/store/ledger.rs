@@ -11,7 +11,6 @@
 //! hash is SHA-256 over the previous event's hash followed by the encoding.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use prost::Message;
 use sessiond_proto::v1 as pb;
@@ -91,35 +90,6 @@ pub struct StoredEvent {
 
 /// A change made by `cause`, waiting for its transaction to commit.
 pub type Pending = (Change, Arc<Cause>);
-
-/// Tells a listener (the feed of watches) that this process committed
-/// events — only while one listens, so that a server nobody watches pays
-/// no wake-up of another thread per commit.
-#[derive(Debug, Default)]
-pub struct Commits {
-    notify: tokio::sync::Notify,
-    listening: AtomicBool,
-}
-
-impl Commits {
-    /// Events were committed: wakes the listener, if one listens.
-    pub fn committed(&self) {
-        if self.listening.load(Ordering::Acquire) {
-            self.notify.notify_one();
-        }
-    }
-
-    /// Starts or stops listening.
-    pub fn listen(&self, on: bool) {
-        self.listening.store(on, Ordering::Release);
-    }
-
-    /// Completes after the next commit (or at once after one that came
-    /// while listening and nobody waited).
-    pub async fn notified(&self) {
-        self.notify.notified().await;
-    }
-}
 
 /// Seals `changes`, in order, after `head`, and moves `head` past them.
 #[must_use]

@@ -36,9 +36,10 @@ macro_rules! select_run {
 
 mod backend;
 mod changes;
+mod commits;
 mod events;
 pub mod ledger;
-mod names;
+pub(crate) mod names;
 pub mod operations;
 mod postgres;
 mod sqlite;
@@ -56,8 +57,9 @@ use crate::model::{
 pub use crate::model::{Expiry, NewSession};
 pub use backend::{Backend, End, Operation, WriteTx};
 pub(crate) use changes::{ColumnValue, Dialect, SessionChanges, conclude_run_sql};
+pub use commits::{CommitObserver, Commits};
 pub use events::EventQuery;
-pub use ledger::{Commits, Head, LedgerHead, Pending, StoredEvent};
+pub use ledger::{Head, LedgerHead, Pending, StoredEvent};
 pub use postgres::{PostgresSettings, PostgresStore, redact_password};
 pub use sqlite::SqliteStore;
 
@@ -344,10 +346,37 @@ pub trait EventStore: Send + Sync + std::fmt::Debug + 'static {
     fn commits(&self) -> Arc<crate::store::Commits>;
 }
 
-/// The durable store behind sessiond: every concern, on one database.
-pub trait Store: SessionStore + ScopeStore + RunStore + NodeStore + EventStore {}
+/// What an operator counts: a summary of the whole database, read at once
+/// (the server's metrics read it at each scrape).
+///
+/// # Errors
+/// As [`SessionStore`].
+#[async_trait]
+pub trait StatsStore: Send + Sync + std::fmt::Debug + 'static {
+    /// How many sessions have not ended, by kind; every replica's nodes'
+    /// leases; the event log's head revision.
+    async fn stats(&self) -> Result<StoreStats>;
+}
 
-impl<T: SessionStore + ScopeStore + RunStore + NodeStore + EventStore> Store for T {}
+/// What [`StatsStore::stats`] reads.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Sessions not ended (open or closing), by kind; kinds without any are
+    /// left out.
+    pub unended_sessions: Vec<(SessionKind, u64)>,
+    /// Each known node (replica) and when its lease expires.
+    pub leases: Vec<(String, Timestamp)>,
+    /// The revision of the event log's last event (0 before the first).
+    pub revision: i64,
+}
+
+/// The durable store behind sessiond: every concern, on one database.
+pub trait Store:
+    SessionStore + ScopeStore + RunStore + NodeStore + EventStore + StatsStore
+{
+}
+
+impl<T: SessionStore + ScopeStore + RunStore + NodeStore + EventStore + StatsStore> Store for T {}
 
 /// Opens the store a database URL names, creating and migrating it as
 /// needed: `sqlite://PATH` (or `sqlite:PATH`), or `postgres://…` /

@@ -151,3 +151,13 @@ impl<'a> ConcludedRun<'a> {
 pub(crate) fn corrupt(column: &str, value: impl std::fmt::Display) -> Error {
     Error::Internal(format!("unexpected {column} in the database: {value}"))
 }
+
+pub(crate) fn run_state_str(state: crate::model::RunState) -> &'static str {
+    use crate::model::RunState;
+    match state {
+        RunState::Running => "running",
+        RunState::Succeeded => "succeeded",
+        RunState::Failed => "failed",
+        RunState::Cancelled => "cancelled",
+    }
+}

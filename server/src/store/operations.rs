@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use super::backend::{Backend, End, WriteTx};
 use super::{
     EventQuery, EventStore, LedgerHead, NodeStore, Pending, Recovered, RunStore, ScopeStore,
-    SessionQuery, SessionStore, StartedRun, StoredEvent, UserCheck,
+    SessionQuery, SessionStore, StartedRun, StatsStore, StoreStats, StoredEvent, UserCheck,
 };
 use crate::model::{
     Change, EndReason, Error, EventKind, Expiry, ModuleId, ModuleRun, NewSession, PoppedScope,
@@ -452,5 +452,12 @@ impl<B: Backend> EventStore for B {
 
     fn commits(&self) -> std::sync::Arc<crate::store::Commits> {
         Backend::commits(self)
+    }
+}
+
+#[async_trait]
+impl<B: Backend> StatsStore for B {
+    async fn stats(&self) -> Result<StoreStats> {
+        Backend::stats(self).await
     }
 }

@@ -3,6 +3,7 @@
 //! ([`super::group_commit`]).
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use async_trait::async_trait;
 
@@ -14,6 +15,7 @@ use crate::model::{
     Error, Expiry, ModuleId, ModuleRun, NewSession, Result, RunId, Session, SessionFacts,
     SessionId, Timestamp, UserId,
 };
+use crate::store::names::parse_kind;
 use crate::store::{Backend, End, EventQuery, LedgerHead, Operation, SessionQuery, StoredEvent};
 
 #[async_trait]
@@ -22,14 +24,16 @@ impl Backend for PostgresStore {
         // READ COMMITTED: each statement sees what committed before it
         // started, which is what locking first relies on.
         let cause = Cause::current();
+        let began = Instant::now();
         let mut tx = self.pool.begin().await.map_err(store_error)?;
         let mut write = PgTx::new(&mut tx, cause);
         let result = op(&mut write).await?;
-        let recorded = self.record_events && write.append_events().await?;
-        tx.commit().await.map_err(store_error)?;
-        if recorded {
-            self.commits.committed();
+        if self.record_events {
+            write.append_events().await?;
         }
+        let changes = std::mem::take(&mut write.2);
+        tx.commit().await.map_err(store_error)?;
+        self.commits.committed(&changes, 1, began.elapsed());
         Ok(result)
     }
 
@@ -165,5 +169,38 @@ impl Backend for PostgresStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(store_error)
+    }
+
+    async fn stats(&self) -> Result<crate::store::StoreStats> {
+        // One snapshot for the three reads.
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        let counts: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT kind, COUNT(*) FROM sessions WHERE state <> 'ended' GROUP BY kind ORDER BY kind",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        let leases: Vec<(String, i64)> =
+            sqlx::query_as("SELECT node_id, lease_expires FROM nodes ORDER BY node_id")
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(store_error)?;
+        let revision = events::read_head(&mut tx).await?.head.revision;
+        tx.commit().await.map_err(store_error)?;
+        Ok(crate::store::StoreStats {
+            unended_sessions: counts
+                .into_iter()
+                .map(|(kind, n)| Ok((parse_kind(&kind)?, u64::try_from(n).unwrap_or(0))))
+                .collect::<Result<_>>()?,
+            leases: leases
+                .into_iter()
+                .map(|(node, expires)| (node, Timestamp::from_unix_micros(expires)))
+                .collect(),
+            revision,
+        })
     }
 }

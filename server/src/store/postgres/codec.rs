@@ -115,8 +115,12 @@ pub(super) fn text(value: &str) -> Cow<'_, str> {
 /// does not decode — means the code and the schema disagree, a bug.
 pub(super) fn store_error(error: sqlx::Error) -> Error {
     match error {
+        sqlx::Error::PoolTimedOut => Error::StoreUnavailable(
+            "no PostgreSQL connection became free in time: the server is unreachable, or every \
+             connection is busy"
+                .into(),
+        ),
         sqlx::Error::Io(_)
-        | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed
         | sqlx::Error::Tls(_)

@@ -25,6 +25,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Instant;
 
 use futures::future::join_all;
 
@@ -37,7 +38,8 @@ use super::rows::{PgTx, insert_sessions, lock_sessions, lock_users};
 use crate::events::Cause;
 use crate::model::{Change, NewSession, Session, SessionId, Timestamp, admit};
 use crate::model::{Error, Result};
-use crate::store::ledger::{Commits, Pending};
+use crate::store::Commits;
+use crate::store::ledger::Pending;
 use crate::store::{End, operations};
 
 /// The most writes one batch takes.
@@ -221,6 +223,8 @@ async fn create_sessions(
     commits: Option<&Commits>,
     caused: Vec<Caused<NewSession>>,
 ) -> std::result::Result<Vec<Result<SessionId>>, BatchFailure> {
+    let began = Instant::now();
+    let writes = caused.len();
     let sessions: Vec<NewSession> = caused.iter().map(|(new, _)| new.clone()).collect();
     let mut tx = pool.begin().await.map_err(replay)?;
     let limited: Vec<&str> = sessions
@@ -262,12 +266,12 @@ async fn create_sessions(
             Some((Change::started(&new.into_session(id)), cause))
         })
         .collect();
-    let recorded = record(&mut tx, commits, &events).await?;
+    record(&mut tx, commits, &events).await?;
     tx.commit()
         .await
         .map_err(|e| BatchFailure::Unknown(store_error(e)))?;
-    if let (true, Some(commits)) = (recorded, commits) {
-        commits.committed();
+    if let Some(commits) = commits {
+        commits.committed(&events, writes, began.elapsed());
     }
     Ok(answers)
 }
@@ -304,6 +308,8 @@ async fn end_sessions(
     if let [(end, cause)] = caused.as_slice() {
         return end_alone(pool, commits, *end, Arc::clone(cause)).await;
     }
+    let began = Instant::now();
+    let writes = caused.len();
     let ends: Vec<End> = caused.iter().map(|(end, _)| *end).collect();
     let mut ids: Vec<i64> = ends.iter().map(|end| end.id.get()).collect();
     ids.sort_unstable();
@@ -361,12 +367,12 @@ async fn end_sessions(
         .await
         .map_err(replay)?;
     }
-    let recorded = record(&mut tx, commits, &events).await?;
+    record(&mut tx, commits, &events).await?;
     tx.commit()
         .await
         .map_err(|e| BatchFailure::Unknown(store_error(e)))?;
-    if let (true, Some(commits)) = (recorded, commits) {
-        commits.committed();
+    if let Some(commits) = commits {
+        commits.committed(&events, writes, began.elapsed());
     }
     Ok(answers)
 }
@@ -379,6 +385,7 @@ async fn end_alone(
     end: End,
     cause: Arc<Cause>,
 ) -> std::result::Result<Vec<Result<Session>>, BatchFailure> {
+    let began = Instant::now();
     let mut tx = pool.begin().await.map_err(replay)?;
     let mut write = PgTx::new(&mut tx, cause);
     let ended = match operations::end(&mut write, end).await {
@@ -386,15 +393,15 @@ async fn end_alone(
         // Refused, or failed before its commit: nothing was written.
         Err(error) => return Ok(vec![Err(error)]),
     };
-    let recorded = match commits {
-        Some(_) => write.append_events().await.map_err(replay)?,
-        None => false,
-    };
+    if commits.is_some() {
+        write.append_events().await.map_err(replay)?;
+    }
+    let changes = std::mem::take(&mut write.2);
     tx.commit()
         .await
         .map_err(|e| BatchFailure::Unknown(store_error(e)))?;
-    if let (true, Some(commits)) = (recorded, commits) {
-        commits.committed();
+    if let Some(commits) = commits {
+        commits.committed(&changes, 1, began.elapsed());
     }
     Ok(vec![Ok(ended)])
 }

@@ -140,6 +140,9 @@ impl PostgresStore {
                 IDLE_IN_TRANSACTION_TIMEOUT,
             ),
         ]);
+        // One connection first, alone: when the database cannot be reached,
+        // its error says why (the pool would only say it timed out).
+        check_reachable(&options).await?;
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
@@ -198,6 +201,45 @@ impl PostgresStore {
         })
     }
 }
+
+/// Connects once to the database `options` name and disconnects.
+///
+/// # Errors
+/// [`Error::StoreUnavailable`] naming the server (host and port, database
+/// and user) and why it could not be used.
+async fn check_reachable(options: &PgConnectOptions) -> Result<()> {
+    use sqlx::{ConnectOptions, Connection};
+    let connected = tokio::time::timeout(CONNECT_TIMEOUT, options.connect()).await;
+    let where_ = || {
+        format!(
+            "PostgreSQL at {}:{} (database {:?}, user {:?})",
+            options.get_host(),
+            options.get_port(),
+            options.get_database().unwrap_or_default(),
+            options.get_username()
+        )
+    };
+    match connected {
+        Ok(Ok(connection)) => {
+            let _ = connection.close().await;
+            Ok(())
+        }
+        Ok(Err(error)) => Err(Error::StoreUnavailable(
+            format!("cannot connect to {}: {error}", where_()).into(),
+        )),
+        Err(_) => Err(Error::StoreUnavailable(
+            format!(
+                "cannot connect to {}: no answer within {}s",
+                where_(),
+                CONNECT_TIMEOUT.as_secs()
+            )
+            .into(),
+        )),
+    }
+}
+
+/// How long the first connection may take.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The answer to a write queued while the runtime shuts down.
 fn stopping() -> Error {

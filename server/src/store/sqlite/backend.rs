@@ -16,6 +16,7 @@ use crate::events::Cause;
 use crate::model::{
     Expiry, ModuleId, ModuleRun, Result, RunId, Session, SessionFacts, SessionId, Timestamp, UserId,
 };
+use crate::store::names::parse_kind;
 use crate::store::{Backend, EventQuery, LedgerHead, Operation, SessionQuery, StoredEvent};
 
 #[async_trait]
@@ -147,4 +148,40 @@ impl Backend for SqliteStore {
             )
         })
     }
+
+    async fn stats(&self) -> Result<crate::store::StoreStats> {
+        self.readers.scan(read_stats).await
+    }
+}
+
+/// [`Backend::stats`], in one read transaction.
+fn read_stats(conn: &rusqlite::Connection) -> Result<crate::store::StoreStats> {
+    let unended_sessions = query_all(
+        conn,
+        "SELECT kind, COUNT(*) AS n FROM sessions WHERE state <> 'ended' GROUP BY kind \
+         ORDER BY kind",
+        [],
+        |row| {
+            let kind: String = column(row, "kind")?;
+            let count: i64 = column(row, "n")?;
+            Ok((parse_kind(&kind)?, u64::try_from(count).unwrap_or(0)))
+        },
+    )?;
+    let leases = query_all(
+        conn,
+        "SELECT node_id, lease_expires FROM nodes ORDER BY node_id",
+        [],
+        |row| {
+            Ok((
+                column(row, "node_id")?,
+                Timestamp::from_unix_micros(column(row, "lease_expires")?),
+            ))
+        },
+    )?;
+    let revision = events::read_head(conn)?.head.revision;
+    Ok(crate::store::StoreStats {
+        unended_sessions,
+        leases,
+        revision,
+    })
 }

@@ -32,6 +32,7 @@
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::time::Instant;
 
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
@@ -40,7 +41,8 @@ use super::cache::SessionCache;
 use super::codec::execute;
 use crate::model::{Error, Result};
 use crate::model::{Session, SessionId};
-use crate::store::ledger::{self, Commits, Head, Pending};
+use crate::store::Commits;
+use crate::store::ledger::{self, Head, Pending};
 
 /// The most operations committed together.
 pub const MAX_BATCH: usize = 256;
@@ -291,25 +293,29 @@ fn write_batches(
             }
         }
         let head = log.head;
+        let began = Instant::now();
         let log_slot = log.record_events.then_some((&mut log.head, &mut events));
         let committed = commit_batch(connection, cache, &mut batch, &mut changes, log_slot);
-        events.clear();
+        let took = began.elapsed();
+        let writes = batch.len();
         match &committed {
-            Ok(()) => {
-                cache.apply(changes.drain(..));
-                if log.head != head {
-                    log.commits.committed();
-                }
-            }
+            Ok(()) => cache.apply(changes.drain(..)),
             Err(reason) => {
                 changes.clear();
+                events.clear();
                 log.head = head;
-                tracing::error!(error = %reason, operations = batch.len(), "a write batch failed");
+                tracing::error!(error = %reason, writes, "a write batch failed");
             }
         }
         for job in batch.drain(..) {
             job.finish(committed.clone());
         }
+        // After the answers: what watches, logs and metrics learn of the
+        // batch does not delay them.
+        if committed.is_ok() {
+            log.commits.committed(&events, writes, took);
+        }
+        events.clear();
     }
 }
 
