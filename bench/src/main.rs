@@ -208,6 +208,9 @@ enum ChildMode {
         /// Record no event log (to measure what the log costs).
         #[arg(long)]
         no_event_log: bool,
+        /// Metrics and logs.
+        #[command(flatten)]
+        operations: serve::Operations,
     },
     /// Spawn a command in a closed loop and print the result as JSON.
     #[command(hide = true)]
@@ -243,6 +246,7 @@ fn main() -> ExitCode {
             tls,
             auth,
             no_event_log,
+            operations,
         }) => serve::sessiond(
             listen,
             database,
@@ -250,6 +254,7 @@ fn main() -> ExitCode {
             modules,
             (tls, auth),
             !no_event_log,
+            operations,
         ),
         Some(ChildMode::SpawnLoop {
             inflight,

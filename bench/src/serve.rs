@@ -212,8 +212,11 @@ pub fn sessiond(
     modules: Option<PathBuf>,
     (tls, auth): (TlsArgs, AuthArgs),
     record_events: bool,
+    operations: Operations,
 ) -> Result<()> {
-    init_logging();
+    if operations.log_file.is_none() {
+        init_logging();
+    }
     let security = security(listen, tls, auth)?;
     run(async {
         let config = sessiond::Config {
@@ -228,14 +231,36 @@ pub fn sessiond(
             record_events,
             ..sessiond::Config::default()
         };
-        let server = sessiond::Sessiond::builder(config)
-            .module(NOOP_MODULE, Noop)
-            .open()
-            .await?;
+        // As deployed: the log at `info`, in a file.
+        let _telemetry = match &operations.log_file {
+            Some(path) => Some(sessiond::telemetry::init_writing_to(
+                &config,
+                std::fs::File::create(path)?,
+            )?),
+            None => None,
+        };
+        let mut builder = sessiond::Sessiond::builder(config).module(NOOP_MODULE, Noop);
+        if operations.metrics {
+            builder = builder.admin(TcpListener::bind("127.0.0.1:0").await?);
+        }
+        let server = builder.open().await?;
         let listener = bind(listen).await?;
         server.serve(listener, shutdown_signal()).await?;
         Ok(())
     })
+}
+
+/// How a benchmarked sessiond is operated.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct Operations {
+    /// Serve the admin endpoints (on an ephemeral port) and count the
+    /// metrics, as `sessiond` does by default.
+    #[arg(long)]
+    pub metrics: bool,
+    /// Log at `info` (unless RUST_LOG says otherwise) to this file, as
+    /// `sessiond` logs to stderr; without it, warnings go to stderr.
+    #[arg(long)]
+    pub log_file: Option<PathBuf>,
 }
 
 /// Spawns `program` in a closed loop with `inflight` spawns at once, and

@@ -427,3 +427,46 @@ async fn readiness_follows_the_health_status() {
     gate.0.add_permits(1);
     stopping.await.unwrap();
 }
+
+/// The Grafana dashboard in the repository asks only for metrics sessiond
+/// serves.
+#[tokio::test]
+async fn the_dashboard_names_only_served_metrics() {
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/grafana/sessiond.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let (server, admin) = server(None, &Gate::default(), |_| {}).await;
+    let scraped = scrape(admin).await;
+    let families: Vec<&str> = scraped
+        .0
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|line| line.split_whitespace().next())
+        .collect();
+    let mut asked = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            let names = expr
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|word| word.starts_with("grpc_server_") || word.starts_with("sessiond_"));
+            for name in names {
+                let family = ["_bucket", "_count", "_sum", "_total"]
+                    .iter()
+                    .find_map(|suffix| name.strip_suffix(suffix))
+                    .unwrap_or(name);
+                assert!(
+                    families.contains(&family),
+                    "the dashboard asks for {name}, which /metrics does not serve"
+                );
+                asked += 1;
+            }
+        }
+    }
+    assert!(asked >= 16, "the dashboard asks for {asked} metrics");
+    server.stop().await;
+}

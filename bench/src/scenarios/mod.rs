@@ -31,6 +31,8 @@
 //!   (TLS's own cost), and the baseline over TLS against sessiond over TLS;
 //! - `event_log`: sessiond with the event log off (the same build) against
 //!   sessiond recording it, for open+close and push+pop;
+//! - `metrics`: sessiond without metrics (no admin listener; the same
+//!   build) against sessiond with them, for `GetSessionUser`;
 //! - `watch` is not a pair: the latency from a change to 1 and 64
 //!   watchers, `VerifyLedger` over a million events, bytes per event.
 //!
@@ -45,13 +47,19 @@
 //!   [`module_inproc`], [`module_exec`], [`lookup_scale`], [`memory`],
 //!   [`postgres`] (`pg_get_session_user`, `pg_open_close`), [`auth`]
 //!   (`auth_get_session_user`, `auth_user_context`), [`tls`]
-//!   (`tls_get_session_user`) and [`event_log`] (`event_log`, `watch`).
+//!   (`tls_get_session_user`), [`event_log`] (`event_log`, `watch`) and
+//!   [`metrics`].
+//!
+//! Every sessiond runs as deployed: metrics counted (an admin listener on
+//! an ephemeral port) and the log at `info`, written to a file of the run's
+//! directory — but in `metrics`, whose one side has no metrics.
 
 mod auth;
 mod event_log;
 mod lookup_scale;
 mod lookups;
 mod memory;
+mod metrics;
 mod module_exec;
 mod module_inproc;
 mod open_close;
@@ -71,7 +79,7 @@ use crate::serve::EXEC_MODULE;
 use crate::{Options, Result};
 
 /// Every scenario, in the order they run.
-pub const SCENARIOS: [&str; 15] = [
+pub const SCENARIOS: [&str; 16] = [
     "get_session_user",
     "get_session_info",
     "open_close",
@@ -87,6 +95,7 @@ pub const SCENARIOS: [&str; 15] = [
     "tls_get_session_user",
     "event_log",
     "watch",
+    "metrics",
 ];
 
 /// The core the servers run on, and the load generator's.
@@ -227,6 +236,7 @@ impl Bench {
                 "tls_get_session_user" => self.tls_get_session_user(&mut report).await?,
                 "event_log" => self.event_log(&mut report).await?,
                 "watch" => report.watch = Some(self.watch().await?),
+                "metrics" => self.metrics(&mut report).await?,
                 _ => unreachable!("validated above"),
             }
             println!(

@@ -100,8 +100,24 @@ impl Bench {
         Server::start("sessiond", &args, self.server_core).await
     }
 
-    /// The arguments of sessiond on the database `url` as node `node_id`.
+    /// sessiond on `database` without metrics (no admin listener).
+    pub(super) async fn start_sessiond_without_metrics(&self, database: &Path) -> Result<Server> {
+        let args: Vec<OsString> = self
+            .sessiond_args(&format!("sqlite://{}", database.display()), NODE_ID)
+            .into_iter()
+            .filter(|arg| arg != "--metrics")
+            .collect();
+        Server::start("sessiond without metrics", &args, self.server_core).await
+    }
+
+    /// The arguments of sessiond on the database `url` as node `node_id`,
+    /// operated as deployed: metrics on, the log at `info` in a file of the
+    /// run's directory (named after the database).
     fn sessiond_args(&self, url: &str, node_id: &str) -> Vec<OsString> {
+        let log = self.path(&format!(
+            "{}-{node_id}.log",
+            url.rsplit(['/', '\\']).next().unwrap_or("sessiond")
+        ));
         vec![
             "serve-sessiond".into(),
             "--database".into(),
@@ -110,6 +126,9 @@ impl Bench {
             node_id.into(),
             "--modules".into(),
             self.manifest.clone().into(),
+            "--metrics".into(),
+            "--log-file".into(),
+            log.into(),
         ]
     }
 }

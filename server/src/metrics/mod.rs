@@ -2,6 +2,9 @@
 //! calls ([`grpc`], named as go-grpc-prometheus names them, so that the
 //! dashboards people already have work), and sessiond's own (`sessiond_*`).
 //!
+//! Every series a label set can take exists from the start, at zero, so
+//! that `rate()` sees its first increase.
+//!
 //! Counters and histograms are moved where things happen: the calls by
 //! [`grpc::GrpcMetricsLayer`], commits, ended sessions and concluded runs by
 //! [`crate::telemetry`]. Gauges of the whole database (sessions not ended,
@@ -108,6 +111,18 @@ impl Metrics {
             "Sessions this server ended, by end reason",
             sessions_ended.clone(),
         );
+        for reason in [
+            EndReason::ClosedByClient,
+            EndReason::IdleTimeout,
+            EndReason::MaxLifetime,
+            EndReason::ServerShutdown,
+            EndReason::ServerRestart,
+            EndReason::NodeLost,
+        ] {
+            sessions_ended.get_or_create_owned(&ReasonLabel {
+                reason: reason_name(reason),
+            });
+        }
         let runs_running = Gauge::default();
         registry.register(
             "sessiond_module_runs_running",
@@ -127,6 +142,13 @@ impl Metrics {
             "How long module runs took, from start to conclusion, by state",
             run_seconds.clone(),
         );
+        for state in [RunState::Succeeded, RunState::Failed, RunState::Cancelled] {
+            let label = StateLabel {
+                state: run_state_str(state),
+            };
+            runs.get_or_create_owned(&label);
+            run_seconds.get_or_create_owned(&label);
+        }
         let commit_seconds = Histogram::new(SECONDS_BUCKETS);
         registry.register(
             "sessiond_store_commit_duration_seconds",

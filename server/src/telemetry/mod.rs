@@ -27,19 +27,30 @@ impl Drop for Telemetry {
     }
 }
 
-/// Installs the process's logger as `config` says (and, with `otlp`, the
-/// trace exporter). Call inside the tokio runtime.
+/// Installs the process's logger as `config` says, on stderr (and, with
+/// `otlp`, the trace exporter). Call inside the tokio runtime.
 ///
 /// # Errors
 /// A message naming the setting that cannot be used.
 pub fn init(config: &Config) -> Result<Telemetry, String> {
+    init_writing_to(config, std::io::stderr())
+}
+
+/// [`init`], with the log written to `output` instead of stderr.
+///
+/// # Errors
+/// As [`init`].
+pub fn init_writing_to(
+    config: &Config,
+    output: impl std::io::Write + Send + 'static,
+) -> Result<Telemetry, String> {
     // Lines are written by a thread of their own, so that a slow stderr
     // does not slow the threads that log (the SQLite writer among them);
     // when its queue is full, they wait rather than lose lines.
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
         .thread_name("sessiond-log")
-        .finish(std::io::stderr());
+        .finish(output);
     match &config.otlp_endpoint {
         None => logging::init(
             config.log_format,
