@@ -45,7 +45,12 @@ pub async fn run(
             output::one(format, &output::session(format, &info))?;
         }
         Command::List { user, state, kind } => {
-            let filter = SessionFilter { user, kind, state };
+            let filter = SessionFilter {
+                user,
+                kind,
+                state,
+                states: Vec::new(),
+            };
             let sessions = client.list_sessions(&filter).await?;
             let records: Vec<Record> = sessions
                 .iter()
