@@ -5,8 +5,9 @@
 //! - `args.rs`: the command line (clap).
 //! - `commands/`: what each subcommand does (`commands/events.rs`: `watch`
 //!   and `audit`).
-//! - `output.rs`: JSON lines or tables (`output/events.rs`: events, watch
-//!   lines, the ledger's verification and checkpoint).
+//! - `output.rs`: JSON lines or tables (`output/table.rs`: columns by
+//!   display width; `output/events.rs`: events, watch lines, the ledger's
+//!   verification and checkpoint).
 #![forbid(unsafe_code)]
 
 mod args;

@@ -1,14 +1,16 @@
 //! `sessionctl` end to end: the real binary as a child process against a
 //! real server — each command's output as JSON lines and as a table, and
-//! its exit codes; `watch` followed line by line and `audit`; and against
-//! servers that authenticate their callers
-//! (`whoami`, `can-i`, refusals, `SESSIOND_TOKEN` and the `--tls-*` flags).
+//! its exit codes (`commands`); how tables and JSON spell things
+//! (`output`); `watch` followed line by line and `audit` (`events`); and
+//! against servers that authenticate their callers (`access`: `whoami`,
+//! `can-i`, refusals, `SESSIOND_TOKEN` and the `--tls-*` flags).
 
 mod access;
 mod commands;
 #[path = "../common/mod.rs"]
 mod common;
 mod events;
+mod output;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

@@ -42,7 +42,7 @@ pub async fn run(
         }
         Command::Info { id } => {
             let info = client.get_session_info(id).await?;
-            output::one(format, &output::session(format, &info))?;
+            output::one(format, &output::session(&info))?;
         }
         Command::List { user, state, kind } => {
             let filter = SessionFilter {
@@ -52,22 +52,19 @@ pub async fn run(
                 states: Vec::new(),
             };
             let sessions = client.list_sessions(&filter).await?;
-            let records: Vec<Record> = sessions
-                .iter()
-                .map(|info| output::session(format, info))
-                .collect();
+            let records: Vec<Record> = sessions.iter().map(output::session).collect();
             output::many(format, &records, output::SESSION_COLUMNS)?;
         }
         Command::Open { user } => {
             let info = client.open_clientless_session(user).await?;
-            output::one(format, &output::session(format, &info))?;
+            output::one(format, &output::session(&info))?;
         }
         Command::Close { id, grace } => {
             let info = match grace {
                 None => client.end_session(id).await?,
                 Some(grace) => client.close_clientless_session(id, Some(grace)).await?,
             };
-            output::one(format, &output::session(format, &info))?;
+            output::one(format, &output::session(&info))?;
         }
         Command::Run {
             user,
@@ -81,7 +78,7 @@ pub async fn run(
                 None => None,
             };
             let context = client.get_user_context(id).await?;
-            let mut record = output::user_context(id.get(), &context);
+            let mut record = output::user_context(id, &context);
             if let Some(previous) = previous {
                 record.push(("previous_user", json!(previous)));
             }
