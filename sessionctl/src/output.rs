@@ -12,7 +12,10 @@ use std::io::{self, Write};
 use std::time::SystemTime;
 
 use serde_json::{Value, json};
-use sessiond_client::{AccessDecision, SessionId, SessionInfo, UserContext, WhoAmI};
+use sessiond_client::{
+    AccessDecision, ModuleRun, PoppedScope, PushedScope, ScopeId, SessionId, SessionInfo,
+    UserContext, WhoAmI,
+};
 
 pub use self::events::{WatchPrinter, checkpoint, event_json, events, verification};
 
@@ -154,6 +157,52 @@ pub fn user_context(session_id: SessionId, context: &UserContext) -> Record {
         ("user", json!(context.user)),
         ("session_user", json!(context.session_user)),
         ("depth", json!(context.depth)),
+    ]
+}
+
+/// A scope `push` opened: the session, the scope's id (for `pop`), the
+/// user it acts as, and the contract's `PushUserContextResponse` fields.
+pub fn pushed_scope(session_id: SessionId, user: &str, scope: &PushedScope) -> Record {
+    vec![
+        ("session_id", json!(session_id.get())),
+        ("scope_id", json!(scope.scope_id.get())),
+        ("user", json!(user)),
+        ("previous_user", json!(scope.previous_user)),
+        ("depth", json!(scope.depth)),
+    ]
+}
+
+/// A scope `pop` closed: the session, the scope, and the contract's
+/// `PopUserContextResponse` fields (the user context restored, the depth
+/// left).
+pub fn popped_scope(session_id: SessionId, scope_id: ScopeId, popped: &PoppedScope) -> Record {
+    vec![
+        ("session_id", json!(session_id.get())),
+        ("scope_id", json!(scope_id.get())),
+        ("user", json!(popped.user)),
+        ("depth", json!(popped.depth)),
+    ]
+}
+
+/// A run `open-module` started: the session, the module, and the
+/// contract's `OpenModuleResponse` fields.
+pub fn module_run(session_id: SessionId, module_id: &str, run: &ModuleRun) -> Record {
+    vec![
+        ("session_id", json!(session_id.get())),
+        ("module_id", json!(module_id)),
+        ("run_id", json!(run.run_id.get())),
+        ("state", enum_name(Some(run.state.name()))),
+        ("start_time", time(run.start_time)),
+        ("acting_user", json!(run.acting_user)),
+    ]
+}
+
+/// A module's return value (`run`, `value`), with where it came from.
+pub fn module_value(session_id: SessionId, module_id: &str, value: Value) -> Record {
+    vec![
+        ("session_id", json!(session_id.get())),
+        ("module_id", json!(module_id)),
+        ("value", value),
     ]
 }
 
