@@ -430,6 +430,73 @@ async fn list_filters_by_user_kind_and_state_and_pages() {
 }
 
 #[tokio::test]
+async fn list_takes_several_states_together_with_state() {
+    let server = TestServer::start().await;
+    let mut sessions = server.sessions().await;
+    let open = |user: &str| {
+        let request = OpenClientlessSessionRequest { user: user.into() };
+        let mut sessions = sessions.clone();
+        async move {
+            sessions
+                .open_clientless_session(request)
+                .await
+                .unwrap()
+                .into_inner()
+                .session_id
+        }
+    };
+    let (a, b, c) = (open("R41").await, open("R41").await, open("R42").await);
+    sessions
+        .end_session(EndSessionRequest { session_id: b })
+        .await
+        .unwrap();
+    let list = |state: SessionState, states: &[SessionState], page_size, page_token: &str| {
+        let request = ListSessionsRequest {
+            state: state.into(),
+            states: states.iter().map(|&s| s.into()).collect(),
+            page_size,
+            page_token: page_token.to_owned(),
+            ..Default::default()
+        };
+        let mut sessions = sessions.clone();
+        async move {
+            let page = sessions.list_sessions(request).await.unwrap().into_inner();
+            let ids: Vec<i64> = page.sessions.iter().map(|s| s.session_id).collect();
+            (ids, page.next_page_token)
+        }
+    };
+    use SessionState::{Closing, Ended, Open, Unspecified};
+
+    assert_eq!(list(Unspecified, &[Open, Closing], 0, "").await.0, [a, c]);
+    assert_eq!(list(Unspecified, &[Ended], 0, "").await.0, [b]);
+    assert_eq!(
+        list(Ended, &[Open], 0, "").await.0,
+        [a, b, c],
+        "`state` and `states` together: a session in any of them"
+    );
+    assert_eq!(list(Open, &[Open, Open], 0, "").await.0, [a, c]);
+    assert_eq!(list(Unspecified, &[], 0, "").await.0, [a, b, c]);
+    let (first, token) = list(Unspecified, &[Open, Closing], 1, "").await;
+    assert_eq!(first, [a]);
+    let (second, token) = list(Unspecified, &[Open, Closing], 1, &token).await;
+    assert_eq!(second, [c], "the filter holds across pages");
+    assert!(token.is_empty(), "no session after {c} is open or closing");
+
+    let status = assert_error(
+        sessions
+            .list_sessions(ListSessionsRequest {
+                state: 99,
+                states: vec![Open.into(), Unspecified.into(), 42],
+                ..Default::default()
+            })
+            .await,
+        Code::InvalidArgument,
+        "INVALID_ARGUMENT",
+    );
+    assert_eq!(violated_fields(&status), ["state", "states[1]"]);
+}
+
+#[tokio::test]
 async fn the_open_session_limit_per_user_is_enforced() {
     let server = TestServer::start_with(|config| config.max_open_sessions_per_user = Some(2)).await;
     let mut sessions = server.sessions().await;

@@ -144,6 +144,10 @@ impl TryFrom<pb::SessionInfo> for SessionInfo {
 ///     .kind(SessionKind::Clientless)
 ///     .state(SessionState::Open);
 /// assert_eq!(open_clientless_of_r41.user.as_deref(), Some("R41"));
+///
+/// let not_ended = SessionFilter::new().states([SessionState::Open, SessionState::Closing]);
+/// assert!(not_ended.wants_state(SessionState::Closing));
+/// assert!(!not_ended.wants_state(SessionState::Ended));
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SessionFilter {
@@ -151,8 +155,11 @@ pub struct SessionFilter {
     pub user: Option<String>,
     /// Only sessions of this kind.
     pub kind: Option<SessionKind>,
-    /// Only sessions in this state.
+    /// Only sessions in this state (or in one of [`states`](Self::states)).
     pub state: Option<SessionState>,
+    /// Only sessions in one of these states (or in [`state`](Self::state));
+    /// with `state`, empty means any state.
+    pub states: Vec<SessionState>,
 }
 
 impl SessionFilter {
@@ -181,6 +188,23 @@ impl SessionFilter {
     pub fn state(mut self, state: SessionState) -> Self {
         self.state = Some(state);
         self
+    }
+
+    /// Only sessions in one of `states` (added to those already wanted).
+    #[must_use]
+    pub fn states(mut self, states: impl IntoIterator<Item = SessionState>) -> Self {
+        self.states.extend(states);
+        self
+    }
+
+    /// Whether a session in `state` passes the filter's states: it is
+    /// [`state`](Self::state) or one of [`states`](Self::states), or
+    /// neither is set.
+    #[must_use]
+    pub fn wants_state(&self, state: SessionState) -> bool {
+        (self.state.is_none() && self.states.is_empty())
+            || self.state == Some(state)
+            || self.states.contains(&state)
     }
 }
 

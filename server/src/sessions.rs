@@ -187,7 +187,7 @@ impl Sessions {
                 };
                 let wanted = query.user.as_ref().is_none_or(|user| *user == session.user)
                     && query.kind.is_none_or(|kind| kind == session.kind)
-                    && query.state.is_none_or(|state| state == session.state);
+                    && query.wants_state(session.state);
                 Ok(if wanted { vec![session] } else { Vec::new() })
             }
             Listable::Nothing => Ok(Vec::new()),

@@ -1,14 +1,22 @@
-//! The command line of `sessionctl`.
+//! The command line of `sessionctl`: the global options and the
+//! subcommands; `audit`'s own subcommands are in [`audit`].
+
+mod audit;
+#[cfg(test)]
+mod tests;
 
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use sessiond_client::{EventFilter, EventKind, Permission, SessionId, SessionKind, SessionState};
+use clap::{Parser, Subcommand, ValueEnum};
+use sessiond_client::{Permission, ScopeId, SessionId, SessionKind, SessionState};
 
-/// Operate a sessiond server: look sessions up, list, open and close them,
-/// run a module, read or switch a session's user context, ask who the
-/// server takes you to be and what you may do, watch sessions change, and
+pub use self::audit::AuditCommand;
+
+/// Operate a sessiond server: look sessions up and list them; start, touch,
+/// open and close them; run a module, or open one in a session and read its
+/// value; read, switch, push and pop a session's user context; ask who the
+/// server takes you to be and what you may do; watch sessions change; and
 /// read, export and verify the audit trail.
 ///
 /// A server that authenticates its callers takes a bearer token (--token or
@@ -16,9 +24,11 @@ use sessiond_client::{EventFilter, EventKind, Permission, SessionId, SessionKind
 /// credential in SESSIOND_TOKEN) or a TLS client certificate (--tls-cert and
 /// --tls-key, on an https:// endpoint).
 ///
-/// Exit status: 0 on success, 1 when the operation failed (one line on
+/// Exit status: 0 on success; 1 when the operation failed (one line on
 /// stderr says why), `can-i` says no or `audit verify` finds the ledger
-/// broken, 2 for a usage error, 130 when interrupted (how `watch` ends).
+/// broken; 2 for a usage error; 124 when `run` or `value` got no value
+/// within --timeout; 130 when interrupted (Ctrl-C, SIGTERM; how `watch`
+/// ends).
 #[derive(Debug, Parser)]
 #[command(name = "sessionctl", version)]
 pub struct Cli {
@@ -91,12 +101,29 @@ pub enum Command {
         /// Only sessions of this user.
         #[arg(long)]
         user: Option<String>,
-        /// Only sessions in this state: open, closing or ended.
-        #[arg(long)]
-        state: Option<SessionState>,
+        /// Only sessions in this state: open, closing or ended. Repeat the
+        /// flag or separate states with commas (--state open,closing) for
+        /// sessions in any of them.
+        #[arg(long = "state", value_name = "STATE", value_delimiter = ',')]
+        states: Vec<SessionState>,
         /// Only sessions of this kind: interactive or clientless.
         #[arg(long)]
         kind: Option<SessionKind>,
+    },
+    /// Register an interactive session for a user (a client logged in) and
+    /// print its record; it stays open until `close` ends it.
+    Start {
+        /// The user who logged in.
+        user: String,
+        /// What the client is (program, version, address), e.g. "web/2.3".
+        #[arg(long, default_value = "")]
+        client: String,
+    },
+    /// Record activity on an open session, which resets its idle clock, and
+    /// print the activity time now recorded.
+    Touch {
+        /// The session's id.
+        id: SessionId,
     },
     /// Open a clientless session for a user and print its record; it stays
     /// open until closed.
@@ -115,7 +142,12 @@ pub enum Command {
         grace: Option<Duration>,
     },
     /// Open a clientless session for USER, run MODULE in it, print its
-    /// return value, and close the session (also on Ctrl-C).
+    /// return value, and close the session.
+    ///
+    /// Past --timeout without a value, `run` says so, stops the run (closes
+    /// the session with --grace) and exits 124. The first Ctrl-C does the
+    /// same and exits 130; a second one exits at once, leaving the server to
+    /// finish the close.
     Run {
         /// The user on whose behalf the module runs.
         user: String,
@@ -123,19 +155,66 @@ pub enum Command {
         module: String,
         /// A parameter for the module, KEY=VALUE; a VALUE that is valid JSON
         /// is passed as such (5, true, {"a":1}), anything else as a string.
-        #[arg(long = "param", value_parser = parse_param)]
+        #[arg(long = "param", value_name = "KEY=VALUE", value_parser = parse_param)]
         params: Vec<(String, serde_json::Value)>,
         /// How long to wait for the module's value, e.g. "5s".
         #[arg(long, value_parser = humantime::parse_duration, default_value = "5s")]
         timeout: Duration,
+        /// How long a run that is stopped (by --timeout or Ctrl-C) may take
+        /// to conclude before the server cancels it.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
+        grace: Duration,
     },
-    /// Print a session's user context, or switch it with --set.
+    /// Start a run of MODULE in an open clientless session (one `open`
+    /// opened) and print the run; `value` reads what it returns.
+    #[command(name = "open-module")]
+    OpenModule {
+        /// The session's id.
+        id: SessionId,
+        /// The module's id, e.g. 100000.
+        module: String,
+        /// A parameter for the module, KEY=VALUE; a VALUE that is valid JSON
+        /// is passed as such (5, true, {"a":1}), anything else as a string.
+        #[arg(long = "param", value_name = "KEY=VALUE", value_parser = parse_param)]
+        params: Vec<(String, serde_json::Value)>,
+    },
+    /// Print the return value of the latest run of MODULE in a session,
+    /// waiting up to --timeout for the run to conclude; exit 124 when it did
+    /// not (the run goes on).
+    Value {
+        /// The session's id.
+        id: SessionId,
+        /// The module's id, e.g. 100000.
+        module: String,
+        /// How long to wait for the value, e.g. "5s"; "0s": do not wait.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "5s")]
+        timeout: Duration,
+    },
+    /// Print a session's user context, or switch it with --set (for a
+    /// switch that is undone later, see `push` and `pop`).
     Context {
         /// The session's id.
         id: SessionId,
         /// Act as this user from now on.
         #[arg(long)]
         set: Option<String>,
+    },
+    /// Open a scope acting as USER in a session (the seed's
+    /// `UserContext(USER)`) and print its scope id; `pop` with that id
+    /// restores the user context from before.
+    Push {
+        /// The session's id.
+        id: SessionId,
+        /// The user to act as inside the scope.
+        user: String,
+    },
+    /// Close a session's innermost user-context scope (the scope id `push`
+    /// printed) and print the user context it restored.
+    Pop {
+        /// The session's id.
+        id: SessionId,
+        /// The scope's id, as `push` printed it.
+        scope_id: ScopeId,
     },
     /// Print who the server takes you to be: subject, groups and how you
     /// authenticated ("anonymous", method none, without authentication).
@@ -187,89 +266,6 @@ pub enum Command {
     Audit(AuditCommand),
 }
 
-/// `sessionctl audit …`: the event log, for callers granted `read_audit`.
-#[derive(Debug, Subcommand)]
-pub enum AuditCommand {
-    /// List events, oldest first (newest first with --newest-first).
-    List {
-        /// Which events.
-        #[command(flatten)]
-        filter: EventFilterArgs,
-        /// Newest first.
-        #[arg(long)]
-        newest_first: bool,
-        /// The most events to print.
-        #[arg(long, value_name = "N", default_value_t = 100)]
-        limit: usize,
-    },
-    /// Write every matching event to stdout, oldest first, one JSON object
-    /// per line (whatever --output says), reading page after page: for a
-    /// SIEM or an archive.
-    Export {
-        /// Which events.
-        #[command(flatten)]
-        filter: EventFilterArgs,
-    },
-    /// Recompute the log's hash chain and say whether it holds; exit 1,
-    /// naming the first bad revision and the problem, when it does not.
-    Verify {
-        /// The first revision to verify [default: the oldest retained].
-        #[arg(long, value_name = "REV")]
-        from: Option<i64>,
-        /// The last revision to verify [default: the head].
-        #[arg(long, value_name = "REV")]
-        to: Option<i64>,
-    },
-    /// Print the log's head (revision and hash) and its compaction
-    /// checkpoint, to keep elsewhere and compare with later.
-    Checkpoint,
-}
-
-/// The filters of `audit list` and `audit export`; unset ones match
-/// everything.
-#[derive(Debug, Args)]
-pub struct EventFilterArgs {
-    /// Only events of this session.
-    #[arg(long, value_name = "ID")]
-    pub session: Option<SessionId>,
-    /// Only events of this user's sessions.
-    #[arg(long)]
-    pub user: Option<String>,
-    /// Only events caused by this subject (the caller, or
-    /// "system:sessiond").
-    #[arg(long)]
-    pub subject: Option<String>,
-    /// Only events of this kind, e.g. session_ended (repeat for several).
-    #[arg(long = "kind", value_name = "KIND")]
-    pub kinds: Vec<EventKind>,
-    /// Only events at or after this time (RFC 3339, e.g.
-    /// 2026-12-01T00:00:00Z).
-    #[arg(long, value_name = "TIME", value_parser = humantime::parse_rfc3339_weak)]
-    pub since: Option<SystemTime>,
-    /// Only events before this time (RFC 3339).
-    #[arg(long, value_name = "TIME", value_parser = humantime::parse_rfc3339_weak)]
-    pub until: Option<SystemTime>,
-    /// Only events after this revision.
-    #[arg(long, value_name = "REV", default_value_t = 0)]
-    pub after: i64,
-}
-
-impl EventFilterArgs {
-    /// The client's filter, oldest first unless `newest_first`.
-    pub fn to_filter(&self, newest_first: bool) -> EventFilter {
-        EventFilter {
-            session_id: self.session,
-            user: self.user.clone(),
-            subject: self.subject.clone(),
-            kinds: self.kinds.clone(),
-            start_time: self.since,
-            end_time: self.until,
-            after_revision: self.after,
-            newest_first,
-        }
-    }
-}
-
 /// `KEY=VALUE`: VALUE as JSON when it parses, else as a string.
 fn parse_param(text: &str) -> Result<(String, serde_json::Value), String> {
     let (key, value) = text
@@ -281,257 +277,4 @@ fn parse_param(text: &str) -> Result<(String, serde_json::Value), String> {
     let value =
         serde_json::from_str(value).unwrap_or_else(|_| serde_json::Value::String(value.to_owned()));
     Ok((key.to_owned(), value))
-}
-
-#[cfg(test)]
-mod tests {
-    use clap::CommandFactory;
-    use serde_json::json;
-
-    use super::*;
-
-    #[test]
-    fn the_command_line_is_consistent() {
-        Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn params_are_json_when_they_parse_and_strings_otherwise() {
-        assert_eq!(parse_param("limit=5").unwrap(), ("limit".into(), json!(5)));
-        assert_eq!(parse_param("ok=true").unwrap(), ("ok".into(), json!(true)));
-        assert_eq!(
-            parse_param("customer=C-1").unwrap(),
-            ("customer".into(), json!("C-1"))
-        );
-        assert_eq!(
-            parse_param("filter={\"a\":[1]}").unwrap(),
-            ("filter".into(), json!({"a": [1]}))
-        );
-        assert_eq!(parse_param("eq=a=b").unwrap(), ("eq".into(), json!("a=b")));
-        assert_eq!(parse_param("empty=").unwrap(), ("empty".into(), json!("")));
-        assert!(parse_param("novalue").is_err());
-        assert!(parse_param("=5").is_err());
-    }
-
-    #[test]
-    fn list_filters_and_durations_parse() {
-        let cli = Cli::try_parse_from([
-            "sessionctl",
-            "list",
-            "--user",
-            "R41",
-            "--state",
-            "open",
-            "--kind",
-            "clientless",
-            "--output",
-            "json",
-        ])
-        .unwrap();
-        assert_eq!(cli.output, OutputFormat::Json);
-        let Command::List { user, state, kind } = cli.command else {
-            panic!("expected list");
-        };
-        assert_eq!(user.as_deref(), Some("R41"));
-        assert_eq!(state, Some(SessionState::Open));
-        assert_eq!(kind, Some(SessionKind::Clientless));
-
-        let cli = Cli::try_parse_from(["sessionctl", "close", "7", "--grace", "10s"]).unwrap();
-        let Command::Close { id, grace } = cli.command else {
-            panic!("expected close");
-        };
-        assert_eq!(
-            (id, grace),
-            (SessionId::new(7), Some(Duration::from_secs(10)))
-        );
-        assert!(Cli::try_parse_from(["sessionctl", "list", "--state", "sleepy"]).is_err());
-        assert!(Cli::try_parse_from(["sessionctl", "info", "seven"]).is_err());
-    }
-
-    #[test]
-    fn a_client_certificate_needs_its_key_and_the_key_its_certificate() {
-        let cli = Cli::try_parse_from([
-            "sessionctl",
-            "--tls-ca",
-            "ca.pem",
-            "whoami",
-            "--tls-cert",
-            "client.pem",
-            "--tls-key",
-            "client.key",
-        ])
-        .unwrap();
-        assert_eq!(
-            (cli.tls_ca, cli.tls_cert, cli.tls_key),
-            (
-                Some("ca.pem".into()),
-                Some("client.pem".into()),
-                Some("client.key".into())
-            ),
-            "global flags, before or after the subcommand"
-        );
-        assert!(matches!(cli.command, Command::Whoami));
-
-        for args in [
-            &["sessionctl", "--tls-cert", "client.pem", "whoami"][..],
-            &["sessionctl", "whoami", "--tls-cert", "client.pem"],
-            &[
-                "sessionctl",
-                "--tls-ca",
-                "ca.pem",
-                "--tls-key",
-                "client.key",
-                "whoami",
-            ],
-        ] {
-            let error = Cli::try_parse_from(args).unwrap_err();
-            assert_eq!(
-                error.kind(),
-                clap::error::ErrorKind::MissingRequiredArgument,
-                "{args:?}: {error}"
-            );
-        }
-        let error = Cli::try_parse_from(["sessionctl", "--tls-cert", "c.pem", "whoami"])
-            .unwrap_err()
-            .to_string();
-        assert!(error.contains("--tls-key <FILE>"), "{error}");
-    }
-
-    #[test]
-    fn can_i_takes_a_permission_as_the_contract_metadata_spells_it() {
-        let cli = Cli::try_parse_from([
-            "sessionctl",
-            "can-i",
-            "act_as",
-            "--session",
-            "7",
-            "--user",
-            "R50",
-        ])
-        .unwrap();
-        let Command::CanI {
-            permission,
-            session,
-            user,
-            module,
-        } = cli.command
-        else {
-            panic!("expected can-i");
-        };
-        assert_eq!(permission, Permission::ActAs);
-        assert_eq!(session, Some(SessionId::new(7)));
-        assert_eq!(user.as_deref(), Some("R50"));
-        assert_eq!(module, None);
-
-        let cli = Cli::try_parse_from([
-            "sessionctl",
-            "can-i",
-            "run_module",
-            "--session",
-            "7",
-            "--module",
-            "100000",
-        ])
-        .unwrap();
-        assert!(matches!(
-            cli.command,
-            Command::CanI { permission: Permission::RunModule, module: Some(ref m), .. } if m == "100000"
-        ));
-        for &permission in Permission::ALL {
-            let cli = Cli::try_parse_from(["sessionctl", "can-i", permission.name()]).unwrap();
-            assert!(
-                matches!(cli.command, Command::CanI { permission: p, .. } if p == permission),
-                "{permission}"
-            );
-        }
-
-        let error = Cli::try_parse_from(["sessionctl", "can-i", "fly"]).unwrap_err();
-        assert_eq!(error.kind(), clap::error::ErrorKind::ValueValidation);
-        let error = error.to_string();
-        assert!(error.contains("\"fly\""), "{error}");
-        assert!(
-            error.contains(
-                "read_session, start_session, open_clientless_session, touch_session, \
-                 end_session, act_as, run_module, read_audit"
-            ),
-            "every permission, spelled as accepted: {error}"
-        );
-        assert!(Cli::try_parse_from(["sessionctl", "can-i"]).is_err());
-        assert!(
-            Cli::try_parse_from(["sessionctl", "can-i", "read_session", "--session", "x"]).is_err()
-        );
-    }
-    #[test]
-    fn watch_and_audit_take_revisions_filters_and_kinds() {
-        let cli = Cli::try_parse_from([
-            "sessionctl",
-            "watch",
-            "--after",
-            "42",
-            "--user",
-            "R41",
-            "--session",
-            "7",
-        ])
-        .unwrap();
-        let Command::Watch {
-            after,
-            user,
-            session,
-            initial_state,
-        } = cli.command
-        else {
-            panic!("expected watch");
-        };
-        assert_eq!((after, session), (Some(42), Some(SessionId::new(7))));
-        assert_eq!(user.as_deref(), Some("R41"));
-        assert!(!initial_state);
-        assert!(
-            Cli::try_parse_from(["sessionctl", "watch", "--after", "3", "--initial-state"])
-                .is_err(),
-            "the initial state is the current one"
-        );
-
-        let cli = Cli::try_parse_from([
-            "sessionctl",
-            "audit",
-            "list",
-            "--kind",
-            "session_ended",
-            "--kind",
-            "EVENT_KIND_CALL_REFUSED",
-            "--since",
-            "2026-12-01T00:00:00Z",
-            "--newest-first",
-            "--limit",
-            "5",
-        ])
-        .unwrap();
-        let Command::Audit(AuditCommand::List {
-            filter,
-            newest_first,
-            limit,
-        }) = cli.command
-        else {
-            panic!("expected audit list");
-        };
-        assert_eq!(limit, 5);
-        let filter = filter.to_filter(newest_first);
-        assert_eq!(
-            filter.kinds,
-            [EventKind::SessionEnded, EventKind::CallRefused]
-        );
-        assert!(filter.newest_first && filter.start_time.is_some() && filter.end_time.is_none());
-
-        let cli = Cli::try_parse_from(["sessionctl", "audit", "verify", "--from", "3"]).unwrap();
-        assert!(matches!(
-            cli.command,
-            Command::Audit(AuditCommand::Verify {
-                from: Some(3),
-                to: None
-            })
-        ));
-        assert!(Cli::try_parse_from(["sessionctl", "audit", "list", "--kind", "nap"]).is_err());
-        assert!(Cli::try_parse_from(["sessionctl", "audit", "export", "--since", "May"]).is_err());
-    }
 }

@@ -2,11 +2,14 @@
 //! `sessiond-client`.
 //!
 //! # Layout
-//! - `args.rs`: the command line (clap).
-//! - `commands/`: what each subcommand does (`commands/events.rs`: `watch`
-//!   and `audit`).
-//! - `output.rs`: JSON lines or tables (`output/events.rs`: events, watch
-//!   lines, the ledger's verification and checkpoint).
+//! - `args.rs`, `args/`: the command line (clap); `args/audit.rs`: the
+//!   `audit` subcommands.
+//! - `commands/`: what each subcommand does, one module per concern
+//!   (`sessions`, `modules`, `user_context`, `access`, `events`), and
+//!   `interrupt.rs`: Ctrl-C for the commands that clean up after it.
+//! - `output.rs`: JSON lines or tables (`output/table.rs`: columns by
+//!   display width; `output/events.rs`: events, watch lines, the ledger's
+//!   verification and checkpoint).
 #![forbid(unsafe_code)]
 
 mod args;
@@ -24,6 +27,9 @@ use crate::commands::{Failure, Outcome};
 /// Exit status of a failed operation, of a `can-i` answered no and of an
 /// `audit verify` that found the ledger broken.
 const FAILED: u8 = 1;
+/// Exit status when `run` or `value` got no value within `--timeout` (as
+/// `timeout(1)` exits).
+const TIMED_OUT: u8 = 124;
 /// Exit status after Ctrl-C / SIGTERM (128 + SIGINT, as shells report it).
 const INTERRUPTED: u8 = 130;
 
@@ -47,6 +53,7 @@ async fn main() -> ExitCode {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
         Ok(Outcome::No) => ExitCode::from(FAILED),
         Ok(Outcome::Interrupted) => ExitCode::from(INTERRUPTED),
+        Ok(Outcome::TimedOut) => ExitCode::from(TIMED_OUT),
         Err(error) => {
             eprintln!("sessionctl: {}", one_line(&*error));
             ExitCode::from(FAILED)

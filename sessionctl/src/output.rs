@@ -2,17 +2,25 @@
 //!
 //! A [`Record`] keeps its fields in the contract's order and under the
 //! contract's names; JSON output writes them as they are, tables show
-//! strings bare, `null` as `-` and other values as compact JSON.
+//! strings bare, `-` for what is empty (`null`, `""`) and other values as
+//! compact JSON. Enum values are spelled alike in both: the contract's
+//! names in lower case without their type's prefix (`closed_by_client`,
+//! as the command line takes them), and `null` / `-` when unset.
+//! Listings line their columns up by display width ([`table`]).
 
 use std::io::{self, Write};
 use std::time::SystemTime;
 
 use serde_json::{Value, json};
-use sessiond_client::{AccessDecision, SessionInfo, UserContext, WhoAmI};
+use sessiond_client::{
+    AccessDecision, ModuleRun, PoppedScope, PushedScope, ScopeId, SessionId, SessionInfo,
+    UserContext, WhoAmI,
+};
 
 pub use self::events::{WatchPrinter, checkpoint, event_json, events, verification};
 
 mod events;
+mod table;
 
 use crate::args::OutputFormat;
 
@@ -35,7 +43,8 @@ pub fn one(format: OutputFormat, record: &Record) -> io::Result<()> {
 }
 
 /// Prints many records: JSON lines, or a table with a header row showing
-/// the `columns` (field names) given.
+/// the `columns` (field names) given, cells cut to
+/// [`table::MAX_CELL_WIDTH`].
 pub fn many(format: OutputFormat, records: &[Record], columns: &[&'static str]) -> io::Result<()> {
     let mut out = io::stdout().lock();
     match format {
@@ -46,37 +55,12 @@ pub fn many(format: OutputFormat, records: &[Record], columns: &[&'static str]) 
             Ok(())
         }
         OutputFormat::Table => {
-            let rows: Vec<Vec<String>> = records
-                .iter()
-                .map(|record| {
-                    columns
-                        .iter()
-                        .map(|column| {
-                            record
-                                .iter()
-                                .find(|(k, _)| k == column)
-                                .map_or_else(|| "-".to_owned(), |(_, v)| cell(v))
-                        })
-                        .collect()
-                })
-                .collect();
             let header: Vec<String> = columns.iter().map(|c| c.to_uppercase()).collect();
-            let widths: Vec<usize> = (0..columns.len())
-                .map(|i| {
-                    rows.iter()
-                        .map(|row| row[i].chars().count())
-                        .chain([header[i].len()])
-                        .max()
-                        .unwrap_or(0)
-                })
+            let rows: Vec<Vec<String>> = std::iter::once(header)
+                .chain(records.iter().map(|record| cells(record, columns)))
                 .collect();
-            for row in std::iter::once(&header).chain(&rows) {
-                let line: Vec<String> = row
-                    .iter()
-                    .zip(&widths)
-                    .map(|(text, width)| format!("{text:<width$}"))
-                    .collect();
-                writeln!(out, "{}", line.join("  ").trim_end())?;
+            for line in table::lines(&rows) {
+                writeln!(out, "{line}")?;
             }
             Ok(())
         }
@@ -98,13 +82,35 @@ fn json_object<'a>(fields: impl IntoIterator<Item = (&'a str, String)>) -> Strin
     format!("{{{}}}", fields.join(","))
 }
 
-/// A value as a table shows it.
+/// The cells of `record` under `columns` (`-` for a field it lacks).
+fn cells(record: &Record, columns: &[&str]) -> Vec<String> {
+    columns
+        .iter()
+        .map(|column| {
+            record
+                .iter()
+                .find(|(k, _)| k == column)
+                .map_or_else(|| "-".to_owned(), |(_, v)| cell(v))
+        })
+        .collect()
+}
+
+/// A value as a table shows it: `-` for `null` and `""`, strings bare
+/// (line breaks and tabs as spaces), anything else as compact JSON.
 fn cell(value: &Value) -> String {
     match value {
         Value::Null => "-".to_owned(),
-        Value::String(s) => s.clone(),
+        Value::String(s) if s.is_empty() => "-".to_owned(),
+        Value::String(s) => s.replace(['\n', '\r', '\t'], " "),
         other => other.to_string(),
     }
+}
+
+/// An enum's value as the output spells it: its short name (the
+/// contract's name in lower case, without the type's prefix), `null` when
+/// unset.
+fn enum_name(name: Option<&'static str>) -> Value {
+    name.map_or(Value::Null, |name| json!(name))
 }
 
 /// A time as RFC 3339 (UTC), as protobuf's JSON mapping writes timestamps.
@@ -112,30 +118,19 @@ pub fn time(t: SystemTime) -> Value {
     Value::String(humantime::format_rfc3339_micros(t).to_string())
 }
 
-/// A session's record, under the contract's field names. Enum values are
-/// the contract's names in JSON (`SESSION_STATE_OPEN`) and short names in
-/// tables (`open`).
-pub fn session(format: OutputFormat, info: &SessionInfo) -> Record {
-    let json = format == OutputFormat::Json;
-    let name =
-        |contract: &'static str, short: &'static str| json!(if json { contract } else { short });
+/// A session's record, under the contract's field names; an open
+/// session's `end_time` and `end_reason` are `null`.
+pub fn session(info: &SessionInfo) -> Record {
     vec![
         ("session_id", json!(info.session_id.get())),
         ("session_uuid", json!(info.session_uuid.to_string())),
         ("user", json!(info.user)),
-        ("kind", name(info.kind.contract_name(), info.kind.name())),
-        ("state", name(info.state.contract_name(), info.state.name())),
+        ("kind", enum_name(Some(info.kind.name()))),
+        ("state", enum_name(Some(info.state.name()))),
         ("start_time", time(info.start_time)),
         ("end_time", info.end_time.map_or(Value::Null, time)),
         ("last_activity_time", time(info.last_activity_time)),
-        (
-            "end_reason",
-            match info.end_reason {
-                Some(reason) => name(reason.contract_name(), reason.name()),
-                None if json => json!("END_REASON_UNSPECIFIED"),
-                None => Value::Null,
-            },
-        ),
+        ("end_reason", enum_name(info.end_reason.map(|r| r.name()))),
         ("effective_user", json!(info.effective_user)),
         ("client", json!(info.client)),
         ("user_context_depth", json!(info.user_context_depth)),
@@ -156,30 +151,74 @@ pub const SESSION_COLUMNS: &[&str] = &[
 ];
 
 /// A session's user context, under the contract's field names.
-pub fn user_context(session_id: i64, context: &UserContext) -> Record {
+pub fn user_context(session_id: SessionId, context: &UserContext) -> Record {
     vec![
-        ("session_id", json!(session_id)),
+        ("session_id", json!(session_id.get())),
         ("user", json!(context.user)),
         ("session_user", json!(context.session_user)),
         ("depth", json!(context.depth)),
     ]
 }
 
+/// A scope `push` opened: the session, the scope's id (for `pop`), the
+/// user it acts as, and the contract's `PushUserContextResponse` fields.
+pub fn pushed_scope(session_id: SessionId, user: &str, scope: &PushedScope) -> Record {
+    vec![
+        ("session_id", json!(session_id.get())),
+        ("scope_id", json!(scope.scope_id.get())),
+        ("user", json!(user)),
+        ("previous_user", json!(scope.previous_user)),
+        ("depth", json!(scope.depth)),
+    ]
+}
+
+/// A scope `pop` closed: the session, the scope, and the contract's
+/// `PopUserContextResponse` fields (the user context restored, the depth
+/// left).
+pub fn popped_scope(session_id: SessionId, scope_id: ScopeId, popped: &PoppedScope) -> Record {
+    vec![
+        ("session_id", json!(session_id.get())),
+        ("scope_id", json!(scope_id.get())),
+        ("user", json!(popped.user)),
+        ("depth", json!(popped.depth)),
+    ]
+}
+
+/// A run `open-module` started: the session, the module, and the
+/// contract's `OpenModuleResponse` fields.
+pub fn module_run(session_id: SessionId, module_id: &str, run: &ModuleRun) -> Record {
+    vec![
+        ("session_id", json!(session_id.get())),
+        ("module_id", json!(module_id)),
+        ("run_id", json!(run.run_id.get())),
+        ("state", enum_name(Some(run.state.name()))),
+        ("start_time", time(run.start_time)),
+        ("acting_user", json!(run.acting_user)),
+    ]
+}
+
+/// A module's return value (`run`, `value`), with where it came from.
+pub fn module_value(session_id: SessionId, module_id: &str, value: Value) -> Record {
+    vec![
+        ("session_id", json!(session_id.get())),
+        ("module_id", json!(module_id)),
+        ("value", value),
+    ]
+}
+
 /// Who the server takes the caller to be, under the contract's field names
-/// (`WhoAmIResponse`): the method is its contract name in JSON
-/// (`AUTHENTICATION_METHOD_JWT`) and its short name in tables (`jwt`);
-/// groups are a list in JSON and comma-separated in tables; `session_id`
-/// (a module run's credential only) is `null` / `-` otherwise.
+/// (`WhoAmIResponse`): groups are a list in JSON and comma-separated in
+/// tables; `session_id` (a module run's credential only) is `null` / `-`
+/// otherwise.
 pub fn who_am_i(format: OutputFormat, me: &WhoAmI) -> Record {
-    let (groups, method) = match format {
-        OutputFormat::Json => (json!(me.groups), me.method.contract_name()),
-        OutputFormat::Table if me.groups.is_empty() => (Value::Null, me.method.name()),
-        OutputFormat::Table => (json!(me.groups.join(", ")), me.method.name()),
+    let groups = match format {
+        OutputFormat::Json => json!(me.groups),
+        OutputFormat::Table => json!(me.groups.join(", ")),
     };
     vec![
         ("subject", json!(me.subject)),
         ("groups", groups),
-        ("method", json!(method)),
+        ("method", enum_name(Some(me.method.name()))),
         (
             "session_id",
             me.session_id.map_or(Value::Null, |id| json!(id.get())),
@@ -230,9 +269,12 @@ mod tests {
     }
 
     #[test]
-    fn cells_show_strings_bare_and_null_as_a_dash() {
+    fn cells_show_strings_bare_and_what_is_empty_as_a_dash() {
         assert_eq!(cell(&json!("R41")), "R41");
         assert_eq!(cell(&Value::Null), "-");
+        assert_eq!(cell(&json!("")), "-");
+        assert_eq!(cell(&json!("two\nlines")), "two lines");
         assert_eq!(cell(&json!({"a": 1})), r#"{"a":1}"#);
+        assert_eq!(cell(&json!(0)), "0");
     }
 }

@@ -29,7 +29,7 @@ async fn whoami_without_authentication_prints_anonymous() {
         json!({
             "subject": "anonymous",
             "groups": [],
-            "method": "AUTHENTICATION_METHOD_NONE",
+            "method": "none",
             "session_id": null,
         })
     );
@@ -52,7 +52,7 @@ async fn whoami_with_sessiond_token_prints_the_tokens_subject() {
         json!({
             "subject": "billing",
             "groups": ["services"],
-            "method": "AUTHENTICATION_METHOD_STATIC_TOKEN",
+            "method": "static_token",
             "session_id": null,
         })
     );
@@ -217,7 +217,7 @@ async fn tls_flags_present_a_client_certificate() {
         json!({
             "subject": CLIENT_SUBJECT,
             "groups": [],
-            "method": "AUTHENTICATION_METHOD_TLS_CLIENT_CERTIFICATE",
+            "method": "tls_client_certificate",
             "session_id": null,
         })
     );

@@ -1,5 +1,7 @@
 //! The commands against a server without authentication.
 
+use std::time::Duration;
+
 use super::*;
 
 #[tokio::test]
@@ -48,10 +50,14 @@ async fn info_prints_every_field_of_the_record_under_its_contract_name() {
         json!(session.session_uuid.to_string())
     );
     assert_eq!(line["user"], "R41");
-    assert_eq!(line["kind"], "SESSION_KIND_INTERACTIVE");
-    assert_eq!(line["state"], "SESSION_STATE_OPEN");
+    assert_eq!(line["kind"], "interactive");
+    assert_eq!(line["state"], "open");
     assert_eq!(line["end_time"], Value::Null);
-    assert_eq!(line["end_reason"], "END_REASON_UNSPECIFIED");
+    assert_eq!(
+        line["end_reason"],
+        Value::Null,
+        "an open session has no end reason"
+    );
     assert_eq!(line["client"], "web/2.3");
     assert_eq!(line["user_context_depth"], 0);
     let start = line["start_time"].as_str().unwrap();
@@ -116,7 +122,7 @@ async fn list_filters_by_user_state_and_kind() {
     let ended = sessionctl(&server, &["--output", "json", "list", "--state", "ended"]).await;
     let ended = ended.json_lines();
     assert_eq!(ids(ended.clone()), [c]);
-    assert_eq!(ended[0]["end_reason"], "END_REASON_CLOSED_BY_CLIENT");
+    assert_eq!(ended[0]["end_reason"], "closed_by_client");
     let interactive = sessionctl(
         &server,
         &["--output", "json", "list", "--kind", "interactive"],
@@ -181,8 +187,8 @@ async fn open_then_close_a_clientless_session() {
         .await
         .json();
     assert_eq!(opened["user"], "R41");
-    assert_eq!(opened["kind"], "SESSION_KIND_CLIENTLESS");
-    assert_eq!(opened["state"], "SESSION_STATE_OPEN");
+    assert_eq!(opened["kind"], "clientless");
+    assert_eq!(opened["state"], "open");
     let id = SessionId::new(opened["session_id"].as_i64().unwrap());
     assert_eq!(
         client.get_session_info(id).await.unwrap().state,
@@ -204,8 +210,8 @@ async fn open_then_close_a_clientless_session() {
     .await
     .json();
     assert_eq!(closed["session_id"], json!(id.get()));
-    assert_eq!(closed["state"], "SESSION_STATE_ENDED");
-    assert_eq!(closed["end_reason"], "END_REASON_CLOSED_BY_CLIENT");
+    assert_eq!(closed["state"], "ended");
+    assert_eq!(closed["end_reason"], "closed_by_client");
     assert!(closed["end_time"].is_string());
     let info = client.get_session_info(id).await.unwrap();
     assert_eq!(info.state, SessionState::Ended);
@@ -239,8 +245,8 @@ async fn close_ends_an_interactive_session_but_a_grace_is_for_clientless_ones() 
     let closed = sessionctl(&server, &["--output", "json", "close", &id])
         .await
         .json();
-    assert_eq!(closed["state"], "SESSION_STATE_ENDED");
-    assert_eq!(closed["kind"], "SESSION_KIND_INTERACTIVE");
+    assert_eq!(closed["state"], "ended");
+    assert_eq!(closed["kind"], "interactive");
 }
 
 #[tokio::test]
@@ -282,6 +288,227 @@ async fn context_reads_and_switches_the_user_context() {
         .await
         .failure(1);
     assert_eq!(line, format!("sessionctl: session {arg} has ended"));
+}
+
+#[tokio::test]
+async fn push_acts_as_another_user_until_pop_restores_the_one_before() {
+    let server = server_with_example_modules().await;
+    let client = client_for(&server).await;
+    let opened = sessionctl(&server, &["--output", "json", "open", "R41"])
+        .await
+        .json();
+    let id = SessionId::new(opened["session_id"].as_i64().unwrap());
+    let arg = id.to_string();
+
+    let pushed = sessionctl(&server, &["--output", "json", "push", &arg, "R42"])
+        .await
+        .json();
+    assert_eq!(pushed["session_id"], json!(id.get()));
+    assert_eq!(pushed["user"], "R42");
+    assert_eq!(pushed["previous_user"], "R41");
+    assert_eq!(pushed["depth"], 1);
+    let outer = pushed["scope_id"].as_i64().unwrap().to_string();
+    let context = client.get_user_context(id).await.unwrap();
+    assert_eq!((context.user.as_str(), context.depth), ("R42", 1));
+
+    // A module opened inside the scope acts as R42 (the seed's
+    // `with UserContext('R42'): session.open_module(…)`).
+    let run = sessionctl(&server, &["open-module", &arg, "whoami"]).await;
+    assert_eq!(field(&run.stdout, "acting_user"), "R42", "{run:?}");
+    let value = sessionctl(
+        &server,
+        &[
+            "--output",
+            "json",
+            "value",
+            &arg,
+            "whoami",
+            "--timeout",
+            "30s",
+        ],
+    )
+    .await
+    .json();
+    assert_eq!(value["value"], json!({"user": "R41", "acting_user": "R42"}));
+
+    // Scopes nest, and only the innermost may be popped.
+    let run = sessionctl(&server, &["push", &arg, "R43"]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let inner = field(&run.stdout, "scope_id").to_owned();
+    assert_eq!(field(&run.stdout, "previous_user"), "R42");
+    assert_eq!(field(&run.stdout, "depth"), "2");
+    let line = sessionctl(&server, &["pop", &arg, &outer]).await.failure(1);
+    assert_eq!(
+        line,
+        format!("sessionctl: scope {outer} of session {id} is not the innermost scope")
+    );
+    assert_eq!(
+        client.get_user_context(id).await.unwrap().user,
+        "R43",
+        "a refused pop changes nothing"
+    );
+
+    let popped = sessionctl(&server, &["--output", "json", "pop", &arg, &inner])
+        .await
+        .json();
+    assert_eq!(
+        popped,
+        json!({"session_id": id.get(), "scope_id": inner.parse::<i64>().unwrap(), "user": "R42", "depth": 1})
+    );
+    let run = sessionctl(&server, &["pop", &arg, &outer]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(field(&run.stdout, "user"), "R41");
+    assert_eq!(field(&run.stdout, "depth"), "0");
+    let context = client.get_user_context(id).await.unwrap();
+    assert_eq!((context.user.as_str(), context.depth), ("R41", 0));
+
+    let line = sessionctl(&server, &["pop", &arg, &outer]).await.failure(1);
+    assert_eq!(
+        line,
+        format!("sessionctl: scope {outer} is not open in session {id}")
+    );
+}
+
+#[tokio::test]
+async fn start_registers_an_interactive_session_that_touch_keeps_alive() {
+    let server = TestServer::start().await;
+    let client = client_for(&server).await;
+
+    let started = sessionctl(
+        &server,
+        &["--output", "json", "start", "R41", "--client", "web/2.3"],
+    )
+    .await
+    .json();
+    assert_eq!(started["user"], "R41");
+    assert_eq!(started["kind"], "interactive");
+    assert_eq!(started["state"], "open");
+    assert_eq!(started["client"], "web/2.3");
+    let id = SessionId::new(started["session_id"].as_i64().unwrap());
+    let info = client.get_session_info(id).await.unwrap();
+    assert_eq!(info.client, "web/2.3");
+    assert_eq!(
+        info.state,
+        SessionState::Open,
+        "it stays open after sessionctl exits"
+    );
+
+    let touched = sessionctl(&server, &["--output", "json", "touch", &id.to_string()])
+        .await
+        .json();
+    assert_eq!(touched["session_id"], json!(id.get()));
+    let at = touched["last_activity_time"].as_str().unwrap();
+    assert!(is_rfc3339_utc(at), "{at}");
+    assert!(
+        at >= started["last_activity_time"].as_str().unwrap(),
+        "{at} is not before the start"
+    );
+    let info = client.get_session_info(id).await.unwrap();
+    assert_eq!(
+        json!(humantime::format_rfc3339_micros(info.last_activity_time).to_string()),
+        touched["last_activity_time"],
+        "what touch printed is what the server recorded"
+    );
+
+    // The table: no client given is `-`, like every empty field.
+    let run = sessionctl(&server, &["start", "R42"]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(field(&run.stdout, "kind"), "interactive");
+    assert_eq!(field(&run.stdout, "client"), "-");
+    let id = field(&run.stdout, "session_id").to_owned();
+    let run = sessionctl(&server, &["touch", &id]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(is_rfc3339_utc(field(&run.stdout, "last_activity_time")));
+
+    client
+        .end_session(id.parse::<SessionId>().unwrap())
+        .await
+        .unwrap();
+    let line = sessionctl(&server, &["touch", &id]).await.failure(1);
+    assert_eq!(line, format!("sessionctl: session {id} has ended"));
+}
+
+#[tokio::test]
+async fn list_takes_several_states_repeated_or_comma_separated() {
+    let server = server_with_example_modules().await;
+    let client = client_for(&server).await;
+    let open = client
+        .open_clientless_session("R41")
+        .await
+        .unwrap()
+        .session_id;
+    let ended = client.start_session("R41", "").await.unwrap().session_id;
+    client.end_session(ended).await.unwrap();
+    // A session stays closing while its module concludes within the grace.
+    let closing = client
+        .open_clientless_session("R42")
+        .await
+        .unwrap()
+        .session_id;
+    client
+        .open_module(closing, "slow", json!({"seconds": 300}))
+        .await
+        .unwrap();
+    let closer = client.clone();
+    let close = tokio::spawn(async move {
+        closer
+            .close_clientless_session(closing, Some(Duration::from_secs(300)))
+            .await
+    });
+    common::eventually("the session to be closing", || async {
+        let state = client.get_session_info(closing).await.unwrap().state;
+        (state == SessionState::Closing).then_some(())
+    })
+    .await;
+    let ids = |run: Run| {
+        run.json_lines()
+            .iter()
+            .map(|l| l["session_id"].as_i64().unwrap())
+            .collect::<Vec<_>>()
+    };
+
+    for args in [
+        &[
+            "--output", "json", "list", "--state", "open", "--state", "closing",
+        ][..],
+        &["--output", "json", "list", "--state", "open,closing"],
+        &["--output", "json", "list", "--state", "closing,open,open"],
+    ] {
+        let listed = ids(sessionctl(&server, args).await);
+        assert_eq!(listed, [open.get(), closing.get()], "{args:?}");
+    }
+    let listed =
+        ids(sessionctl(&server, &["--output", "json", "list", "--state", "closing"]).await);
+    assert_eq!(listed, [closing.get()]);
+    let listed = ids(sessionctl(
+        &server,
+        &[
+            "--output",
+            "json",
+            "list",
+            "--state",
+            "ended,closing",
+            "--user",
+            "R41",
+        ],
+    )
+    .await);
+    assert_eq!(listed, [ended.get()]);
+    let run = sessionctl(&server, &["list", "--state", "closing,ended"]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let states: Vec<String> = table(&run.stdout)[1..]
+        .iter()
+        .map(|row| row[3].clone())
+        .collect();
+    assert_eq!(states, ["ended", "closing"]);
+    let run = sessionctl(&server, &["list", "--state", "open,sleepy"]).await;
+    assert_eq!(run.code, 2, "{run:?}");
+
+    client
+        .close_clientless_session(closing, Some(Duration::ZERO))
+        .await
+        .unwrap();
+    close.await.unwrap().unwrap();
 }
 
 #[tokio::test]
@@ -351,65 +578,3 @@ async fn the_endpoint_flag_overrides_the_environment() {
     .await;
     assert_eq!(run.json()["user"], "R41");
 }
-
-/// A server running the example modules of `examples/modules.toml`.
-async fn server_with_example_modules() -> TestServer {
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/modules.toml");
-    TestServer::start_with(|config| config.modules = Some(examples)).await
-}
-
-#[tokio::test]
-async fn run_prints_the_modules_value_and_closes_the_session() {
-    let server = server_with_example_modules().await;
-    let run = sessionctl(
-        &server,
-        &[
-            "--output",
-            "json",
-            "run",
-            "R41",
-            "100000",
-            "--param",
-            "title=Open projects",
-            "--timeout",
-            "30s",
-        ],
-    )
-    .await;
-    let line = run.json();
-    assert_eq!(line["module_id"], "100000");
-    let value = &line["value"];
-    assert_eq!(value["module"], "100000");
-    assert_eq!(value["user"], "R41");
-    assert_eq!(value["title"], "Open projects");
-    assert_eq!(value["session_id"], line["session_id"]);
-
-    let client = client_for(&server).await;
-    let sessions = client
-        .list_sessions(&sessiond_client::SessionFilter::new().user("R41"))
-        .await
-        .unwrap();
-    assert_eq!(sessions.len(), 1);
-    assert_eq!(
-        sessions[0].state,
-        SessionState::Ended,
-        "run closed its session"
-    );
-}
-
-#[tokio::test]
-async fn run_of_an_unknown_module_fails_with_one_line_and_still_closes() {
-    let server = server_with_example_modules().await;
-    let run = sessionctl(&server, &["run", "R41", "no-such-module"]).await;
-    let line = run.failure(1);
-    assert!(line.contains("no-such-module"), "{line}");
-    let client = client_for(&server).await;
-    let sessions = client
-        .list_sessions(&sessiond_client::SessionFilter::new().user("R41"))
-        .await
-        .unwrap();
-    assert_eq!(sessions.len(), 1);
-    assert_eq!(sessions[0].state, SessionState::Ended);
-}
-
-// --------------------------------------------------------- authentication

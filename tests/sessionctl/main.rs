@@ -1,14 +1,19 @@
 //! `sessionctl` end to end: the real binary as a child process against a
 //! real server — each command's output as JSON lines and as a table, and
-//! its exit codes; `watch` followed line by line and `audit`; and against
-//! servers that authenticate their callers
-//! (`whoami`, `can-i`, refusals, `SESSIOND_TOKEN` and the `--tls-*` flags).
+//! its exit codes (`commands`); modules: `run` with its timeout and
+//! Ctrl-C, `open-module` and `value` (`modules`); how tables and JSON
+//! spell things (`output`); `watch` followed line by line and `audit`
+//! (`events`); and against servers that authenticate their callers
+//! (`access`: `whoami`, `can-i`, refusals, `SESSIOND_TOKEN` and the
+//! `--tls-*` flags).
 
 mod access;
 mod commands;
 #[path = "../common/mod.rs"]
 mod common;
 mod events;
+mod modules;
+mod output;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -153,6 +158,13 @@ fn is_rfc3339_utc(text: &str) -> bool {
         && bytes.get(16) == Some(&b':')
         && digits(17..19)
         && text.ends_with('Z')
+}
+
+/// A server running the example modules of `examples/modules.toml`
+/// (`100000`, `whoami`, `slow`).
+async fn server_with_example_modules() -> TestServer {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/modules.toml");
+    TestServer::start_with(|config| config.modules = Some(examples)).await
 }
 
 async fn client_for(server: &TestServer) -> Client {

@@ -28,10 +28,10 @@ async fn list_sessions_filters_and_pages(f: Fixture) {
     assert_eq!(every[0].state, SessionState::Ended);
     assert_eq!(every[3].state, SessionState::Closing);
 
-    let query = |user_name: Option<&str>, kind, state| SessionQuery {
+    let query = |user_name: Option<&str>, kind, state: Option<SessionState>| SessionQuery {
         user: user_name.map(user),
         kind,
-        state,
+        states: state.into_iter().collect(),
         after: None,
         limit: 100,
     };
@@ -67,6 +67,40 @@ async fn list_sessions_filters_and_pages(f: Fixture) {
         ))
         .await,
         [a2]
+    );
+
+    // Several states: a session in any of them.
+    let in_states = |states: &[SessionState]| SessionQuery {
+        states: states.to_vec(),
+        limit: 100,
+        ..SessionQuery::default()
+    };
+    assert_eq!(
+        list(in_states(&[SessionState::Open, SessionState::Closing])).await,
+        [a2, b1, a3, b2],
+        "every session not ended"
+    );
+    assert_eq!(
+        list(in_states(&[SessionState::Ended, SessionState::Closing])).await,
+        [a1, a3]
+    );
+    assert_eq!(
+        list(in_states(&[
+            SessionState::Ended,
+            SessionState::Open,
+            SessionState::Closing
+        ]))
+        .await,
+        [a1, a2, b1, a3, b2]
+    );
+    assert_eq!(
+        list(SessionQuery {
+            user: Some(user("A")),
+            kind: Some(SessionKind::Clientless),
+            ..in_states(&[SessionState::Open, SessionState::Closing])
+        })
+        .await,
+        [a2, a3]
     );
 
     // Paging: pages of two, each after the previous page's last id.

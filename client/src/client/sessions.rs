@@ -72,6 +72,11 @@ impl Client {
     /// [`next_page_token`](SessionPage::next_page_token), with the same
     /// filter.
     ///
+    /// The page is checked against the filter's states too, as a server
+    /// older than [`SessionFilter::states`] ignores them: with such a server
+    /// a page may hold fewer sessions than `page_size` (even none) and still
+    /// have a next page.
+    ///
     /// # Errors
     /// [`Error::InvalidArgument`] for a bad user filter, page size or token.
     pub async fn list_sessions_page(
@@ -94,6 +99,7 @@ impl Client {
             state: filter.state.map_or(0, |s| s.wire()),
             page_size: i32::try_from(page_size).unwrap_or(i32::MAX),
             page_token: page_token.unwrap_or_default().to_owned(),
+            states: filter.states.iter().map(|s| s.wire()).collect(),
         };
         let response = self
             .unary(call, request, |r| {
@@ -106,6 +112,10 @@ impl Client {
                 .sessions
                 .into_iter()
                 .map(SessionInfo::try_from)
+                .filter(|info| match info {
+                    Ok(session) => filter.wants_state(session.state),
+                    Err(_) => true,
+                })
                 .collect::<Result<_>>()?,
             next_page_token: Some(response.next_page_token).filter(|t| !t.is_empty()),
         })

@@ -81,6 +81,25 @@ pub fn state_filter(field: &str, value: i32) -> Result<Option<SessionState>, Fie
     }
 }
 
+/// A list of states to filter by: each must be a state (not unspecified);
+/// repeats are dropped. Empty matches any state.
+pub fn states_filter(field: &str, values: &[i32]) -> Result<Vec<SessionState>, FieldViolation> {
+    let mut states = Vec::with_capacity(values.len());
+    for (index, &value) in values.iter().enumerate() {
+        match state_filter(field, value) {
+            Ok(Some(state)) if !states.contains(&state) => states.push(state),
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => {
+                return Err(FieldViolation::new(
+                    format!("{field}[{index}]"),
+                    "must be open, closing or ended",
+                ));
+            }
+        }
+    }
+    Ok(states)
+}
+
 /// The longest grace or timeout a caller may ask for.
 pub const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(3600);
 

@@ -10,7 +10,7 @@ use futures::{Stream, StreamExt};
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::convert::{
-    call_deadline, kind_filter, page_size_of, state_filter, struct_to_json, wait,
+    call_deadline, kind_filter, page_size_of, state_filter, states_filter, struct_to_json, wait,
 };
 use super::forward::Router;
 use crate::clientless::Clientless;
@@ -147,24 +147,30 @@ impl SessionService for SessionApi {
             state,
             page_size,
             page_token,
+            states,
         } = request.into_inner();
         let user = if user.is_empty() {
             Ok(None)
         } else {
             UserId::parse("user", user).map(Some)
         };
-        let (user, kind, state, page_size, after) = (
+        let (user, kind, state, mut states, page_size, after) = (
             user,
             kind_filter("kind", kind),
             state_filter("state", state),
+            states_filter("states", &states),
             page_size_of(page_size),
             page_start(&page_token),
         )
             .validate()?;
+        // `state` and `states` together: a session in any of them.
+        if let Some(state) = state.filter(|state| !states.contains(state)) {
+            states.push(state);
+        }
         let query = SessionQuery {
             user,
             kind,
-            state,
+            states,
             after,
             limit: page_size + 1,
         };

@@ -70,12 +70,20 @@ pub struct SessionQuery {
     pub user: Option<UserId>,
     /// Only sessions of this kind.
     pub kind: Option<SessionKind>,
-    /// Only sessions in this state.
-    pub state: Option<SessionState>,
+    /// Only sessions in one of these states; empty: any state.
+    pub states: Vec<SessionState>,
     /// Only sessions with a greater id (the previous page's last one).
     pub after: Option<SessionId>,
     /// The most sessions to return.
     pub limit: u32,
+}
+
+impl SessionQuery {
+    /// Whether a session in `state` passes the state filter.
+    #[must_use]
+    pub fn wants_state(&self, state: SessionState) -> bool {
+        self.states.is_empty() || self.states.contains(&state)
+    }
 }
 
 /// A new run and the session it runs in, as `start_run` recorded them.

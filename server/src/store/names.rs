@@ -4,6 +4,7 @@
 
 use crate::model::{EndReason, FailureKind, ModuleRun, RunOutcome, SessionKind, SessionState};
 use crate::model::{Error, Result};
+use crate::store::SessionQuery;
 
 pub(crate) fn kind_name(kind: SessionKind) -> &'static str {
     match kind {
@@ -26,6 +27,19 @@ pub(crate) fn state_name(state: SessionState) -> &'static str {
         SessionState::Closing => "closing",
         SessionState::Ended => "ended",
     }
+}
+
+/// The state filter of a listing as three SQL parameters, one per state
+/// (open, closing, ended): the state's name when `query` wants sessions in
+/// it, else NULL, for `s.state IN (?, ?, ?)`. An empty filter wants every
+/// state.
+pub(crate) fn state_slots(query: &SessionQuery) -> [Option<&'static str>; 3] {
+    [
+        SessionState::Open,
+        SessionState::Closing,
+        SessionState::Ended,
+    ]
+    .map(|state| query.wants_state(state).then(|| state_name(state)))
 }
 
 pub(crate) fn parse_state(name: &str) -> Result<SessionState> {

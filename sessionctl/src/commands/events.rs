@@ -7,7 +7,8 @@ use std::time::Duration;
 use futures::{StreamExt, TryStreamExt};
 use sessiond_client::{Client, RetryPolicy, SessionId, WatchOptions};
 
-use super::{Failure, Outcome, interrupted, unimplemented_by};
+use super::interrupt::Interrupts;
+use super::{Failure, Outcome, unimplemented_by};
 use crate::args::{AuditCommand, OutputFormat};
 use crate::output::{self, WatchPrinter};
 
@@ -45,12 +46,13 @@ pub async fn watch(
     options.session_id = args.session;
     options.send_initial_state = args.initial_state;
     options.retry = Some(WATCH_RETRY);
+    let mut interrupts = Interrupts::listen()?;
     let mut watch = client.watch_sessions(options);
     let mut printer = WatchPrinter::new(format);
     loop {
         let item = tokio::select! {
             item = watch.next() => item,
-            () = interrupted() => return Ok(Outcome::Interrupted),
+            () = interrupts.next() => return Ok(Outcome::Interrupted),
         };
         let Some(item) = item else {
             return Ok(Outcome::Done);

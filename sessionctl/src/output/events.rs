@@ -1,19 +1,20 @@
 //! Events as records (every field of the contract's `Event`, in its order),
 //! the lines of a watch, and the ledger's verification and checkpoint.
 //!
-//! In JSON, enums are their contract names (`EVENT_KIND_SESSION_ENDED`,
-//! `END_REASON_UNSPECIFIED` when unset), unset ids are 0 and unset strings
-//! empty, as the contract carries them; a snapshot's `session` is the
-//! session's record (else `null`); hashes are lowercase hex. Tables show
-//! short names, `-` for what is unset, and a `detail` column with the
-//! fields that only some kinds have.
+//! Enums are spelled as everywhere in sessionctl's output
+//! (`session_ended`, `closed_by_client`), `null` when unset. In JSON, unset
+//! ids are 0 and unset strings empty, as the contract carries them; a
+//! snapshot's `session` is the session's record (else `null`); hashes are
+//! lowercase hex. Tables show `-` for what is unset, and a `detail` column
+//! with the fields that only some kinds have.
 
 use std::io::{self, Write};
 
 use serde_json::{Value, json};
 use sessiond_client::{Checkpoint, Event, LedgerHash, LedgerVerification, WatchEvent};
 
-use super::{Record, cell, json_line, json_object, session, time};
+use super::table::{listing_cell, pad};
+use super::{Record, cell, enum_name, json_line, json_object, session, time};
 use crate::args::OutputFormat;
 
 /// The columns of an event table.
@@ -29,23 +30,9 @@ pub const EVENT_COLUMNS: &[&str] = &[
 ];
 
 /// The width a watch's table gives each of [`EVENT_COLUMNS`] (it cannot
-/// measure rows it has not received; longer values push the rest right).
+/// measure rows it has not received; longer values, up to
+/// [`MAX_CELL_WIDTH`](super::table::MAX_CELL_WIDTH), push the rest right).
 const WATCH_WIDTHS: [usize; 8] = [8, 27, 25, 10, 12, 14, 16, 0];
-
-/// An enum's name: the contract's in JSON (`unspecified` when unset),
-/// the short one in tables (`null` when unset).
-fn name(
-    format: OutputFormat,
-    value: Option<(&'static str, &'static str)>,
-    unspecified: &'static str,
-) -> Value {
-    match (format, value) {
-        (OutputFormat::Json, Some((contract, _))) => json!(contract),
-        (OutputFormat::Json, None) => json!(unspecified),
-        (OutputFormat::Table, Some((_, short))) => json!(short),
-        (OutputFormat::Table, None) => Value::Null,
-    }
-}
 
 /// An event as a record, under the contract's field names; tables get a
 /// `detail` field instead of the kind-specific ones, and no `session`.
@@ -67,14 +54,7 @@ pub fn event(format: OutputFormat, e: &Event) -> Record {
     let mut record = vec![
         ("revision", json!(e.revision)),
         ("time", time(e.time)),
-        (
-            "kind",
-            name(
-                format,
-                Some((e.kind.contract_name(), e.kind.name())),
-                "EVENT_KIND_UNSPECIFIED",
-            ),
-        ),
+        ("kind", enum_name(Some(e.kind.name()))),
         ("session_id", id(e.session_id.map(|s| s.get()))),
         (
             "session_uuid",
@@ -86,40 +66,14 @@ pub fn event(format: OutputFormat, e: &Event) -> Record {
         ("subject", text(&e.subject)),
         (
             "authentication_method",
-            name(
-                format,
-                e.authentication_method
-                    .map(|m| (m.contract_name(), m.name())),
-                "AUTHENTICATION_METHOD_UNSPECIFIED",
-            ),
+            enum_name(e.authentication_method.map(|m| m.name())),
         ),
         ("peer", text(&e.peer)),
         ("run_id", id(e.run_id.map(|r| r.get()))),
         ("module_id", text(&e.module_id)),
-        (
-            "end_reason",
-            name(
-                format,
-                e.end_reason.map(|r| (r.contract_name(), r.name())),
-                "END_REASON_UNSPECIFIED",
-            ),
-        ),
-        (
-            "run_state",
-            name(
-                format,
-                e.run_state.map(|s| (s.contract_name(), s.name())),
-                "RUN_STATE_UNSPECIFIED",
-            ),
-        ),
-        (
-            "failure_kind",
-            name(
-                format,
-                e.failure_kind.map(|k| (k.contract_name(), k.name())),
-                "MODULE_FAILURE_KIND_UNSPECIFIED",
-            ),
-        ),
+        ("end_reason", enum_name(e.end_reason.map(|r| r.name()))),
+        ("run_state", enum_name(e.run_state.map(|s| s.name()))),
+        ("failure_kind", enum_name(e.failure_kind.map(|k| k.name()))),
         ("request_id", text(&e.request_id)),
         ("traceparent", text(&e.traceparent)),
         ("scope_id", id(e.scope_id.map(|s| s.get()))),
@@ -164,10 +118,10 @@ fn detail(record: &Record) -> Value {
 /// An event as one JSON object: every field in the contract's order, a
 /// snapshot's session record nested in its order too.
 pub fn event_json(e: &Event) -> String {
-    let session = e.session.as_ref().map_or_else(
-        || "null".to_owned(),
-        |s| json_line(&session(OutputFormat::Json, s)),
-    );
+    let session = e
+        .session
+        .as_ref()
+        .map_or_else(|| "null".to_owned(), |s| json_line(&session(s)));
     json_object(
         event(OutputFormat::Json, e)
             .into_iter()
@@ -268,12 +222,14 @@ fn marker(revision: i64, kind: &str) -> Vec<String> {
     cells
 }
 
-/// Cells padded to [`WATCH_WIDTHS`], two spaces apart.
+/// Cells (but the last) cut to [`MAX_CELL_WIDTH`](super::table::MAX_CELL_WIDTH)
+/// and padded to [`WATCH_WIDTHS`] (by display width), two spaces apart.
 fn aligned(cells: &[String]) -> String {
     let padded: Vec<String> = cells
         .iter()
         .zip(WATCH_WIDTHS)
-        .map(|(text, width)| format!("{text:<width$}"))
+        .enumerate()
+        .map(|(i, (text, width))| pad(&listing_cell(text, i + 1 == cells.len()), width))
         .collect();
     padded.join("  ").trim_end().to_owned()
 }

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
-use super::codec::{kind_name, session_from_row, state_name, store_error, text};
+use super::codec::{kind_name, session_from_row, store_error, text};
 use super::rows::{PgTx, fetch_run, fetch_session, latest_run};
 use super::{PostgresStore, events, stopping};
 use crate::events::Cause;
@@ -15,7 +15,7 @@ use crate::model::{
     Error, Expiry, ModuleId, ModuleRun, NewSession, Result, RunId, Session, SessionFacts,
     SessionId, Timestamp, UserId,
 };
-use crate::store::names::parse_kind;
+use crate::store::names::{parse_kind, state_slots};
 use crate::store::{Backend, End, EventQuery, LedgerHead, Operation, SessionQuery, StoredEvent};
 
 #[async_trait]
@@ -90,26 +90,29 @@ impl Backend for PostgresStore {
     }
 
     async fn list_sessions(&self, query: &SessionQuery) -> Result<Vec<Session>> {
+        let [open, closing, ended] = state_slots(query);
         // A user's sessions come from the index by user, in id order.
         let sql = if query.user.is_some() {
             select_session!(
                 "WHERE s.user_id = $1 AND ($2::text IS NULL OR s.kind = $2) \
-                 AND ($3::text IS NULL OR s.state = $3) AND s.session_id > $4 \
+                 AND s.state IN ($3::text, $6::text, $7::text) AND s.session_id > $4 \
                  ORDER BY s.session_id LIMIT $5"
             )
         } else {
             select_session!(
                 "WHERE $1::text IS NULL AND ($2::text IS NULL OR s.kind = $2) \
-                 AND ($3::text IS NULL OR s.state = $3) AND s.session_id > $4 \
+                 AND s.state IN ($3::text, $6::text, $7::text) AND s.session_id > $4 \
                  ORDER BY s.session_id LIMIT $5"
             )
         };
         let rows = sqlx::query(sql)
             .bind(query.user.as_ref().map(UserId::as_str))
             .bind(query.kind.map(kind_name))
-            .bind(query.state.map(state_name))
+            .bind(open)
             .bind(query.after.map_or(0, SessionId::get))
             .bind(i64::from(query.limit))
+            .bind(closing)
+            .bind(ended)
             .fetch_all(&self.pool)
             .await
             .map_err(store_error)?;

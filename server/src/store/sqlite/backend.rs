@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::codec::{column, kind_name, query_all, query_one, session_from_row, state_name};
+use super::codec::{column, kind_name, query_all, query_one, session_from_row};
 use super::rows::{
     SqliteTx, fetch_facts, fetch_run, fetch_session, latest_run, select_session,
     unended_clientless_of_node,
@@ -16,7 +16,7 @@ use crate::events::Cause;
 use crate::model::{
     Expiry, ModuleId, ModuleRun, Result, RunId, Session, SessionFacts, SessionId, Timestamp, UserId,
 };
-use crate::store::names::parse_kind;
+use crate::store::names::{parse_kind, state_slots};
 use crate::store::{Backend, EventQuery, LedgerHead, Operation, SessionQuery, StoredEvent};
 
 #[async_trait]
@@ -68,17 +68,18 @@ impl Backend for SqliteStore {
 
     async fn list_sessions(&self, query: &SessionQuery) -> Result<Vec<Session>> {
         let query = query.clone();
+        let [open, closing, ended] = state_slots(&query);
         // A user's sessions come from the index by user, in id order.
         let sql = if query.user.is_some() {
             select_session!(
                 "WHERE s.user_id = ?1 AND (?2 IS NULL OR s.kind = ?2) \
-                 AND (?3 IS NULL OR s.state = ?3) AND s.session_id > ?4 \
+                 AND s.state IN (?3, ?6, ?7) AND s.session_id > ?4 \
                  ORDER BY s.session_id LIMIT ?5"
             )
         } else {
             select_session!(
                 "WHERE ?1 IS NULL AND (?2 IS NULL OR s.kind = ?2) \
-                 AND (?3 IS NULL OR s.state = ?3) AND s.session_id > ?4 \
+                 AND s.state IN (?3, ?6, ?7) AND s.session_id > ?4 \
                  ORDER BY s.session_id LIMIT ?5"
             )
         };
@@ -90,9 +91,11 @@ impl Backend for SqliteStore {
                     rusqlite::params![
                         query.user.as_ref().map(UserId::as_str),
                         query.kind.map(kind_name),
-                        query.state.map(state_name),
+                        open,
                         query.after.map_or(0, SessionId::get),
                         i64::from(query.limit),
+                        closing,
+                        ended,
                     ],
                     session_from_row,
                 )

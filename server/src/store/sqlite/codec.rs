@@ -13,8 +13,8 @@ use crate::model::{
 };
 use crate::model::{Error, Result};
 
+pub(super) use crate::store::names::kind_name;
 use crate::store::names::{corrupt, parse_failure_kind, parse_kind, parse_reason, parse_state};
-pub(super) use crate::store::names::{kind_name, state_name};
 
 /// Runs a statement (prepared once per connection) that returns no rows;
 /// returns how many rows it changed.

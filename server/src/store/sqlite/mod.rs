@@ -317,7 +317,7 @@ mod tests {
             .list_sessions(&SessionQuery {
                 user: Some(UserId::from_store("R41".to_owned())),
                 kind: None,
-                state: None,
+                states: Vec::new(),
                 after: None,
                 limit: 10,
             })
