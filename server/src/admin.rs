@@ -4,7 +4,6 @@
 //! turns 503 as soon as a shutdown begins).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -16,25 +15,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
+use crate::health::Readiness;
 use crate::metrics::{CONTENT_TYPE, Metrics};
 use crate::store::StatsStore;
-
-/// Whether the server serves gRPC, as its health service says.
-#[derive(Clone, Debug, Default)]
-pub struct Readiness(Arc<AtomicBool>);
-
-impl Readiness {
-    /// Sets it.
-    pub fn set(&self, ready: bool) {
-        self.0.store(ready, Ordering::Release);
-    }
-
-    /// Whether it is ready.
-    #[must_use]
-    pub fn is_ready(&self) -> bool {
-        self.0.load(Ordering::Acquire)
-    }
-}
 
 /// What the admin endpoints read.
 #[derive(Clone, Debug)]

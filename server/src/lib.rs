@@ -32,6 +32,13 @@
 //!   [`access`]: who may do what (the policy and its rules, applied by
 //!   the operations above); [`principal`]: who is calling; [`clock`]: where "now" comes from;
 //!   [`task`]: running writes to completion.
+//! - [`events`]: the event log's readers (audit, watch, verification,
+//!   retention) and the [`events::Cause`] of every change.
+//! - [`metrics`]: the Prometheus registry and the gRPC calls' layer;
+//!   [`admin`]: the admin listener (`/metrics`, `/healthz`, `/readyz`);
+//!   [`health`]: the gRPC health status and readiness;
+//!   [`telemetry`]: the log, the lines and counters of committed changes,
+//!   traces over OTLP.
 //! - [`config`]: flags, environment and TOML; [`server`]: assembling and
 //!   running the gRPC server ([`Sessiond`]); [`shutdown`]: what would hold
 //!   a shutdown up.
@@ -57,6 +64,7 @@ pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod events;
+pub mod health;
 pub mod known_sessions;
 pub mod metrics;
 pub mod model;

@@ -16,12 +16,11 @@ use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, ClientTlsConfig, Identity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
-use tonic_health::server::HealthReporter;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::access::{Access, Policy};
-use crate::admin::{self, Admin, Readiness};
+use crate::admin::{self, Admin};
 use crate::api::{AccessApi, AuditApi, Router, SessionApi, UserContextApi};
 use crate::auth::forwarded::ClusterKey;
 use crate::auth::layer::{AuthLayer, Authenticator};
@@ -34,6 +33,7 @@ use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::config::security::SecurityConfig;
 use crate::events::{EventLog, Feed, Refusals, Watcher, retention};
+use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::model::Error;
 use crate::model::{EndReason, ModuleId};
@@ -55,15 +55,6 @@ const DESCRIPTOR_SETS: [&[u8]; 4] = [
 
 /// The largest response message, in bytes.
 const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
-
-/// The names health reports on: the whole server ("") and each service.
-const HEALTH_NAMES: [&str; 5] = [
-    "",
-    "sessiond.v1.SessionService",
-    "sessiond.v1.UserContextService",
-    "sessiond.v1.AccessService",
-    "sessiond.v1.AuditService",
-];
 
 /// A ready sessiond: store open and migrated, crash recovery done.
 #[derive(Debug)]
@@ -278,12 +269,6 @@ impl Sessiond {
         }
     }
 
-    /// The server's metrics.
-    #[must_use]
-    pub fn metrics(&self) -> Arc<Metrics> {
-        Arc::clone(&self.metrics)
-    }
-
     /// Opens a server from `config` alone (see [`SessiondBuilder::open`]).
     ///
     /// # Errors
@@ -313,11 +298,7 @@ impl Sessiond {
                 tracing::warn!(error = %error, "could not announce this node; retrying with its lease");
             }
         }
-        let (health, health_service) = tonic_health::server::health_reporter();
-        let health = Health {
-            reporter: health,
-            readiness: Readiness::default(),
-        };
+        let (health, health_service) = Health::new();
         health.set(ServingStatus::Serving).await;
         let stop_admin = CancellationToken::new();
         let (admin, metrics_layer) = match self.admin.take() {
@@ -638,21 +619,4 @@ fn endpoint_of(addr: SocketAddr, tls: bool) -> String {
     };
     let scheme = if tls { "https" } else { "http" };
     format!("{scheme}://{}", SocketAddr::new(ip, addr.port()))
-}
-
-/// The gRPC health service's reporter, and readiness (`/readyz`) beside
-/// it.
-struct Health {
-    reporter: HealthReporter,
-    readiness: Readiness,
-}
-
-impl Health {
-    /// Sets the status of the server and of each service.
-    async fn set(&self, status: ServingStatus) {
-        for name in HEALTH_NAMES {
-            self.reporter.set_service_status(name, status).await;
-        }
-        self.readiness.set(status == ServingStatus::Serving);
-    }
 }
