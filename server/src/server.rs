@@ -14,7 +14,7 @@ use sessiond_proto::v1::session_service_server::SessionServiceServer;
 use sessiond_proto::v1::user_context_service_server::UserContextServiceServer;
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
-use tonic::transport::{Certificate, ClientTlsConfig, Identity, Server, ServerTlsConfig};
+use tonic::transport::{Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 
 use tokio_util::sync::CancellationToken;
@@ -188,7 +188,7 @@ impl SessiondBuilder {
             ),
             None => None,
         };
-        let client_tls = client_tls_of(security).map_err(StartError::Security)?;
+        let client_tls = tls::client_config(security).map_err(StartError::Security)?;
         let cluster_key = match &security.cluster_secret_file {
             Some(path) => Some(ClusterKey::load(path).map_err(StartError::Security)?),
             None => None,
@@ -398,7 +398,7 @@ impl Sessiond {
             self.config.reaper_interval,
             stop_reaper.clone(),
         ));
-        let reloads = tokio::spawn(reload_on_hangup(self.access.clone(), stop_reaper.clone()));
+        let reloads = tokio::spawn(self.access.clone().reload_on_hangup(stop_reaper.clone()));
         let stop_membership = CancellationToken::new();
         let membership = tokio::spawn(
             self.cluster
@@ -539,31 +539,6 @@ async fn reap_periodically(clientless: Clientless, interval: Duration, stop: Can
     }
 }
 
-/// Reads the access policy again at every SIGHUP until `stop`; an invalid
-/// policy is reported and the one in use stays.
-async fn reload_on_hangup(access: Access, stop: CancellationToken) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
-            tracing::warn!("cannot listen for SIGHUP; the policy will not be reloaded");
-            return;
-        };
-        loop {
-            tokio::select! {
-                _ = hangups.recv() => match access.reload() {
-                    Ok(true) => tracing::info!("access policy reloaded"),
-                    Ok(false) => tracing::info!("SIGHUP: no policy file to reload"),
-                    Err(error) => tracing::error!(error = %error, "access policy not reloaded; the previous one stays"),
-                },
-                () = stop.cancelled() => return,
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    stop.cancelled().await;
-}
-
 /// The access rules `security` configures for a server on `listen`.
 fn access_of(security: &SecurityConfig, listen: SocketAddr) -> Result<Access, StartError> {
     if !security.authenticates() {
@@ -584,25 +559,6 @@ fn access_of(security: &SecurityConfig, listen: SocketAddr) -> Result<Access, St
         }
     };
     Ok(Access::enforced(policy, security.policy.clone()))
-}
-
-/// TLS for calls to other replicas at `https://` endpoints: trusting
-/// `--tls-ca`, and presenting this server's certificate when client
-/// certificates are verified.
-fn client_tls_of(security: &SecurityConfig) -> Result<Option<ClientTlsConfig>, String> {
-    let Some(ca) = &security.tls_ca else {
-        return Ok(None);
-    };
-    let read = |path: &std::path::Path| {
-        std::fs::read(path).map_err(|error| format!("{}: {error}", path.display()))
-    };
-    let mut config = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(ca)?));
-    if let Some(files) = &security.tls
-        && files.client_ca.is_some()
-    {
-        config = config.identity(Identity::from_pem(read(&files.cert)?, read(&files.key)?));
-    }
-    Ok(Some(config))
 }
 
 /// The address modules call back on: the bound one, with an unspecified IP

@@ -344,3 +344,30 @@ fn decide(policy: &Policy, caller: &Identity, action: Action<'_>) -> Result<()> 
         }
     }
 }
+
+impl Access {
+    /// Reads the access policy again at every SIGHUP until `stop`; an invalid
+    /// policy is reported and the one in use stays.
+    pub async fn reload_on_hangup(self, stop: tokio_util::sync::CancellationToken) {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+                tracing::warn!("cannot listen for SIGHUP; the policy will not be reloaded");
+                return;
+            };
+            loop {
+                tokio::select! {
+                    _ = hangups.recv() => match self.reload() {
+                        Ok(true) => tracing::info!("access policy reloaded"),
+                        Ok(false) => tracing::info!("SIGHUP: no policy file to reload"),
+                        Err(error) => tracing::error!(error = %error, "access policy not reloaded; the previous one stays"),
+                    },
+                    () = stop.cancelled() => return,
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        stop.cancelled().await;
+    }
+}
