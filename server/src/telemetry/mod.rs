@@ -1,4 +1,5 @@
-//! What sessiond tells its operators: its log ([`logging`]), the lines and
+//! What sessiond tells its operators: its log ([`logging`], written
+//! through [`output`]), the lines and
 //! counters of every committed change ([`changes`]), and, with the `otlp`
 //! feature, traces exported over OTLP ([`otlp`]). The metrics themselves
 //! are in [`crate::metrics`].
@@ -7,6 +8,7 @@ pub mod changes;
 pub mod logging;
 #[cfg(feature = "otlp")]
 pub mod otlp;
+pub mod output;
 
 use std::future::Future;
 
@@ -17,11 +19,12 @@ use crate::events::Cause;
 #[derive(Debug)]
 #[must_use]
 pub struct Telemetry {
-    _log: tracing_appender::non_blocking::WorkerGuard,
+    log: output::LogOutput,
 }
 
 impl Drop for Telemetry {
     fn drop(&mut self) {
+        self.log.flush();
         #[cfg(feature = "otlp")]
         otlp::shutdown();
     }
@@ -44,13 +47,8 @@ pub fn init_writing_to(
     config: &Config,
     output: impl std::io::Write + Send + 'static,
 ) -> Result<Telemetry, String> {
-    // Lines are written by a thread of their own, so that a slow stderr
-    // does not slow the threads that log (the SQLite writer among them);
-    // when its queue is full, they wait rather than lose lines.
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .thread_name("sessiond-log")
-        .finish(output);
+    let writer = output::LogOutput::new(output);
+    let log = writer.clone();
     match &config.otlp_endpoint {
         None => logging::init(
             config.log_format,
@@ -68,7 +66,7 @@ pub fn init_writing_to(
             );
         }
     }
-    Ok(Telemetry { _log: guard })
+    Ok(Telemetry { log })
 }
 
 /// The span of a call to `path` with request `headers`, when traces are
