@@ -158,5 +158,6 @@ __all__ = [
     "WatchItem",
     "WatchProgress",
     "WatchStream",
+    "WatchTooSlowError",
     "WhoAmI",
 ]

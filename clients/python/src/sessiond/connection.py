@@ -26,6 +26,17 @@ DEFAULT_TIMEOUT = 30.0
 
 _PathLike = Union[str, "os.PathLike[str]"]
 
+#: Channel options set unless the caller's ``options`` set them: after a lost
+#: connection grpcio waits 1 s, growing to 2 min, before it dials again, and
+#: fails calls at once meanwhile; a server that restarts in a second would
+#: then see retried reads give up before it is dialled again. Reconnecting
+#: from 100 ms, growing to 5 s, keeps the retries meaningful.
+DEFAULT_CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 5000),
+)
+
 
 @dataclass(frozen=True)
 class TlsSettings:
@@ -117,8 +128,11 @@ class Target:
         raise ConfigurationError(f"the endpoint {endpoint!r} is not http:// or https://")
 
     def channel_options(self, options: Any) -> list[tuple[str, Any]]:
-        """grpcio channel options: the caller's, and the TLS server name."""
+        """grpcio channel options: the caller's, the TLS server name, and
+        :data:`DEFAULT_CHANNEL_OPTIONS` the caller's do not set."""
         merged = list(options or ())
+        given = {name for name, _ in merged}
+        merged.extend(option for option in DEFAULT_CHANNEL_OPTIONS if option[0] not in given)
         if self.tls is not None and self.tls.server_name:
             merged.append(("grpc.ssl_target_name_override", self.tls.server_name))
         return merged
