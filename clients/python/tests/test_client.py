@@ -178,7 +178,7 @@ def test_a_wait_is_added_to_the_deadline(client: sessiond.Client) -> None:
     assert value == "done"
 
 
-def test_an_unreachable_server_is_unavailable_after_the_retries(tmp_path: object) -> None:
+def test_an_unreachable_server_is_unavailable_after_the_retries() -> None:
     # A port nothing listens on: every attempt of a read fails.
     with sessiond.Client(
         "127.0.0.1:1", retry=sessiond.RetryPolicy(max_attempts=2, initial_backoff=0.01)

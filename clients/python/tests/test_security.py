@@ -137,6 +137,30 @@ def test_tls_with_the_servers_ca(tmp_path: Path, pki: Pki) -> None:
         server.stop()
 
 
+def test_a_module_of_a_tls_server_connects_back_with_the_ca(
+    tmp_path: Path, pki: Pki, test_modules: Path
+) -> None:
+    server = Server(
+        tmp_path,
+        "--tls-cert",
+        str(pki.server_cert),
+        "--tls-key",
+        str(pki.server_key),
+        "--modules",
+        str(test_modules),
+    )
+    server.start()
+    try:
+        tls = sessiond.TlsSettings.from_files(ca=pki.ca)
+        with sessiond.Client(server.endpoint, tls=tls) as client:
+            with client.clientless_session("SYSTEM") as session:
+                session.open_module("seed-api", act_as="R41", ca=str(pki.ca))
+                seen = session.get_return_value("seed-api", timeout=30)
+        assert (seen["session_id"], seen["inside"], seen["after"]) == (session.session_id, "R41", "SYSTEM")
+    finally:
+        server.stop()
+
+
 def test_a_client_certificate_authenticates_the_caller(tmp_path: Path, pki: Pki) -> None:
     server = Server(
         tmp_path,

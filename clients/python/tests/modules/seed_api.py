@@ -4,17 +4,20 @@ reports what it saw (the tests' ``seed-api`` module).
 
 Parameters: ``act_as`` (a user for a ``UserContext`` block), ``set`` (a user
 for ``set_user_context`` inside that block), ``forbidden`` (a user it tries
-to act as and expects to be refused).
+to act as and expects to be refused), ``ca`` (the CA file of a server that
+serves TLS with a CA of its own).
 """
 
 import json
 import sys
 from typing import Any
 
-from sessiond import PermissionDeniedError, utilities
+from sessiond import PermissionDeniedError, TlsSettings, utilities
 
 
 def run(parameters: dict[str, Any]) -> dict[str, object]:
+    if "ca" in parameters:
+        utilities.connect(tls=TlsSettings.from_files(ca=parameters["ca"]))
     session_id = utilities.current_session_id()
     seen: dict[str, object] = {"session_id": session_id}
     me = utilities.client().who_am_i()
