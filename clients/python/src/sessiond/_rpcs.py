@@ -12,7 +12,7 @@ from typing import Any, Callable, Generic, NamedTuple, Optional, TypeVar, Union
 
 from . import _wire
 from .access import AccessDecision, Permission, WhoAmI
-from .errors import FieldViolation, InvalidArgumentError, RequestSubject
+from .errors import FieldViolation, InvalidArgumentError
 from .events import Checkpoint, EventKind, EventPage, LedgerVerification
 from .modules import ModuleRun, return_value
 from .retry import CallKind
@@ -91,23 +91,22 @@ UNARY_RPCS = (
 
 
 class Plan(Generic[T]):
-    """One call to make: the RPC, its request, what it is about, extra
-    deadline, and how to read the answer."""
+    """One call to make: the RPC, its request, extra deadline, and how to
+    read the answer. (What the call is about, for its errors, is read from
+    the request when it fails: ``RequestSubject.of``.)"""
 
-    __slots__ = ("decode", "extra_time", "request", "rpc", "subject")
+    __slots__ = ("decode", "extra_time", "request", "rpc")
 
     def __init__(
         self,
         rpc: Rpc,
         request: Any,
         decode: Callable[[Any], T],
-        subject: RequestSubject = RequestSubject(),
         extra_time: float = 0.0,
     ) -> None:
         self.rpc = rpc
         self.request = request
         self.decode = decode
-        self.subject = subject
         self.extra_time = extra_time
 
 
@@ -118,7 +117,7 @@ def session_id_of(value: Any, field: str = "session_id") -> int:
     Raises:
         InvalidArgumentError: for anything else; nothing is sent.
     """
-    if isinstance(value, int) and not isinstance(value, bool):
+    if type(value) is int:  # the common case first: not bool, which is an int too
         return value
     if isinstance(value, str) and value.strip().isdigit():
         return int(value)
@@ -152,7 +151,6 @@ def get_session_user(session_id: int) -> Plan[str]:
         GET_SESSION_USER,
         sessions_pb.GetSessionUserRequest(session_id=sid),
         _user,
-        RequestSubject(session_id=sid),
     )
 
 
@@ -162,7 +160,6 @@ def get_session_info(session_id: int) -> Plan[SessionInfo]:
         GET_SESSION_INFO,
         sessions_pb.GetSessionInfoRequest(session_id=sid),
         _session_record,
-        RequestSubject(session_id=sid),
     )
 
 
@@ -187,7 +184,7 @@ def list_sessions_page(
             next_page_token=response.next_page_token or None,
         )
 
-    return Plan(LIST_SESSIONS, request, decode, RequestSubject(user=user))
+    return Plan(LIST_SESSIONS, request, decode)
 
 
 def start_session(user: str, client: str) -> Plan[SessionInfo]:
@@ -195,7 +192,6 @@ def start_session(user: str, client: str) -> Plan[SessionInfo]:
         START_SESSION,
         sessions_pb.StartSessionRequest(user=user, client=client),
         _session_record,
-        RequestSubject(user=user),
     )
 
 
@@ -205,7 +201,6 @@ def touch_session(session_id: int) -> Plan[datetime.datetime]:
         TOUCH_SESSION,
         sessions_pb.TouchSessionRequest(session_id=sid),
         lambda response: _wire.required_datetime(response, "last_activity_time"),
-        RequestSubject(session_id=sid),
     )
 
 
@@ -215,7 +210,6 @@ def end_session(session_id: int) -> Plan[SessionInfo]:
         END_SESSION,
         sessions_pb.EndSessionRequest(session_id=sid),
         _session_record,
-        RequestSubject(session_id=sid),
         extra_time=MAX_GRACE,
     )
 
@@ -225,7 +219,6 @@ def open_clientless_session(user: str) -> Plan[SessionInfo]:
         OPEN_CLIENTLESS_SESSION,
         sessions_pb.OpenClientlessSessionRequest(user=user),
         _session_record,
-        RequestSubject(user=user),
     )
 
 
@@ -239,7 +232,6 @@ def close_clientless_session(session_id: int, grace: Optional[float]) -> Plan[Se
         CLOSE_CLIENTLESS_SESSION,
         request,
         _session_record,
-        RequestSubject(session_id=sid),
         extra_time=MAX_GRACE if grace is None else grace,
     )
 
@@ -260,7 +252,6 @@ def open_module(
         OPEN_MODULE,
         request,
         ModuleRun.from_pb,
-        RequestSubject(session_id=sid, module_id=module_id),
     )
 
 
@@ -274,7 +265,6 @@ def get_return_value(session_id: int, module_id: str, timeout: float) -> Plan[An
         GET_RETURN_VALUE,
         request,
         lambda response: return_value(sid, module_id, response),
-        RequestSubject(session_id=sid, module_id=module_id),
         extra_time=wait,
     )
 
@@ -285,7 +275,6 @@ def get_user_context(session_id: int) -> Plan[UserContextInfo]:
         GET_USER_CONTEXT,
         contexts_pb.GetUserContextRequest(session_id=sid),
         lambda r: UserContextInfo(user=r.user, session_user=r.session_user, depth=r.depth),
-        RequestSubject(session_id=sid),
     )
 
 
@@ -295,7 +284,6 @@ def set_user_context(session_id: int, user: str) -> Plan[str]:
         SET_USER_CONTEXT,
         contexts_pb.SetUserContextRequest(session_id=sid, user=user),
         operator.attrgetter("previous_user"),
-        RequestSubject(session_id=sid, user=user),
     )
 
 
@@ -305,7 +293,6 @@ def push_user_context(session_id: int, user: str) -> Plan[PushedScope]:
         PUSH_USER_CONTEXT,
         contexts_pb.PushUserContextRequest(session_id=sid, user=user),
         lambda r: PushedScope(scope_id=r.scope_id, previous_user=r.previous_user, depth=r.depth),
-        RequestSubject(session_id=sid, user=user),
     )
 
 
@@ -316,7 +303,6 @@ def pop_user_context(session_id: int, scope_id: int) -> Plan[PoppedScope]:
         POP_USER_CONTEXT,
         contexts_pb.PopUserContextRequest(session_id=sid, scope_id=scope),
         lambda r: PoppedScope(user=r.user, depth=r.depth),
-        RequestSubject(session_id=sid, scope_id=scope),
     )
 
 
@@ -341,7 +327,6 @@ def check_access(
         CHECK_ACCESS,
         request,
         lambda r: AccessDecision(allowed=r.allowed, reason=r.reason),
-        RequestSubject(session_id=sid, module_id=module_id, user=user),
     )
 
 
@@ -373,7 +358,7 @@ def list_events_page(
         request.start_time.CopyFrom(_wire.to_timestamp(start_time))
     if end_time is not None:
         request.end_time.CopyFrom(_wire.to_timestamp(end_time))
-    return Plan(LIST_EVENTS, request, EventPage.from_pb, RequestSubject(session_id=sid, user=user))
+    return Plan(LIST_EVENTS, request, EventPage.from_pb)
 
 
 def verify_ledger(from_revision: int, to_revision: int) -> Plan[LedgerVerification]:

@@ -53,6 +53,19 @@ class RequestSubject(NamedTuple):
     scope_id: Optional[int] = None
     user: Optional[str] = None
 
+    @classmethod
+    def of(cls, request: Any) -> RequestSubject:
+        """The ids a request message names (the contract spells them alike
+        in every request: ``session_id``, ``module_id``, ``scope_id``,
+        ``user``); unset ones are ``None``. Read only when a call failed,
+        so that calls that succeed pay nothing for it."""
+        fields = request.DESCRIPTOR.fields_by_name
+
+        def named(name: str) -> Any:
+            return (getattr(request, name) or None) if name in fields else None
+
+        return cls(named("session_id"), named("module_id"), named("scope_id"), named("user"))
+
 
 class SessiondError(Exception):
     """Base of every error the package raises.

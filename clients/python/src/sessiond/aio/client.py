@@ -18,7 +18,7 @@ from .. import _rpcs
 from .._rpcs import Plan
 from ..access import AccessDecision, Permission, WhoAmI
 from ..connection import DEFAULT_TIMEOUT, Target, TlsSettings, bearer_metadata
-from ..errors import from_rpc_error
+from ..errors import RequestSubject, from_rpc_error
 from ..events import Checkpoint, Event, EventKind, EventPage, LedgerVerification
 from ..modules import ModuleRun
 from ..retry import RetryPolicy
@@ -140,7 +140,7 @@ class Client:
                     await asyncio.sleep(self._retry.backoff(attempt))
                     attempt += 1
                     continue
-                raise from_rpc_error(error, plan.subject) from None
+                raise from_rpc_error(error, RequestSubject.of(plan.request)) from None
             return plan.decode(response)
 
     # Sessions (see sessiond.Client for each method's documentation) ------------
