@@ -97,6 +97,8 @@ from .sessions import EndReason, SessionInfo, SessionKind, SessionPage, SessionS
 from .user_contexts import PoppedScope, PushedScope, UserContextInfo
 from .watch import WatchStream
 
+from . import utilities  # noqa: E402 - last: it builds on the rest
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -160,4 +162,5 @@ __all__ = [
     "WatchStream",
     "WatchTooSlowError",
     "WhoAmI",
+    "utilities",
 ]
