@@ -7,6 +7,12 @@
 //!   else the workspace's `.venv/bin/python`. Its path reaches the tests as
 //!   `SESSIOND_TEST_PYTHON` (`option_env!`), so they run the interpreter
 //!   checked here.
+//! - `cfg(has_python_client)`: that Python also runs the Python client's
+//!   checks (`tests/python_package.rs`): it imports the package from
+//!   `clients/python/src` (so it has the package's dependencies, at the
+//!   versions its generated code needs) and [`PYTHON_CLIENT_TOOLS`], and
+//!   has the grpcio-tools that `clients/python/requirements-dev.txt` pins
+//!   (`pip install -e ./clients/python -r clients/python/requirements-dev.txt`).
 //! - `cfg(has_postgres)`: `psql`, and a server to create databases on:
 //!   `$SESSIOND_TEST_POSTGRES_URL`, else `initdb` and `pg_ctl` to start a
 //!   throwaway cluster with, found as `sessiond_testkit::postgres` finds
@@ -33,6 +39,10 @@ mod programs;
 const PYTHON_MODULES: &str =
     "grpc, grpc_tools, grpc_reflection, grpc_health, grpc_status, jwt, cryptography";
 
+/// The dev tools the Python client's checks run, besides the package's own
+/// dependencies. Keep in step with `clients/python/requirements-dev.txt`.
+const PYTHON_CLIENT_TOOLS: &str = "pytest, mypy";
+
 /// The environment variable that forbids ignoring a test.
 const REQUIRE_ALL_TESTS: &str = "SESSIOND_REQUIRE_ALL_TESTS";
 
@@ -44,6 +54,8 @@ const REQUIRE_ALL_TESTS: &str = "SESSIOND_REQUIRE_ALL_TESTS";
 pub fn detect() {
     println!("cargo::rustc-check-cfg=cfg(has_python)");
     println!("cargo::rustc-check-cfg=cfg(has_postgres)");
+    println!("cargo::rustc-check-cfg=cfg(has_python_client)");
+    println!("cargo::rerun-if-changed=clients/python/requirements-dev.txt");
     for var in [
         "SESSIOND_PYTHON",
         "SESSIOND_TEST_POSTGRES_URL",
@@ -57,9 +69,18 @@ pub fn detect() {
         Ok(python) => {
             println!("cargo::rustc-cfg=has_python");
             println!("cargo::rustc-env=SESSIOND_TEST_PYTHON={}", python.display());
+            match python_client(&python) {
+                Ok(()) => println!("cargo::rustc-cfg=has_python_client"),
+                Err(problem) => missing.push(format!(
+                    "the Python client's tests need {} to import the package (clients/python) \
+                     and {PYTHON_CLIENT_TOOLS}, with the pinned grpcio-tools: {problem}",
+                    python.display()
+                )),
+            }
         }
         Err(problem) => missing.push(format!(
-            "the cross-language tests need a Python with {PYTHON_MODULES}: {problem}"
+            "the cross-language tests and the Python client's need a Python with \
+             {PYTHON_MODULES}: {problem}"
         )),
     }
     match postgres() {
@@ -93,14 +114,37 @@ fn python() -> Result<PathBuf, String> {
             python
         }
     };
-    let output = Command::new(&python)
-        .args(["-c", &format!("import {PYTHON_MODULES}")])
+    run_python(&python, &["-c", &format!("import {PYTHON_MODULES}")])?;
+    Ok(python)
+}
+
+/// `Ok` when `python` imports the Python client from its source tree and
+/// the tools its checks run, and has the pinned generator.
+fn python_client(python: &Path) -> Result<(), String> {
+    let imports = format!(
+        "import sys; sys.path.insert(0, 'clients/python/src'); \
+         import sessiond, sessiond.aio, {PYTHON_CLIENT_TOOLS}"
+    );
+    run_python(python, &["-c", &imports])?;
+    run_python(
+        python,
+        &["clients/python/tools/generate.py", "--check-generator"],
+    )
+}
+
+/// Runs `python ARGS…` in the workspace root; `Err` with the last line of
+/// its stderr when it fails.
+fn run_python(python: &Path, args: &[&str]) -> Result<(), String> {
+    let root = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default());
+    let output = Command::new(python)
+        .args(args)
+        .current_dir(root)
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .stdin(Stdio::null())
         .output()
         .map_err(|e| format!("cannot run {}: {e}", python.display()))?;
     if output.status.success() {
-        Ok(python)
+        Ok(())
     } else {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let last = stderr

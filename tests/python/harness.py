@@ -59,10 +59,20 @@ class Stubs:
             *PROTO_FILES,
         ]
         subprocess.run(command, check=True)
+        # protoc writes no __init__.py, so out_dir/sessiond would only be a
+        # namespace portion, and an installed package named `sessiond` (the
+        # Python client, clients/python, whose sessiond.v1 is the same code
+        # committed) would win over it. As regular packages first on the
+        # path, the stubs just generated are the ones imported.
+        for package in ("sessiond", os.path.join("sessiond", "v1")):
+            open(os.path.join(out_dir, package, "__init__.py"), "a").close()
         sys.path.insert(0, out_dir)
 
         def module(name):
-            return importlib.import_module(f"sessiond.v1.{name}")
+            imported = importlib.import_module(f"sessiond.v1.{name}")
+            if not os.path.abspath(imported.__file__).startswith(os.path.abspath(out_dir)):
+                raise ImportError(f"sessiond.v1.{name} came from {imported.__file__}, not {out_dir}")
+            return imported
 
         self.er_pb = module("error_reason_pb2")
         self.pb = module("session_pb2")

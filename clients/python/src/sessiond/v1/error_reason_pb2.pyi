@@ -1,0 +1,50 @@
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from typing import ClassVar as _ClassVar
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ERROR_REASON_UNSPECIFIED: _ClassVar[ErrorReason]
+    ERROR_REASON_INVALID_ARGUMENT: _ClassVar[ErrorReason]
+    ERROR_REASON_SESSION_NOT_FOUND: _ClassVar[ErrorReason]
+    ERROR_REASON_SESSION_NOT_CLIENTLESS: _ClassVar[ErrorReason]
+    ERROR_REASON_SESSION_ENDED: _ClassVar[ErrorReason]
+    ERROR_REASON_SESSION_CLOSING: _ClassVar[ErrorReason]
+    ERROR_REASON_SCOPE_NOT_FOUND: _ClassVar[ErrorReason]
+    ERROR_REASON_SCOPE_NOT_INNERMOST: _ClassVar[ErrorReason]
+    ERROR_REASON_MODULE_NOT_FOUND: _ClassVar[ErrorReason]
+    ERROR_REASON_MODULE_NOT_OPENED: _ClassVar[ErrorReason]
+    ERROR_REASON_MODULE_STILL_RUNNING: _ClassVar[ErrorReason]
+    ERROR_REASON_TOO_MANY_RUNNING_MODULES: _ClassVar[ErrorReason]
+    ERROR_REASON_TOO_MANY_SESSIONS: _ClassVar[ErrorReason]
+    ERROR_REASON_OWNER_UNAVAILABLE: _ClassVar[ErrorReason]
+    ERROR_REASON_STORE_UNAVAILABLE: _ClassVar[ErrorReason]
+    ERROR_REASON_INTERNAL: _ClassVar[ErrorReason]
+    ERROR_REASON_UNAUTHENTICATED: _ClassVar[ErrorReason]
+    ERROR_REASON_PERMISSION_DENIED: _ClassVar[ErrorReason]
+    ERROR_REASON_REVISION_COMPACTED: _ClassVar[ErrorReason]
+    ERROR_REASON_WATCH_TOO_SLOW: _ClassVar[ErrorReason]
+    ERROR_REASON_SERVER_SHUTTING_DOWN: _ClassVar[ErrorReason]
+ERROR_REASON_UNSPECIFIED: ErrorReason
+ERROR_REASON_INVALID_ARGUMENT: ErrorReason
+ERROR_REASON_SESSION_NOT_FOUND: ErrorReason
+ERROR_REASON_SESSION_NOT_CLIENTLESS: ErrorReason
+ERROR_REASON_SESSION_ENDED: ErrorReason
+ERROR_REASON_SESSION_CLOSING: ErrorReason
+ERROR_REASON_SCOPE_NOT_FOUND: ErrorReason
+ERROR_REASON_SCOPE_NOT_INNERMOST: ErrorReason
+ERROR_REASON_MODULE_NOT_FOUND: ErrorReason
+ERROR_REASON_MODULE_NOT_OPENED: ErrorReason
+ERROR_REASON_MODULE_STILL_RUNNING: ErrorReason
+ERROR_REASON_TOO_MANY_RUNNING_MODULES: ErrorReason
+ERROR_REASON_TOO_MANY_SESSIONS: ErrorReason
+ERROR_REASON_OWNER_UNAVAILABLE: ErrorReason
+ERROR_REASON_STORE_UNAVAILABLE: ErrorReason
+ERROR_REASON_INTERNAL: ErrorReason
+ERROR_REASON_UNAUTHENTICATED: ErrorReason
+ERROR_REASON_PERMISSION_DENIED: ErrorReason
+ERROR_REASON_REVISION_COMPACTED: ErrorReason
+ERROR_REASON_WATCH_TOO_SLOW: ErrorReason
+ERROR_REASON_SERVER_SHUTTING_DOWN: ErrorReason

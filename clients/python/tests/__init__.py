@@ -1,0 +1,1 @@
+"""The Python client's tests (pytest), against real sessiond servers."""
