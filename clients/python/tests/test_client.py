@@ -41,6 +41,10 @@ def test_list_sessions_filters_and_pages(client: sessiond.Client) -> None:
     still_open = client.list_sessions(user=user, state=SessionState.OPEN)
     assert [s.session_id for s in still_open] == [s.session_id for s in opened[1:]]
     assert client.list_sessions(user=user, kind=SessionKind.INTERACTIVE) == []
+    either = client.list_sessions(user=user, states=[SessionState.ENDED, SessionState.OPEN])
+    assert [s.session_id for s in either] == [s.session_id for s in opened]
+    ended = client.list_sessions(user=user, states=[SessionState.ENDED])
+    assert [s.session_id for s in ended] == [opened[0].session_id]
     first = client.list_sessions_page(user=user, page_size=2)
     assert len(first.sessions) == 2 and first.next_page_token is not None
     second = client.list_sessions_page(user=user, page_size=2, page_token=first.next_page_token)

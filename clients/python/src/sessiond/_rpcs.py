@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime
 import operator
 from collections.abc import Iterable, Mapping
-from typing import Any, Callable, Generic, NamedTuple, Optional, TypeVar, Union
+from typing import Any, Callable, Generic, NamedTuple, Optional, Sequence, TypeVar, Union
 
 from . import _wire
 from .access import AccessDecision, Permission, WhoAmI
@@ -169,11 +169,13 @@ def list_sessions_page(
     state: Optional[SessionState],
     page_size: int,
     page_token: Optional[str],
+    states: Sequence[SessionState] = (),
 ) -> Plan[SessionPage]:
     request = sessions_pb.ListSessionsRequest(
         user=user or "",
         kind=kind.wire_name if kind is not None else None,
         state=state.wire_name if state is not None else None,
+        states=[s.wire_name for s in states],
         page_size=page_size,
         page_token=page_token or "",
     )

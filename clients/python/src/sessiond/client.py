@@ -17,7 +17,7 @@ import datetime
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from types import TracebackType
-from typing import Any, Optional, TypeVar
+from typing import Any, Optional, Sequence, TypeVar
 
 import grpc
 
@@ -220,14 +220,18 @@ class Client:
         state: Optional[SessionState] = None,
         page_size: int = 0,
         page_token: Optional[str] = None,
+        states: Sequence[SessionState] = (),
     ) -> SessionPage:
         """One page of sessions, oldest first (``page_size`` 0: the server's
-        default, 100; at most 1000).
+        default, 100; at most 1000). ``state`` and ``states`` together: a
+        session in any of them.
 
         Raises:
             InvalidArgumentError: for a bad filter or page token.
         """
-        return self._run(_rpcs.list_sessions_page(user, kind, state, page_size, page_token))
+        return self._run(
+            _rpcs.list_sessions_page(user, kind, state, page_size, page_token, states)
+        )
 
     def list_sessions(
         self,
@@ -235,6 +239,7 @@ class Client:
         user: Optional[str] = None,
         kind: Optional[SessionKind] = None,
         state: Optional[SessionState] = None,
+        states: Sequence[SessionState] = (),
     ) -> list[SessionInfo]:
         """Every session that matches, oldest first (all pages; the caller
         sees only the sessions it may read).
@@ -246,7 +251,12 @@ class Client:
         token: Optional[str] = None
         while True:
             page = self.list_sessions_page(
-                user=user, kind=kind, state=state, page_size=_ALL_PAGES_SIZE, page_token=token
+                user=user,
+                kind=kind,
+                state=state,
+                states=states,
+                page_size=_ALL_PAGES_SIZE,
+                page_token=token,
             )
             sessions.extend(page.sessions)
             token = page.next_page_token

@@ -9,7 +9,7 @@ import copy
 import datetime
 from collections.abc import AsyncIterator, Iterable, Mapping
 from types import TracebackType
-from typing import Any, Optional, TypeVar
+from typing import Any, Optional, Sequence, TypeVar
 
 import grpc
 import grpc.aio
@@ -161,9 +161,12 @@ class Client:
         state: Optional[SessionState] = None,
         page_size: int = 0,
         page_token: Optional[str] = None,
+        states: Sequence[SessionState] = (),
     ) -> SessionPage:
         """One page of sessions, oldest first."""
-        return await self._run(_rpcs.list_sessions_page(user, kind, state, page_size, page_token))
+        return await self._run(
+            _rpcs.list_sessions_page(user, kind, state, page_size, page_token, states)
+        )
 
     async def list_sessions(
         self,
@@ -171,13 +174,19 @@ class Client:
         user: Optional[str] = None,
         kind: Optional[SessionKind] = None,
         state: Optional[SessionState] = None,
+        states: Sequence[SessionState] = (),
     ) -> list[SessionInfo]:
         """Every session that matches, oldest first (all pages)."""
         sessions: list[SessionInfo] = []
         token: Optional[str] = None
         while True:
             page = await self.list_sessions_page(
-                user=user, kind=kind, state=state, page_size=_ALL_PAGES_SIZE, page_token=token
+                user=user,
+                kind=kind,
+                state=state,
+                states=states,
+                page_size=_ALL_PAGES_SIZE,
+                page_token=token,
             )
             sessions.extend(page.sessions)
             token = page.next_page_token
