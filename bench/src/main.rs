@@ -168,6 +168,8 @@ impl Options {
 
 /// The hidden modes in which the benchmark runs its own children.
 #[derive(Debug, Subcommand)]
+// Parsed once per process: the size of its largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 enum ChildMode {
     /// Serve the baseline (fixed answers, no store); print `LISTEN <addr>`.
     #[command(hide = true)]

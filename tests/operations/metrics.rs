@@ -71,7 +71,7 @@ async fn server(
 
 const SESSIONS: &str = "sessiond.v1.SessionService";
 
-fn method<'a>(name: &'a str) -> [(&'static str, &'a str); 3] {
+fn method(name: &str) -> [(&'static str, &str); 3] {
     [
         ("grpc_type", "unary"),
         ("grpc_service", SESSIONS),

@@ -131,6 +131,31 @@ pub fn peer_subject(extensions: &http::Extensions) -> Option<String> {
     subject_of(certs.first()?)
 }
 
+/// TLS for calls to other replicas at `https://` endpoints: trusting
+/// `--tls-ca`, and presenting this server's certificate when client
+/// certificates are verified.
+///
+/// # Errors
+/// A message naming a file that cannot be read.
+pub fn client_config(
+    security: &crate::config::security::SecurityConfig,
+) -> Result<Option<tonic::transport::ClientTlsConfig>, String> {
+    use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+    let Some(ca) = &security.tls_ca else {
+        return Ok(None);
+    };
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|error| format!("{}: {error}", path.display()))
+    };
+    let mut config = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(ca)?));
+    if let Some(files) = &security.tls
+        && files.client_ca.is_some()
+    {
+        config = config.identity(Identity::from_pem(read(&files.cert)?, read(&files.key)?));
+    }
+    Ok(Some(config))
+}
+
 #[cfg(test)]
 mod tests {
     use std::net::SocketAddr;
@@ -442,29 +467,4 @@ mod tests {
         check(addr, &ca, None).await.unwrap();
         assert_eq!(seen.lock().unwrap().last(), Some(&None));
     }
-}
-
-/// TLS for calls to other replicas at `https://` endpoints: trusting
-/// `--tls-ca`, and presenting this server's certificate when client
-/// certificates are verified.
-///
-/// # Errors
-/// A message naming a file that cannot be read.
-pub fn client_config(
-    security: &crate::config::security::SecurityConfig,
-) -> Result<Option<tonic::transport::ClientTlsConfig>, String> {
-    use tonic::transport::{Certificate, ClientTlsConfig, Identity};
-    let Some(ca) = &security.tls_ca else {
-        return Ok(None);
-    };
-    let read = |path: &std::path::Path| {
-        std::fs::read(path).map_err(|error| format!("{}: {error}", path.display()))
-    };
-    let mut config = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(ca)?));
-    if let Some(files) = &security.tls
-        && files.client_ca.is_some()
-    {
-        config = config.identity(Identity::from_pem(read(&files.cert)?, read(&files.key)?));
-    }
-    Ok(Some(config))
 }
