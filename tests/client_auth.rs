@@ -437,7 +437,8 @@ async fn sessiond_token_create_makes_a_token_the_real_server_accepts() {
 
     // The real binary started with --tokens accepts both, and nothing else.
     let tokens_arg = tokens.display().to_string();
-    let server = ServerProcess::spawn(&database_url(dir.path()), &["--tokens", &tokens_arg]).await;
+    let mut server =
+        ServerProcess::spawn(&database_url(dir.path()), &["--tokens", &tokens_arg]).await;
     let me = client_with_token(&server.endpoint(), &billing)
         .await
         .who_am_i()
@@ -460,6 +461,14 @@ async fn sessiond_token_create_makes_a_token_the_real_server_accepts() {
         .await
         .unwrap_err();
     assert!(matches!(error, Error::Unauthenticated { .. }), "{error:?}");
+    // Everything it logged, to its exit.
+    let pid = i32::try_from(server.child.id().unwrap()).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(server.exited().await.success());
     let log = server.log.borrow().clone();
     for token in [&billing, &olga, &tampered] {
         assert!(

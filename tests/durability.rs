@@ -162,7 +162,7 @@ async fn sigterm_stops_the_binary_with_exit_code_zero() {
         .unwrap();
     let pid = i32::try_from(process.child.id().unwrap()).unwrap();
     kill(Pid::from_raw(pid), Signal::SIGTERM).unwrap();
-    let status = process.child.wait().await.unwrap();
+    let status = process.exited().await;
     assert!(status.success(), "exit status {status:?}");
     let log = process.log.borrow().clone();
     assert!(log.contains("shutting down"), "{log}");

@@ -207,6 +207,8 @@ pub struct ServerProcess {
     pub addr: SocketAddr,
     /// Everything it wrote to stderr so far (collected in the background).
     pub log: tokio::sync::watch::Receiver<String>,
+    /// The task collecting it, until it reached the end.
+    log_read: Option<JoinHandle<()>>,
 }
 
 impl ServerProcess {
@@ -259,7 +261,7 @@ impl ServerProcess {
             }
         };
         let (log_tx, log) = tokio::sync::watch::channel(seen);
-        tokio::spawn(async move {
+        let log_read = tokio::spawn(async move {
             while let Ok(Some(line)) = lines.next_line().await {
                 log_tx.send_modify(|log| {
                     log.push_str(&line);
@@ -267,7 +269,23 @@ impl ServerProcess {
                 });
             }
         });
-        Self { child, addr, log }
+        Self {
+            child,
+            addr,
+            log,
+            log_read: Some(log_read),
+        }
+    }
+
+    /// Waits for the process to exit and for everything it wrote to stderr
+    /// to be in [`ServerProcess::log`] (the log is written in bursts, the
+    /// last one at exit).
+    pub async fn exited(&mut self) -> std::process::ExitStatus {
+        let status = self.child.wait().await.unwrap();
+        if let Some(log_read) = self.log_read.take() {
+            log_read.await.unwrap();
+        }
+        status
     }
 
     /// `http://ADDR`, for clients.

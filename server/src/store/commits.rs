@@ -31,11 +31,24 @@ impl Commits {
     /// listens — so that a server nobody watches pays no wake-up of another
     /// thread per commit.
     pub fn committed(&self, changes: &[Pending], writes: usize, took: Duration) {
-        if let Some(observer) = self.observer.get() {
-            observer.committed(changes, writes, took);
-        }
+        self.wake(changes);
+        self.report(changes, writes, took);
+    }
+
+    /// The first half of [`Commits::committed`], which a store calls before
+    /// it answers the writes: wakes the listener when `changes` has events
+    /// and one listens (so that a watch has what its caller was told of).
+    pub fn wake(&self, changes: &[Pending]) {
         if !changes.is_empty() && self.listening.load(Ordering::Acquire) {
             self.notify.notify_one();
+        }
+    }
+
+    /// The second half of [`Commits::committed`], which a store may call
+    /// after it answered the writes: tells the observer.
+    pub fn report(&self, changes: &[Pending], writes: usize, took: Duration) {
+        if let Some(observer) = self.observer.get() {
+            observer.committed(changes, writes, took);
         }
     }
 

@@ -299,7 +299,10 @@ fn write_batches(
         let took = began.elapsed();
         let writes = batch.len();
         match &committed {
-            Ok(()) => cache.apply(changes.drain(..)),
+            Ok(()) => {
+                cache.apply(changes.drain(..));
+                log.commits.wake(&events);
+            }
             Err(reason) => {
                 changes.clear();
                 events.clear();
@@ -310,10 +313,10 @@ fn write_batches(
         for job in batch.drain(..) {
             job.finish(committed.clone());
         }
-        // After the answers: what watches, logs and metrics learn of the
-        // batch does not delay them.
+        // After the answers: what logs and metrics learn of the batch does
+        // not delay them.
         if committed.is_ok() {
-            log.commits.committed(&events, writes, took);
+            log.commits.report(&events, writes, took);
         }
         events.clear();
     }
