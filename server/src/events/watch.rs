@@ -31,6 +31,9 @@ use crate::store::{EventQuery, SessionQuery, Store};
 const PAGE: u32 = 500;
 /// How long the status that ends a watch waits for room in its stream.
 const FINAL_SEND: Duration = Duration::from_secs(5);
+/// How long a watch may take at a shutdown to send what was committed
+/// before it.
+const FINAL_CATCH_UP: Duration = Duration::from_secs(1);
 
 /// What a watch asks for.
 #[derive(Clone, Debug, Default)]
@@ -201,9 +204,7 @@ impl Watch {
             }
             let received = tokio::select! {
                 biased;
-                () = shutdown.cancelled() => {
-                    return Stop::Status(Error::ShuttingDown { revision: self.last });
-                }
+                () = shutdown.cancelled() => return self.shut_down().await,
                 received = feed.recv() => received,
                 () = tokio::time::sleep_until(progress_at) => {
                     let progress = pb::WatchProgress { revision: self.last };
@@ -252,6 +253,24 @@ impl Watch {
 
     /// Handles the log's events up to `until` (or as far as it goes);
     /// returns whether it sent anything.
+    /// The end of a watch at a shutdown: first what was committed before
+    /// it began (so that a caller was never told of a change its watch did
+    /// not show; for at most [`FINAL_CATCH_UP`]), then the status to resume
+    /// from.
+    async fn shut_down(&mut self) -> Stop {
+        let caught_up = tokio::time::timeout(FINAL_CATCH_UP, async {
+            let head = self.watcher.store.ledger_head().await?.head.revision;
+            self.catch_up(head).await
+        })
+        .await;
+        match caught_up {
+            Ok(Err(stop @ Stop::Gone)) => stop,
+            _ => Stop::Status(Error::ShuttingDown {
+                revision: self.last,
+            }),
+        }
+    }
+
     async fn catch_up(&mut self, until: i64) -> std::result::Result<bool, Stop> {
         let mut sent = false;
         while self.last < until {
