@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::access::{Access, Policy};
 use crate::admin::{self, Admin};
-use crate::api::{AccessApi, AuditApi, Router, SessionApi, UserContextApi};
+use crate::api::{AccessApi, AuditApi, MalformedRequestLayer, Router, SessionApi, UserContextApi};
 use crate::auth::forwarded::ClusterKey;
 use crate::auth::layer::{AuthLayer, Authenticator};
 use crate::auth::runs::RunCredentials;
@@ -381,6 +381,7 @@ impl Sessiond {
         let server = transport
             .layer(tower::util::option_layer(metrics_layer))
             .layer(AuthLayer::new(self.authentication.clone(), Some(refusals)))
+            .layer(MalformedRequestLayer)
             .add_service(session_service)
             .add_service(user_context_service)
             .add_service(access_service)

@@ -23,7 +23,7 @@ use crate::metrics::Metrics;
 use crate::model::{Error, Result};
 use crate::model::{
     FailureKind, ModuleFailure, ModuleId, ModuleRun, RunId, RunOutcome, RunState, SessionId,
-    SessionState,
+    SessionState, check_value,
 };
 use crate::modules::{ModuleContext, ModuleRegistry};
 use crate::principal::Principal;
@@ -517,7 +517,10 @@ async fn execute(
     };
     let cancelled = cancel.is_cancelled();
     match finished {
-        Some(Ok(Ok(value))) if !cancelled => RunOutcome::Succeeded(value),
+        Some(Ok(Ok(value))) if !cancelled => match check_value(&value) {
+            Ok(()) => RunOutcome::Succeeded(value),
+            Err(unreadable) => RunOutcome::Failed(unreadable),
+        },
         Some(Ok(Err(failure))) if failure.kind == FailureKind::Cancelled => {
             RunOutcome::Cancelled(failure)
         }
