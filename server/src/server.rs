@@ -216,6 +216,16 @@ impl SessiondBuilder {
             &config.node_id,
             access.clone(),
         );
+        // What a crash left running dies before its runs are recorded as
+        // interrupted.
+        let killed =
+            crate::modules::process_group::end_left_behind(&*store, &config.node_id).await?;
+        if killed > 0 {
+            tracing::warn!(
+                processes = killed,
+                "killed module processes left by a previous run"
+            );
+        }
         sessions.recover().await?;
         let policy = ClientlessPolicy {
             close_grace: config.close_grace,

@@ -273,6 +273,7 @@ impl Runner {
             credential: credential.as_ref().map(|c| c.token().clone()),
             traceparent: crate::telemetry::outgoing_traceparent(),
             cancel: cancel.clone(),
+            runs: Arc::clone(&inner.store) as Arc<dyn crate::store::RunStore>,
         };
         let this = self.clone();
         let live = Arc::clone(&live);

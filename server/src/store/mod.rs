@@ -50,8 +50,8 @@ use async_trait::async_trait;
 
 use crate::model::{
     EndReason, Error, ModuleId, ModuleRun, PoppedScope, PushedScope, Result, RunId, RunOutcome,
-    ScopeId, Session, SessionFacts, SessionId, SessionKind, SessionState, Timestamp, UserContext,
-    UserId,
+    RunProcess, ScopeId, Session, SessionFacts, SessionId, SessionKind, SessionState, Timestamp,
+    UserContext, UserId,
 };
 
 pub use crate::model::{Expiry, NewSession};
@@ -265,7 +265,8 @@ pub trait RunStore: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<StartedRun>;
 
     /// Records how a run concluded ([`ModuleRun::conclude`]), and activity
-    /// on its session. A run that already concluded is returned unchanged.
+    /// on its session, and forgets its process group (the run killed it).
+    /// A run that already concluded is returned unchanged.
     async fn finish_run(
         &self,
         run: RunId,
@@ -279,6 +280,18 @@ pub trait RunStore: Send + Sync + std::fmt::Debug + 'static {
     /// Reads the latest run of `module` in `session`.
     /// [`Error::SessionNotFound`], [`Error::ModuleNotOpened`].
     async fn latest_run(&self, session: SessionId, module: &ModuleId) -> Result<ModuleRun>;
+
+    /// Records the process group of a running run, until
+    /// [`RunStore::finish_run`] or [`RunStore::forget_run_processes`].
+    async fn record_run_process(&self, run: RunId, process: &RunProcess) -> Result<()>;
+
+    /// The process groups recorded for runs of the sessions `node` owns,
+    /// whatever the runs' state (a take-over by another node concludes the
+    /// runs but leaves their processes to their own host).
+    async fn run_processes_of_node(&self, node: &str) -> Result<Vec<(RunId, RunProcess)>>;
+
+    /// Forgets the process groups of `runs` (they were killed).
+    async fn forget_run_processes(&self, runs: &[RunId]) -> Result<()>;
 }
 
 /// The server nodes sharing the database: leases, and recovering what a
