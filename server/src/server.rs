@@ -171,7 +171,11 @@ impl SessiondBuilder {
         }
         let store = match self.store {
             Some(store) => store,
-            None => store::open_with(&config.database, config.record_events).await?,
+            None => {
+                let password_file = config.database_password_file.as_deref();
+                store::open_configured(&config.database, password_file, config.record_events)
+                    .await?
+            }
         };
         let clock = self.clock;
         let security = &config.security;

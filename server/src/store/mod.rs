@@ -60,7 +60,7 @@ pub(crate) use changes::{ColumnValue, Dialect, SessionChanges, conclude_run_sql}
 pub use commits::{CommitObserver, Commits};
 pub use events::EventQuery;
 pub use ledger::{Head, LedgerHead, Pending, StoredEvent};
-pub use postgres::{PostgresSettings, PostgresStore, redact_password};
+pub use postgres::{PostgresSettings, PostgresStore, read_password_file, redact_password};
 pub use sqlite::SqliteStore;
 
 /// Which sessions to list, and where the page starts.
@@ -418,6 +418,26 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
 /// # Errors
 /// As [`open`].
 pub async fn open_with(url: &str, record_events: bool) -> Result<Arc<dyn Store>> {
+    open_configured(url, None, record_events).await
+}
+
+/// [`open_with`], the PostgreSQL password read from `password_file` (its
+/// first line) rather than taken from the URL.
+///
+/// # Errors
+/// As [`open`]; [`Error::InvalidArgument`] (`database_password_file`) when
+/// the file cannot be read, or is given for a SQLite database.
+pub async fn open_configured(
+    url: &str,
+    password_file: Option<&std::path::Path>,
+    record_events: bool,
+) -> Result<Arc<dyn Store>> {
+    let password_file_violation = |description: String| {
+        Error::InvalidArgument(vec![crate::model::FieldViolation::new(
+            "database_password_file",
+            description,
+        )])
+    };
     if let Some(path) = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
@@ -430,11 +450,24 @@ pub async fn open_with(url: &str, record_events: bool) -> Result<Arc<dyn Store>>
                 ),
             ]));
         }
+        if password_file.is_some() {
+            return Err(password_file_violation(
+                "a password file is for postgres:// databases".to_owned(),
+            ));
+        }
         return Ok(Arc::new(SqliteStore::open_with(path, record_events).await?));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let password = match password_file {
+            Some(path) => Some(
+                postgres::read_password_file(path)
+                    .map_err(|e| password_file_violation(format!("{}: {e}", path.display())))?,
+            ),
+            None => None,
+        };
         let settings = PostgresSettings {
             record_events,
+            password,
             ..PostgresSettings::new(url)
         };
         return Ok(Arc::new(PostgresStore::connect(&settings).await?));
