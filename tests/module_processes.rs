@@ -2,7 +2,7 @@
 //! when the run concludes, when its session closes, and when sessiond is
 //! killed (at once for the module, at the next start for the rest); a
 //! module's value is what it printed before it exited, whoever still holds
-//! its stdout.
+//! its stdout; and a module runs as the account its manifest entry names.
 
 mod common;
 
@@ -155,4 +155,46 @@ async fn after_a_crash_no_process_of_a_run_survives_the_next_start() {
         panic!("the run should have failed");
     };
     assert_eq!(failure.kind, Some(ModuleFailureKind::Interrupted));
+}
+
+/// A module's `user` (sessiond runs as root here; elsewhere the manifest is
+/// refused at start).
+#[tokio::test]
+async fn a_module_runs_as_the_user_its_entry_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = r#"printf '"%s:%s:%s"' "$(id -u)" "$(id -g)" "$(id -G)""#;
+    let path = manifest(dir.path(), &[("whoami", script, "user = \"nobody\"")]);
+    if !nix::unistd::Uid::effective().is_root() {
+        let config = sessiond::Config {
+            database: database_url(dir.path()),
+            modules: Some(path),
+            ..sessiond::Config::default()
+        };
+        let error = sessiond::Sessiond::open(config).await.unwrap_err();
+        assert!(error.to_string().contains("runs as root"), "{error}");
+        return;
+    }
+    // The run's working directory is the manifest's: nobody must enter it.
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let id = |flag: &str| {
+        let out = std::process::Command::new("id")
+            .args([flag, "nobody"])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let expected = format!("{}:{}:{}", id("-u"), id("-g"), id("-g"));
+    let server = TestServer::build_in(dir, |config| config.modules = Some(path), |b| b).await;
+    let client = Client::connect(server.endpoint()).await.unwrap();
+    let session = client.clientless_session("R41").await.unwrap();
+    session.open_module("whoami").await.unwrap();
+    let value = session
+        .get_return_value("whoami", Duration::from_secs(20))
+        .await
+        .unwrap();
+    assert_eq!(value, expected.as_str(), "nobody's ids, no other group");
 }

@@ -17,7 +17,8 @@
 //!
 //! A run inherits the server's environment except sessiond's own settings
 //! (every other `SESSIOND_*` variable): `SESSIOND_DATABASE` may hold the
-//! database's password, and a module has no business with it.
+//! database's password, and a module has no business with it. With a
+//! `user` (and `group`) in its manifest entry, a run runs as that account.
 
 use std::ffi::OsString;
 use std::os::unix::process::ExitStatusExt;
@@ -54,6 +55,18 @@ pub struct ExecModule {
     pub timeout: Duration,
     /// The most bytes a run may write to stdout.
     pub max_output_bytes: usize,
+    /// The account each run runs as; `None`: sessiond's own.
+    pub run_as: Option<RunAs>,
+}
+
+/// The account a module's runs run as (the manifest's `user` and `group`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunAs {
+    /// The user id.
+    pub uid: u32,
+    /// The group id (the user's primary group unless the entry names one);
+    /// the run has no supplementary groups.
+    pub gid: u32,
 }
 
 /// Why a run stopped early.
@@ -158,6 +171,9 @@ impl ExecModule {
         };
         if let Some(credential) = &ctx.credential {
             command.env("SESSIOND_TOKEN", credential.expose());
+        }
+        if let Some(run_as) = self.run_as {
+            command.uid(run_as.uid).gid(run_as.gid);
         }
         process_group::contain(&mut command);
         command
