@@ -1,6 +1,6 @@
 //! The server around the services: health (overall and per service),
 //! reflection v1 (v1alpha is exercised from Python) including the error
-//! model's types, and the message-size limit.
+//! model's types, the message-size limit, and what a shutdown ends.
 
 mod common;
 
@@ -270,4 +270,61 @@ async fn a_shutdown_ends_health_watches_and_refuses_new_connections() {
         .await
         .expect("the server stopped once its module concluded")
         .unwrap();
+}
+
+/// A shutdown racing many opens: every session whose open was
+/// acknowledged is ended by the shutdown (`SERVER_SHUTDOWN`), none is left
+/// for the next start to end as `SERVER_RESTART` (the reason for a crash).
+/// Opens that reach the server once its shutdown started are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_ends_every_session_whose_open_was_acknowledged() {
+    use sessiond::model::{EndReason, SessionId};
+    use sessiond::store::{SessionStore, SqliteStore};
+    use std::sync::{Arc, Mutex};
+
+    let server = TestServer::start_with(|config| config.max_open_sessions_per_user = None).await;
+    let channel = server.channel().await;
+    let acknowledged = Arc::new(Mutex::new(Vec::new()));
+    let openers: Vec<_> = (0..16)
+        .map(|_| {
+            let mut sessions =
+                sessiond_proto::v1::session_service_client::SessionServiceClient::new(
+                    channel.clone(),
+                );
+            let acknowledged = Arc::clone(&acknowledged);
+            tokio::spawn(async move {
+                let request = || OpenClientlessSessionRequest {
+                    user: "R41".to_owned(),
+                };
+                while let Ok(opened) = sessions.open_clientless_session(request()).await {
+                    acknowledged
+                        .lock()
+                        .unwrap()
+                        .push(opened.into_inner().session_id);
+                }
+            })
+        })
+        .collect();
+    common::eventually("opens to be under way", || {
+        let opened = acknowledged.lock().unwrap().len();
+        async move { (opened >= 64).then_some(()) }
+    })
+    .await;
+
+    let dir = server.stop().await;
+    for opener in openers {
+        opener.await.unwrap();
+    }
+    let store = SqliteStore::open(dir.path().join("sessiond.db"))
+        .await
+        .unwrap();
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    for id in acknowledged {
+        let session = store.session(SessionId::from_store(id)).await.unwrap();
+        assert_eq!(
+            session.end_reason,
+            Some(EndReason::ServerShutdown),
+            "session {id} was acknowledged and not ended by the shutdown: {session:?}"
+        );
+    }
 }

@@ -194,10 +194,11 @@ pub enum Error {
         revision: Option<i64>,
     },
     /// `SERVER_SHUTTING_DOWN`: the server is stopping; a stream it served
-    /// ended. Watch again (elsewhere or later) after `revision`.
+    /// ended (watch again, elsewhere or later, after `revision`), or it
+    /// refused to open a clientless session (open it elsewhere or later).
     #[error("the server is shutting down (a watch ended at revision {revision:?})")]
     ServerShuttingDown {
-        /// Every event up to this revision was sent.
+        /// For a watch: every event up to this revision was sent.
         revision: Option<i64>,
     },
     /// `INTERNAL`: a bug in the server; details are in its log.

@@ -20,7 +20,8 @@
 //! - [`clientless`]: the clientless lifecycle in one place — open, the gate,
 //!   module runs ([`clientless::runner`]), close and drain, expiry,
 //!   shutdown.
-//! - [`modules`]: the `Module` trait, exec modules and their manifest.
+//! - [`modules`]: the `Module` trait, exec modules and their manifest, and
+//!   the process groups of their runs.
 //! - [`store`]: the store traits by concern and their SQLite and PostgreSQL
 //!   implementations (persistence only), with migrations under
 //!   `migrations/`.
@@ -52,7 +53,9 @@
 //! server.serve(listener, async { let _ = tokio::signal::ctrl_c().await; }).await?;
 //! # Ok(()) }
 //! ```
-#![forbid(unsafe_code)]
+// One exception, in `modules::process_group`: the child's parent-death
+// signal, set between fork and exec.
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod access;

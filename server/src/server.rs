@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::access::{Access, Policy};
 use crate::admin::{self, Admin};
-use crate::api::{AccessApi, AuditApi, Router, SessionApi, UserContextApi};
+use crate::api::{AccessApi, AuditApi, MalformedRequestLayer, Router, SessionApi, UserContextApi};
 use crate::auth::forwarded::ClusterKey;
 use crate::auth::layer::{AuthLayer, Authenticator};
 use crate::auth::runs::RunCredentials;
@@ -171,7 +171,11 @@ impl SessiondBuilder {
         }
         let store = match self.store {
             Some(store) => store,
-            None => store::open_with(&config.database, config.record_events).await?,
+            None => {
+                let password_file = config.database_password_file.as_deref();
+                store::open_configured(&config.database, password_file, config.record_events)
+                    .await?
+            }
         };
         let clock = self.clock;
         let security = &config.security;
@@ -216,6 +220,16 @@ impl SessiondBuilder {
             &config.node_id,
             access.clone(),
         );
+        // What a crash left running dies before its runs are recorded as
+        // interrupted.
+        let killed =
+            crate::modules::process_group::end_left_behind(&*store, &config.node_id).await?;
+        if killed > 0 {
+            tracing::warn!(
+                processes = killed,
+                "killed module processes left by a previous run"
+            );
+        }
         sessions.recover().await?;
         let policy = ClientlessPolicy {
             close_grace: config.close_grace,
@@ -381,6 +395,7 @@ impl Sessiond {
         let server = transport
             .layer(tower::util::option_layer(metrics_layer))
             .layer(AuthLayer::new(self.authentication.clone(), Some(refusals)))
+            .layer(MalformedRequestLayer)
             .add_service(session_service)
             .add_service(user_context_service)
             .add_service(access_service)

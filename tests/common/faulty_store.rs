@@ -13,7 +13,8 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Map, Value};
 use sessiond::model::{
     EndReason, Error, Expiry, ModuleId, ModuleRun, NewSession, PoppedScope, PushedScope, Result,
-    RunId, RunOutcome, ScopeId, Session, SessionFacts, SessionId, Timestamp, UserContext, UserId,
+    RunId, RunOutcome, RunProcess, ScopeId, Session, SessionFacts, SessionId, Timestamp,
+    UserContext, UserId,
 };
 use sessiond::modules::async_trait;
 use sessiond::store::{
@@ -118,6 +119,9 @@ delegate!(RunStore {
     async fn finish_run(&self, run: RunId, outcome: &RunOutcome, now: Timestamp) -> Result<ModuleRun>;
     async fn run(&self, run: RunId) -> Result<ModuleRun>;
     async fn latest_run(&self, session: SessionId, module: &ModuleId) -> Result<ModuleRun>;
+    async fn record_run_process(&self, run: RunId, process: &RunProcess) -> Result<()>;
+    async fn run_processes_of_node(&self, node: &str) -> Result<Vec<(RunId, RunProcess)>>;
+    async fn forget_run_processes(&self, runs: &[RunId]) -> Result<()>;
 });
 
 delegate!(NodeStore {

@@ -164,6 +164,7 @@ impl From<Error> for Status {
                 meta("revision", revision.to_string());
                 ErrorReason::ServerShuttingDown
             }
+            Error::ServerStopping => ErrorReason::ServerShuttingDown,
             Error::StoreUnavailable(source) => {
                 tracing::error!(error = %source, "store unavailable");
                 ErrorReason::StoreUnavailable

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::join_all;
+use tokio::sync::RwLock;
 
 use self::runner::Runner;
 use crate::access::{self, Action, OnSession};
@@ -56,6 +57,12 @@ pub struct Clientless {
     policy: ClientlessPolicy,
     /// This node: the owner of the sessions it opens.
     node_id: Arc<str>,
+    /// Whether the shutdown has started. Each open holds it shared until
+    /// its session is created; the shutdown sets it, holding it
+    /// exclusively, before it lists the sessions to end: so every session
+    /// an open acknowledged is among them, and no open is acknowledged
+    /// after.
+    stopping: Arc<RwLock<bool>>,
 }
 
 impl Clientless {
@@ -76,6 +83,7 @@ impl Clientless {
             runner,
             policy,
             node_id: Arc::from(node_id),
+            stopping: Arc::new(RwLock::new(false)),
         }
     }
 
@@ -84,14 +92,26 @@ impl Clientless {
         self.runner.set_endpoint(endpoint);
     }
 
-    /// Opens a clientless session on behalf of `user`.
+    /// Opens a clientless session on behalf of `user`, unless the shutdown
+    /// has started.
     ///
     /// # Errors
-    /// [`Error::TooManySessions`], [`Error::StoreUnavailable`].
+    /// [`Error::ServerStopping`], [`Error::TooManySessions`],
+    /// [`Error::StoreUnavailable`].
     pub async fn open(&self, caller: &Principal, user: UserId) -> Result<Session> {
-        self.sessions
-            .create(caller, user, SessionKind::Clientless, Default::default())
-            .await
+        let stopping = Arc::clone(&self.stopping).read_owned().await;
+        if *stopping {
+            return Err(Error::ServerStopping);
+        }
+        let (sessions, caller) = (self.sessions.clone(), caller.clone());
+        run_to_completion(async move {
+            // Held until the session exists, even if the caller stops waiting.
+            let _open = stopping;
+            sessions
+                .create(&caller, user, SessionKind::Clientless, Default::default())
+                .await
+        })
+        .await
     }
 
     /// Starts a run of `module_id` in an open clientless session (under its
@@ -202,12 +222,16 @@ impl Clientless {
     }
 
     /// Ends every clientless session this node owns, draining each like a
-    /// close with `grace`, for `reason` (server shutdown).
+    /// close with `grace`, for `reason` (server shutdown): once the opens in
+    /// progress finished, and refusing any open after them
+    /// ([`Error::ServerStopping`]).
     ///
     /// # Errors
     /// [`Error::StoreUnavailable`] when they cannot be listed; a session
     /// that fails to end is logged and left to the next start's recovery.
     pub async fn close_all(&self, grace: Duration, reason: EndReason) -> Result<usize> {
+        // No open from now on, and those in progress finish first.
+        *self.stopping.write().await = true;
         let ids = self
             .store
             .unended_clientless_sessions(&self.node_id)

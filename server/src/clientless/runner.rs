@@ -23,7 +23,7 @@ use crate::metrics::Metrics;
 use crate::model::{Error, Result};
 use crate::model::{
     FailureKind, ModuleFailure, ModuleId, ModuleRun, RunId, RunOutcome, RunState, SessionId,
-    SessionState,
+    SessionState, check_value,
 };
 use crate::modules::{ModuleContext, ModuleRegistry};
 use crate::principal::Principal;
@@ -273,6 +273,7 @@ impl Runner {
             credential: credential.as_ref().map(|c| c.token().clone()),
             traceparent: crate::telemetry::outgoing_traceparent(),
             cancel: cancel.clone(),
+            runs: Arc::clone(&inner.store) as Arc<dyn crate::store::RunStore>,
         };
         let this = self.clone();
         let live = Arc::clone(&live);
@@ -517,7 +518,10 @@ async fn execute(
     };
     let cancelled = cancel.is_cancelled();
     match finished {
-        Some(Ok(Ok(value))) if !cancelled => RunOutcome::Succeeded(value),
+        Some(Ok(Ok(value))) if !cancelled => match check_value(&value) {
+            Ok(()) => RunOutcome::Succeeded(value),
+            Err(unreadable) => RunOutcome::Failed(unreadable),
+        },
         Some(Ok(Err(failure))) if failure.kind == FailureKind::Cancelled => {
             RunOutcome::Cancelled(failure)
         }

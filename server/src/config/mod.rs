@@ -77,6 +77,11 @@ pub struct Settings {
     /// postgres://USER:PASSWORD@HOST/DB [default: sqlite://sessiond.db].
     #[arg(long, env = "SESSIOND_DATABASE")]
     pub database: Option<String>,
+    /// A file holding the PostgreSQL password (its first line), read at
+    /// start: keeps the password out of the URL, the command line and the
+    /// environment [default: none].
+    #[arg(long, env = "SESSIOND_DATABASE_PASSWORD_FILE")]
+    pub database_password_file: Option<PathBuf>,
     /// The exec-module manifest (TOML) [default: none].
     #[arg(long, env = "SESSIOND_MODULES")]
     pub modules: Option<PathBuf>,
@@ -211,6 +216,9 @@ impl Settings {
         Self {
             listen: self.listen.or(fallback.listen),
             database: self.database.or(fallback.database),
+            database_password_file: self
+                .database_password_file
+                .or(fallback.database_password_file),
             modules: self.modules.or(fallback.modules),
             node_id: self.node_id.or(fallback.node_id),
             advertise: self.advertise.or(fallback.advertise),
@@ -250,6 +258,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// The database URL (`sqlite://PATH`).
     pub database: String,
+    /// A file holding the PostgreSQL password, if it is not in the URL.
+    pub database_password_file: Option<PathBuf>,
     /// The exec-module manifest, if any.
     pub modules: Option<PathBuf>,
     /// This server's node id.
@@ -316,6 +326,7 @@ impl Default for Config {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             database: "sqlite://sessiond.db".to_owned(),
+            database_password_file: None,
             modules: None,
             node_id: default_node_id(),
             advertise: None,
@@ -396,6 +407,7 @@ impl Config {
         Ok(Self {
             listen,
             database: settings.database.unwrap_or(defaults.database),
+            database_password_file: settings.database_password_file,
             modules: settings.modules,
             node_id: settings.node_id.unwrap_or(defaults.node_id),
             advertise: settings.advertise,
@@ -483,6 +495,9 @@ fn read_file(path: &Path) -> Result<Settings, ConfigError> {
     if let Some(folder) = path.parent() {
         if let Some(modules) = &settings.modules {
             settings.modules = Some(folder.join(modules));
+        }
+        if let Some(file) = &settings.database_password_file {
+            settings.database_password_file = Some(folder.join(file));
         }
         settings.security = settings.security.relative_to(folder);
     }

@@ -163,6 +163,10 @@ pub enum Error {
         /// Every event up to this revision was sent.
         revision: i64,
     },
+    /// The server is shutting down and opens no new clientless session
+    /// (the shutdown ends every session it acknowledged).
+    #[error("the server is shutting down; open the session on another replica or once it is back")]
+    ServerStopping,
     /// The store cannot be reached, is full, or is busy past its timeout.
     #[error("store unavailable: {0}")]
     StoreUnavailable(#[source] BoxError),

@@ -19,14 +19,17 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 mod error;
 mod event;
+mod process;
 mod run;
 mod scope;
 mod session;
 
 pub use error::{BoxError, Denial, Error, FieldViolation, Permission, Result, Validate};
 pub use event::{Change, EventKind, Refusal, SessionRef};
+pub use process::{BadRunProcess, RunProcess};
 pub use run::{
-    FailureKind, ModuleFailure, ModuleId, ModuleRun, NewRun, RunId, RunOutcome, RunState,
+    FailureKind, MAX_VALUE_DEPTH, ModuleFailure, ModuleId, ModuleRun, NewRun, RunId, RunOutcome,
+    RunState, check_value,
 };
 pub use scope::{NewScope, PoppedScope, PushedScope, Scope, UserContext};
 pub use session::{

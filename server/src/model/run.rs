@@ -161,6 +161,46 @@ impl RunOutcome {
     }
 }
 
+/// The deepest nesting of arrays and objects a run's value may have.
+///
+/// Clients read a value as a `google.protobuf.Value` inside the response,
+/// and protobuf decoders (prost, the C++ and Python ones) refuse messages
+/// nested more than 100 deep; each level of the value costs up to three
+/// (an object is a `Struct`, a map entry and a `Value`). 32 levels stay
+/// within that, so that every value stored can be read.
+pub const MAX_VALUE_DEPTH: usize = 32;
+
+/// Whether clients can read `value` back: the failure of a run that
+/// returned a value nested deeper than [`MAX_VALUE_DEPTH`].
+///
+/// # Errors
+/// A [`FailureKind::InvalidOutput`] failure saying so.
+pub fn check_value(value: &serde_json::Value) -> Result<(), ModuleFailure> {
+    use serde_json::Value;
+    // Iterative, so that any depth an in-process module builds is measured.
+    let mut deepest = 0;
+    let mut pending = vec![(value, 0_usize)];
+    while let Some((value, depth)) = pending.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match value {
+            Value::Array(items) => Box::new(items.iter()),
+            Value::Object(fields) => Box::new(fields.values()),
+            _ => continue,
+        };
+        deepest = deepest.max(depth + 1);
+        if deepest > MAX_VALUE_DEPTH {
+            return Err(ModuleFailure::new(
+                FailureKind::InvalidOutput,
+                format!(
+                    "the value nests arrays and objects more than {MAX_VALUE_DEPTH} levels deep, \
+                     deeper than clients can read"
+                ),
+            ));
+        }
+        pending.extend(children.map(|child| (child, depth + 1)));
+    }
+    Ok(())
+}
+
 /// The durable record of one module run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModuleRun {
@@ -290,5 +330,31 @@ impl Session {
             start_time: now,
         };
         Ok((run, self.touched(now)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `levels` arrays or objects, one inside the other, around a number.
+    fn nested(levels: usize, object: bool) -> serde_json::Value {
+        (0..levels).fold(serde_json::json!(1), |inner, _| {
+            if object {
+                serde_json::json!({ "x": inner })
+            } else {
+                serde_json::json!([inner])
+            }
+        })
+    }
+
+    #[test]
+    fn values_nested_deeper_than_clients_read_are_refused() {
+        for object in [false, true] {
+            assert!(check_value(&nested(MAX_VALUE_DEPTH, object)).is_ok());
+            let failure = check_value(&nested(MAX_VALUE_DEPTH + 1, object)).unwrap_err();
+            assert_eq!(failure.kind, FailureKind::InvalidOutput);
+        }
+        assert!(check_value(&serde_json::json!("flat")).is_ok());
     }
 }

@@ -8,12 +8,17 @@
 //! document on stdout (empty: null). A non-zero exit, a signal, output that
 //! is not JSON or over the cap, or a run over its timeout is a failure that
 //! says which, with the tail of stderr. A run that is cancelled or times out
-//! gets SIGTERM, then SIGKILL after a grace; the process runs in its own
-//! process group so that its children are signalled too.
+//! gets SIGTERM, then SIGKILL after a grace.
+//!
+//! The run is over when the module's process exits: its value is what it
+//! wrote to stdout until then, even if a child it left behind still holds
+//! the pipe. Then, or when it is stopped, its whole process group is
+//! killed ([`super::process_group`]): no process of a run outlives it.
 //!
 //! A run inherits the server's environment except sessiond's own settings
 //! (every other `SESSIOND_*` variable): `SESSIOND_DATABASE` may hold the
-//! database's password, and a module has no business with it.
+//! database's password, and a module has no business with it. With a
+//! `user` (and `group`) in its manifest entry, a run runs as that account.
 
 use std::ffi::OsString;
 use std::os::unix::process::ExitStatusExt;
@@ -23,12 +28,12 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::process::{Child, Command};
-use tokio::time::{Instant, sleep_until, timeout_at};
+use nix::sys::signal::Signal;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::{Child, ChildStderr, ChildStdout, Command};
+use tokio::time::{Instant, sleep_until};
 
+use super::process_group::{self, ProcessGroup};
 use super::{Module, ModuleContext};
 use crate::model::{FailureKind, ModuleFailure};
 
@@ -50,6 +55,18 @@ pub struct ExecModule {
     pub timeout: Duration,
     /// The most bytes a run may write to stdout.
     pub max_output_bytes: usize,
+    /// The account each run runs as; `None`: sessiond's own.
+    pub run_as: Option<RunAs>,
+}
+
+/// The account a module's runs run as (the manifest's `user` and `group`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunAs {
+    /// The user id.
+    pub uid: u32,
+    /// The group id (the user's primary group unless the entry names one);
+    /// the run has no supplementary groups.
+    pub gid: u32,
 }
 
 /// Why a run stopped early.
@@ -64,6 +81,22 @@ impl Module for ExecModule {
     async fn run(&self, ctx: ModuleContext) -> Result<serde_json::Value, ModuleFailure> {
         let deadline = Instant::now() + self.timeout;
         let mut child = self.spawn(&ctx)?;
+        let mut group = child
+            .id()
+            .and_then(ProcessGroup::led_by)
+            .ok_or_else(|| ModuleFailure::new(FailureKind::SpawnFailed, "the process has no id"))?;
+        // Durable before the module has its parameters: what it starts from
+        // then on is found by the next start if this server dies.
+        if let Some(process) = group.identify()
+            && let Err(error) = ctx.record_process(&process).await
+        {
+            group.kill();
+            let _ = child.wait().await;
+            return Err(ModuleFailure::new(
+                FailureKind::SpawnFailed,
+                format!("the run's process could not be recorded: {error}"),
+            ));
+        }
         let input = serde_json::to_vec(&ctx.parameters).unwrap_or_default();
         let mut stdin = child.stdin.take();
         tokio::spawn(async move {
@@ -74,19 +107,18 @@ impl Module for ExecModule {
                 let _ = stdin.shutdown().await;
             }
         });
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let mut stdout = tokio::spawn(read_capped(stdout, self.max_output_bytes));
-        let stderr = tokio::spawn(read_tail(stderr, STDERR_TAIL_BYTES));
+        let mut stdout = Pipe::new(child.stdout.take(), Some(self.max_output_bytes));
+        let mut stderr = Pipe::new(child.stderr.take(), None);
 
-        let mut output = None;
         let outcome = loop {
             tokio::select! {
                 status = child.wait() => break Ok(status),
-                read = &mut stdout, if output.is_none() => match read {
-                    Ok(Some(bytes)) => output = Some(bytes),
-                    _ => break Err(Stop::OutputTooLarge),
-                },
+                read = stdout.read_more(), if stdout.is_open() => {
+                    if read.is_err() {
+                        break Err(Stop::OutputTooLarge);
+                    }
+                }
+                _ = stderr.read_more(), if stderr.is_open() => {}
                 () = sleep_until(deadline) => break Err(Stop::Timeout),
                 () = ctx.cancelled() => break Err(Stop::Cancelled),
             }
@@ -96,23 +128,23 @@ impl Module for ExecModule {
                 status.map_err(|e| ModuleFailure::new(FailureKind::SpawnFailed, e.to_string()))
             }
             Err(stop) => {
-                let status = terminate(&mut child).await;
-                let tail = tail_of(stderr, deadline).await;
-                return Err(self.stopped(stop, status.ok(), tail));
+                let status = terminate(&mut child, &group).await;
+                stderr.read_buffered();
+                group.kill();
+                return Err(self.stopped(stop, status.ok(), stderr.tail()));
             }
-        }?;
-        let output = match output {
-            Some(bytes) => Some(bytes),
-            // The process exited; its stdout reaches EOF unless a child it
-            // left behind holds the pipe open.
-            None => timeout_at(deadline, stdout)
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .flatten(),
         };
-        let tail = tail_of(stderr, deadline).await;
-        conclude(status, output, tail, self.max_output_bytes)
+        // The module exited: what it wrote is in the pipes now, whoever
+        // still holds them; then nothing of the run may go on.
+        stdout.read_buffered();
+        stderr.read_buffered();
+        group.kill();
+        conclude(
+            status?,
+            stdout.output(),
+            stderr.tail(),
+            self.max_output_bytes,
+        )
     }
 }
 
@@ -140,11 +172,14 @@ impl ExecModule {
         if let Some(credential) = &ctx.credential {
             command.env("SESSIOND_TOKEN", credential.expose());
         }
+        if let Some(run_as) = self.run_as {
+            command.uid(run_as.uid).gid(run_as.gid);
+        }
+        process_group::contain(&mut command);
         command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| {
@@ -229,15 +264,14 @@ fn conclude(
     })
 }
 
-/// Stops a process group: SIGTERM, then SIGKILL after [`TERMINATE_GRACE`].
-async fn terminate(child: &mut Child) -> std::io::Result<ExitStatus> {
-    if let Some(pid) = child.id().and_then(|id| i32::try_from(id).ok()) {
-        let _ = killpg(Pid::from_raw(pid), Signal::SIGTERM);
-        if let Ok(status) = tokio::time::timeout(TERMINATE_GRACE, child.wait()).await {
-            return status;
-        }
-        let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+/// Stops a run's process: SIGTERM to its group, then SIGKILL after
+/// [`TERMINATE_GRACE`]; returns how the process ended.
+async fn terminate(child: &mut Child, group: &ProcessGroup) -> std::io::Result<ExitStatus> {
+    group.signal(Signal::SIGTERM);
+    if let Ok(status) = tokio::time::timeout(TERMINATE_GRACE, child.wait()).await {
+        return status;
     }
+    group.signal(Signal::SIGKILL);
     child.kill().await.ok();
     child.wait().await
 }
@@ -254,43 +288,96 @@ fn server_settings() -> &'static [OsString] {
     })
 }
 
-/// Reads everything, or `None` once more than `cap` bytes arrived.
-async fn read_capped(mut reader: impl AsyncRead + Unpin, cap: usize) -> Option<Vec<u8>> {
-    let mut buffer = Vec::new();
-    let mut chunk = [0_u8; 8192];
-    loop {
-        let n = reader.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return Some(buffer);
+/// One of a run's output pipes, read while the run goes on.
+struct Pipe<R> {
+    /// The pipe; `None` once it reached its end.
+    reader: Option<R>,
+    /// What was read (stdout: all of it; stderr: its end).
+    bytes: Vec<u8>,
+    /// stdout's cap: more is a failure; `None` for stderr, whose tail of
+    /// [`STDERR_TAIL_BYTES`] is kept.
+    cap: Option<usize>,
+    /// Whether more than the cap arrived.
+    over: bool,
+}
+
+/// More output than the cap.
+struct OverCap;
+
+impl<R: tokio::io::AsyncRead + std::os::fd::AsFd + Unpin> Pipe<R> {
+    fn new(reader: Option<R>, cap: Option<usize>) -> Self {
+        Self {
+            reader,
+            bytes: Vec::new(),
+            cap,
+            over: false,
         }
-        if buffer.len() + n > cap {
-            return None;
+    }
+
+    fn is_open(&self) -> bool {
+        self.reader.is_some() && !self.over
+    }
+
+    /// Waits for the next chunk and keeps it. Cancel-safe: nothing read is
+    /// lost if the future is dropped.
+    async fn read_more(&mut self) -> Result<(), OverCap> {
+        let Some(reader) = self.reader.as_mut() else {
+            return Ok(());
+        };
+        let mut chunk = [0_u8; 8192];
+        match reader.read(&mut chunk).await {
+            Ok(0) | Err(_) => {
+                self.reader = None;
+                Ok(())
+            }
+            Ok(n) => self.keep(&chunk[..n]),
         }
-        buffer.extend_from_slice(&chunk[..n]);
+    }
+
+    /// Keeps what is in the pipe now, without waiting for its end.
+    fn read_buffered(&mut self) {
+        let Some(reader) = self.reader.as_ref() else {
+            return;
+        };
+        let mut buffered = Vec::new();
+        if process_group::read_buffered(reader, &mut buffered) {
+            self.reader = None;
+        }
+        let _ = self.keep(&buffered);
+    }
+
+    fn keep(&mut self, chunk: &[u8]) -> Result<(), OverCap> {
+        if self.over {
+            return Err(OverCap);
+        }
+        self.bytes.extend_from_slice(chunk);
+        match self.cap {
+            Some(cap) if self.bytes.len() > cap => {
+                self.over = true;
+                self.bytes = Vec::new();
+                Err(OverCap)
+            }
+            Some(_) => Ok(()),
+            None => {
+                if self.bytes.len() > STDERR_TAIL_BYTES {
+                    self.bytes.drain(..self.bytes.len() - STDERR_TAIL_BYTES);
+                }
+                Ok(())
+            }
+        }
     }
 }
 
-/// Reads everything and keeps the last `keep` bytes.
-async fn read_tail(mut reader: impl AsyncRead + Unpin, keep: usize) -> Vec<u8> {
-    let mut tail = Vec::new();
-    let mut chunk = [0_u8; 8192];
-    while let Ok(n) = reader.read(&mut chunk).await {
-        if n == 0 {
-            break;
-        }
-        tail.extend_from_slice(&chunk[..n]);
-        if tail.len() > keep {
-            tail.drain(..tail.len() - keep);
-        }
+impl Pipe<ChildStdout> {
+    /// Everything the run wrote, or `None` when it was over the cap.
+    fn output(self) -> Option<Vec<u8>> {
+        (!self.over).then_some(self.bytes)
     }
-    tail
 }
 
-/// The stderr tail, waiting for the reader no longer than `deadline`.
-async fn tail_of(reader: tokio::task::JoinHandle<Vec<u8>>, deadline: Instant) -> String {
-    let deadline = deadline.max(Instant::now() + Duration::from_millis(100));
-    match timeout_at(deadline, reader).await {
-        Ok(Ok(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
-        _ => String::new(),
+impl Pipe<ChildStderr> {
+    /// The end of what the run wrote.
+    fn tail(&self) -> String {
+        String::from_utf8_lossy(&self.bytes).into_owned()
     }
 }

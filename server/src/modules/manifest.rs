@@ -5,6 +5,8 @@
 //! command = ["python3", "modules/report.py"]   # argv, no shell
 //! timeout = "60s"                              # longest run; default 5 min
 //! max_output_bytes = 1048576                   # stdout cap; default 1 MiB
+//! # user = "reports"                           # run as this account (sessiond as root only)
+//! # group = "reports"                          # and this group; default: the user's
 //! ```
 //!
 //! Relative paths in `command` are resolved against the manifest's folder,
@@ -19,7 +21,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::ModuleRegistry;
-use super::exec::ExecModule;
+use super::exec::{ExecModule, RunAs};
 use crate::model::ModuleId;
 
 /// The longest run of an exec module unless its entry says otherwise.
@@ -41,6 +43,8 @@ struct Entry {
     command: Vec<String>,
     timeout: Option<String>,
     max_output_bytes: Option<usize>,
+    user: Option<String>,
+    group: Option<String>,
 }
 
 /// A manifest that cannot be used, naming the file, the module and the
@@ -61,8 +65,9 @@ pub struct ManifestError {
 ///
 /// # Errors
 /// [`ManifestError`] when the file cannot be read or parsed, or an entry has
-/// an invalid id, an empty command, a command that does not exist, or an
-/// invalid timeout.
+/// an invalid id, an empty command, a command that does not exist, an
+/// invalid timeout, or a `user` or `group` that does not exist or that
+/// sessiond, not running as root, cannot switch to.
 pub fn load(path: &Path, registry: &mut ModuleRegistry) -> Result<(), ManifestError> {
     let problem = |module: Option<&str>, problem: String| ManifestError {
         path: path.to_owned(),
@@ -96,16 +101,58 @@ pub fn load(path: &Path, registry: &mut ModuleRegistry) -> Result<(), ManifestEr
                     )
                 })?,
         };
+        let run_as = run_as(entry.user.as_deref(), entry.group.as_deref())
+            .map_err(|message| problem(Some(&id), message))?;
         let module = ExecModule {
             program,
             args: entry.command[1..].to_vec(),
             working_dir: folder.clone(),
             timeout,
             max_output_bytes: entry.max_output_bytes.unwrap_or(DEFAULT_MAX_OUTPUT_BYTES),
+            run_as,
         };
         registry.register(module_id, Arc::new(module));
     }
     Ok(())
+}
+
+/// The account an entry's `user` and `group` (names or numeric ids) name;
+/// `None` when it names none.
+fn run_as(user: Option<&str>, group: Option<&str>) -> Result<Option<RunAs>, String> {
+    use nix::unistd::{Gid, Group, Uid, User};
+    let Some(user) = user else {
+        return match group {
+            Some(_) => Err("group needs a user to run as".to_owned()),
+            None => Ok(None),
+        };
+    };
+    if !Uid::effective().is_root() {
+        return Err(format!(
+            "user {user:?}: sessiond can run modules as another user only when it runs as root"
+        ));
+    }
+    let account = match user.parse::<u32>() {
+        Ok(uid) => User::from_uid(Uid::from_raw(uid)),
+        Err(_) => User::from_name(user),
+    }
+    .map_err(|e| format!("user {user:?}: {e}"))?
+    .ok_or_else(|| format!("user {user:?} does not exist"))?;
+    let gid = match group {
+        None => account.gid,
+        Some(group) => {
+            match group.parse::<u32>() {
+                Ok(gid) => Group::from_gid(Gid::from_raw(gid)),
+                Err(_) => Group::from_name(group),
+            }
+            .map_err(|e| format!("group {group:?}: {e}"))?
+            .ok_or_else(|| format!("group {group:?} does not exist"))?
+            .gid
+        }
+    };
+    Ok(Some(RunAs {
+        uid: account.uid.as_raw(),
+        gid: gid.as_raw(),
+    }))
 }
 
 /// Finds a command's program: a path (relative ones against `folder`), or a
@@ -169,5 +216,15 @@ mod tests {
 
         let error = load_text("[modules.x]\ncommand = [\"true\"]\nshell = true\n").unwrap_err();
         assert!(error.contains("shell"), "{error}");
+
+        let error =
+            load_text("[modules.x]\ncommand = [\"true\"]\ngroup = \"nogroup\"\n").unwrap_err();
+        assert!(error.contains("group needs a user"), "{error}");
+        let error = load_text("[modules.x]\ncommand = [\"true\"]\nuser = \"no-such-user-x\"\n")
+            .unwrap_err();
+        assert!(
+            error.contains("module \"x\": user \"no-such-user-x\""),
+            "{error}"
+        );
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod exec;
 pub mod manifest;
+pub mod process_group;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,7 +17,8 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::auth::runs::Secret;
-use crate::model::{ModuleFailure, ModuleId, RunId, SessionId, UserId};
+use crate::model::{ModuleFailure, ModuleId, RunId, RunProcess, SessionId, UserId};
+use crate::store::RunStore;
 
 /// A unit of work that runs in a clientless session and returns a JSON value.
 ///
@@ -77,6 +79,9 @@ pub struct ModuleContext {
     /// Cancelled when the run should stop (its session closed and the grace
     /// ran out).
     pub(crate) cancel: CancellationToken,
+    /// Where the run's process group is recorded
+    /// ([`ModuleContext::record_process`]).
+    pub(crate) runs: Arc<dyn RunStore>,
 }
 
 impl ModuleContext {
@@ -89,6 +94,17 @@ impl ModuleContext {
     #[must_use]
     pub fn is_cancelled(&self) -> bool {
         self.cancel.is_cancelled()
+    }
+
+    /// Records durably the process group the run's processes are in, so
+    /// that the next start of this node kills it if this process dies
+    /// first ([`process_group::end_left_behind`]); forgotten when the run's
+    /// outcome is recorded.
+    ///
+    /// # Errors
+    /// [`crate::Error::StoreUnavailable`].
+    pub(crate) async fn record_process(&self, process: &RunProcess) -> crate::Result<()> {
+        self.runs.record_run_process(self.run_id, process).await
     }
 }
 

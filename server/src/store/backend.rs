@@ -16,7 +16,7 @@ use super::{EventQuery, SessionQuery};
 use crate::events::Cause;
 use crate::model::{
     Change, EndReason, Expiry, ModuleId, ModuleRun, NewRun, NewScope, NewSession, Result, RunId,
-    Scope, ScopeId, Session, SessionFacts, SessionId, Timestamp, UserId,
+    RunProcess, Scope, ScopeId, Session, SessionFacts, SessionId, Timestamp, UserId,
 };
 
 /// The primitives of one write transaction. Every lock is held until the
@@ -57,6 +57,12 @@ pub trait WriteTx: Send {
 
     /// Writes a concluded run's outcome.
     async fn write_run(&mut self, run: &ModuleRun) -> Result<()>;
+
+    /// Records a run's process group, or with `None` forgets it.
+    async fn set_run_process(&mut self, run: RunId, process: Option<&RunProcess>) -> Result<()>;
+
+    /// The process groups recorded for runs of the sessions `node` owns.
+    async fn run_processes_of_node(&mut self, node: &str) -> Result<Vec<(RunId, RunProcess)>>;
 
     /// Whether a run is running in a locked session.
     async fn has_running_run(&mut self, session: SessionId) -> Result<bool>;

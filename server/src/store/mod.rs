@@ -50,8 +50,8 @@ use async_trait::async_trait;
 
 use crate::model::{
     EndReason, Error, ModuleId, ModuleRun, PoppedScope, PushedScope, Result, RunId, RunOutcome,
-    ScopeId, Session, SessionFacts, SessionId, SessionKind, SessionState, Timestamp, UserContext,
-    UserId,
+    RunProcess, ScopeId, Session, SessionFacts, SessionId, SessionKind, SessionState, Timestamp,
+    UserContext, UserId,
 };
 
 pub use crate::model::{Expiry, NewSession};
@@ -60,7 +60,7 @@ pub(crate) use changes::{ColumnValue, Dialect, SessionChanges, conclude_run_sql}
 pub use commits::{CommitObserver, Commits};
 pub use events::EventQuery;
 pub use ledger::{Head, LedgerHead, Pending, StoredEvent};
-pub use postgres::{PostgresSettings, PostgresStore, redact_password};
+pub use postgres::{PostgresSettings, PostgresStore, read_password_file, redact_password};
 pub use sqlite::SqliteStore;
 
 /// Which sessions to list, and where the page starts.
@@ -265,7 +265,8 @@ pub trait RunStore: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<StartedRun>;
 
     /// Records how a run concluded ([`ModuleRun::conclude`]), and activity
-    /// on its session. A run that already concluded is returned unchanged.
+    /// on its session, and forgets its process group (the run killed it).
+    /// A run that already concluded is returned unchanged.
     async fn finish_run(
         &self,
         run: RunId,
@@ -279,6 +280,18 @@ pub trait RunStore: Send + Sync + std::fmt::Debug + 'static {
     /// Reads the latest run of `module` in `session`.
     /// [`Error::SessionNotFound`], [`Error::ModuleNotOpened`].
     async fn latest_run(&self, session: SessionId, module: &ModuleId) -> Result<ModuleRun>;
+
+    /// Records the process group of a running run, until
+    /// [`RunStore::finish_run`] or [`RunStore::forget_run_processes`].
+    async fn record_run_process(&self, run: RunId, process: &RunProcess) -> Result<()>;
+
+    /// The process groups recorded for runs of the sessions `node` owns,
+    /// whatever the runs' state (a take-over by another node concludes the
+    /// runs but leaves their processes to their own host).
+    async fn run_processes_of_node(&self, node: &str) -> Result<Vec<(RunId, RunProcess)>>;
+
+    /// Forgets the process groups of `runs` (they were killed).
+    async fn forget_run_processes(&self, runs: &[RunId]) -> Result<()>;
 }
 
 /// The server nodes sharing the database: leases, and recovering what a
@@ -405,6 +418,26 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
 /// # Errors
 /// As [`open`].
 pub async fn open_with(url: &str, record_events: bool) -> Result<Arc<dyn Store>> {
+    open_configured(url, None, record_events).await
+}
+
+/// [`open_with`], the PostgreSQL password read from `password_file` (its
+/// first line) rather than taken from the URL.
+///
+/// # Errors
+/// As [`open`]; [`Error::InvalidArgument`] (`database_password_file`) when
+/// the file cannot be read, or is given for a SQLite database.
+pub async fn open_configured(
+    url: &str,
+    password_file: Option<&std::path::Path>,
+    record_events: bool,
+) -> Result<Arc<dyn Store>> {
+    let password_file_violation = |description: String| {
+        Error::InvalidArgument(vec![crate::model::FieldViolation::new(
+            "database_password_file",
+            description,
+        )])
+    };
     if let Some(path) = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
@@ -417,11 +450,24 @@ pub async fn open_with(url: &str, record_events: bool) -> Result<Arc<dyn Store>>
                 ),
             ]));
         }
+        if password_file.is_some() {
+            return Err(password_file_violation(
+                "a password file is for postgres:// databases".to_owned(),
+            ));
+        }
         return Ok(Arc::new(SqliteStore::open_with(path, record_events).await?));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let password = match password_file {
+            Some(path) => Some(
+                postgres::read_password_file(path)
+                    .map_err(|e| password_file_violation(format!("{}: {e}", path.display())))?,
+            ),
+            None => None,
+        };
         let settings = PostgresSettings {
             record_events,
+            password,
             ..PostgresSettings::new(url)
         };
         return Ok(Arc::new(PostgresStore::connect(&settings).await?));

@@ -12,8 +12,8 @@ use super::{
 };
 use crate::model::{
     Change, EndReason, Error, EventKind, Expiry, ModuleId, ModuleRun, NewSession, PoppedScope,
-    PushedScope, Result, RunId, RunOutcome, ScopeId, Session, SessionFacts, SessionId, Timestamp,
-    UserContext, UserId, admit,
+    PushedScope, Result, RunId, RunOutcome, RunProcess, ScopeId, Session, SessionFacts, SessionId,
+    Timestamp, UserContext, UserId, admit,
 };
 
 /// Creates a session, admitted by the per-user limit ([`admit`]).
@@ -319,6 +319,8 @@ impl<B: Backend> RunStore for B {
                 let session_id = tx.run(run_id).await?.session_id;
                 let session = tx.lock_session(session_id).await?;
                 let run = tx.run(run_id).await?;
+                // Its processes are gone: the run's module killed its group.
+                tx.set_run_process(run_id, None).await?;
                 let Some(concluded) = run.conclude(outcome, now) else {
                     return Ok(run);
                 };
@@ -348,6 +350,35 @@ impl<B: Backend> RunStore for B {
                 })
             }
         }
+    }
+
+    async fn record_run_process(&self, run: RunId, process: &RunProcess) -> Result<()> {
+        let process = process.clone();
+        self.write(Box::new(move |tx| {
+            Box::pin(async move { tx.set_run_process(run, Some(&process)).await })
+        }))
+        .await
+    }
+
+    async fn run_processes_of_node(&self, node: &str) -> Result<Vec<(RunId, RunProcess)>> {
+        let node = node.to_owned();
+        self.write(Box::new(move |tx| {
+            Box::pin(async move { tx.run_processes_of_node(&node).await })
+        }))
+        .await
+    }
+
+    async fn forget_run_processes(&self, runs: &[RunId]) -> Result<()> {
+        let runs = runs.to_vec();
+        self.write(Box::new(move |tx| {
+            Box::pin(async move {
+                for run in runs {
+                    tx.set_run_process(run, None).await?;
+                }
+                Ok(())
+            })
+        }))
+        .await
     }
 }
 

@@ -61,7 +61,7 @@ use std::time::Duration;
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
-pub use self::settings::{PostgresSettings, redact_password};
+pub use self::settings::{PostgresSettings, read_password_file, redact_password};
 
 use self::codec::store_error;
 use self::group_commit::{Batcher, Caused};
@@ -129,6 +129,10 @@ impl PostgresStore {
                 format!("not a PostgreSQL URL: {e}"),
             )])
         })?;
+        let options = match &settings.password {
+            Some(password) => options.password(password),
+            None => options,
+        };
         let options = options.application_name("sessiond").options([
             // A write that waits this long for a row another replica holds
             // fails as unavailable instead of hanging its caller.

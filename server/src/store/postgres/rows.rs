@@ -15,8 +15,8 @@ use sqlx::{PgConnection, Row};
 use super::codec::{kind_name, run_from_row, session_from_row, store_error, text};
 use crate::events::Cause;
 use crate::model::{
-    Change, Error, ModuleId, ModuleRun, NewRun, NewScope, NewSession, Result, RunId, Scope,
-    ScopeId, Session, SessionId, Timestamp, UserId,
+    Change, Error, ModuleId, ModuleRun, NewRun, NewScope, NewSession, Result, RunId, RunProcess,
+    Scope, ScopeId, Session, SessionId, Timestamp, UserId,
 };
 use crate::store::ledger::Pending;
 use crate::store::names::ConcludedRun;
@@ -323,6 +323,38 @@ impl WriteTx for PgTx<'_> {
             .await
             .map_err(store_error)?;
         Ok(())
+    }
+
+    async fn set_run_process(&mut self, run: RunId, process: Option<&RunProcess>) -> Result<()> {
+        let conn = &mut *self.0;
+        sqlx::query("UPDATE module_runs SET process = $1 WHERE run_id = $2")
+            .bind(process.map(ToString::to_string))
+            .bind(run.get())
+            .execute(conn)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn run_processes_of_node(&mut self, node: &str) -> Result<Vec<(RunId, RunProcess)>> {
+        let conn = &mut *self.0;
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT r.run_id, r.process FROM module_runs r \
+             JOIN sessions s ON s.session_id = r.session_id \
+             WHERE r.process IS NOT NULL AND s.owner_node = $1 ORDER BY r.run_id",
+        )
+        .bind(node)
+        .fetch_all(conn)
+        .await
+        .map_err(store_error)?;
+        rows.into_iter()
+            .map(|(run, process)| {
+                let process = process
+                    .parse()
+                    .map_err(|e: crate::model::BadRunProcess| Error::Internal(e.to_string()))?;
+                Ok((RunId::from_store(run), process))
+            })
+            .collect()
     }
 
     async fn has_running_run(&mut self, session: SessionId) -> Result<bool> {

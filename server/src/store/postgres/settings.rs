@@ -28,6 +28,9 @@ pub struct PostgresSettings {
     /// Whether changes are recorded in the event log (see
     /// [`crate::store::open_with`]).
     pub record_events: bool,
+    /// The password, when it is not in the URL (`--database-password-file`);
+    /// it wins over one in the URL. Never shown by `Debug`.
+    pub password: Option<String>,
 }
 
 impl PostgresSettings {
@@ -39,6 +42,7 @@ impl PostgresSettings {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
             record_events: true,
+            password: None,
         }
     }
 
@@ -55,8 +59,23 @@ impl fmt::Debug for PostgresSettings {
             .field("url", &self.redacted_url())
             .field("max_connections", &self.max_connections)
             .field("acquire_timeout", &self.acquire_timeout)
+            .field("password", &self.password.as_ref().map(|_| "***"))
             .finish()
     }
+}
+
+/// The password a password file holds: its first line (a file written
+/// with a trailing newline, or by `echo`, works).
+///
+/// # Errors
+/// When the file cannot be read, or its first line is empty.
+pub fn read_password_file(path: &std::path::Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let password = text.lines().next().unwrap_or_default();
+    if password.is_empty() {
+        return Err("the file's first line is empty".to_owned());
+    }
+    Ok(password.to_owned())
 }
 
 /// `url` with the password of its user-info part (`user:PASSWORD@`) and of

@@ -17,6 +17,7 @@ mod codec;
 mod events;
 mod ownership;
 mod rows;
+mod wal;
 mod writer;
 
 use std::path::{Path, PathBuf};

@@ -14,8 +14,8 @@ use super::codec::{
 use super::writer::Transaction;
 use crate::events::Cause;
 use crate::model::{
-    Change, Error, ModuleId, ModuleRun, NewRun, NewScope, NewSession, Result, RunId, Scope,
-    ScopeId, Session, SessionFacts, SessionId, Timestamp, UserId,
+    Change, Error, ModuleId, ModuleRun, NewRun, NewScope, NewSession, Result, RunId, RunProcess,
+    Scope, ScopeId, Session, SessionFacts, SessionId, Timestamp, UserId,
 };
 use crate::store::names::ConcludedRun;
 use crate::store::{ColumnValue, Dialect, SessionChanges, WriteTx, conclude_run_sql};
@@ -206,6 +206,28 @@ impl WriteTx for SqliteTx<'_, '_> {
             ],
         )
         .map(drop)
+    }
+
+    async fn set_run_process(&mut self, run: RunId, process: Option<&RunProcess>) -> Result<()> {
+        let process = process.map(ToString::to_string);
+        let sql = "UPDATE module_runs SET process = ? WHERE run_id = ?";
+        execute(self.0.conn, sql, params![process, run.get()]).map(drop)
+    }
+
+    async fn run_processes_of_node(&mut self, node: &str) -> Result<Vec<(RunId, RunProcess)>> {
+        query_all(
+            self.0.conn,
+            "SELECT run_id, process FROM module_runs WHERE process IS NOT NULL AND session_id IN \
+             (SELECT session_id FROM sessions WHERE owner_node = ?) ORDER BY run_id",
+            [node],
+            |row| {
+                let process: String = column(row, 1)?;
+                let process = process
+                    .parse()
+                    .map_err(|e: crate::model::BadRunProcess| Error::Internal(e.to_string()))?;
+                Ok((RunId::from_store(column(row, 0)?), process))
+            },
+        )
     }
 
     async fn has_running_run(&mut self, session: SessionId) -> Result<bool> {

@@ -308,6 +308,7 @@ fn write_batches(
                 events.clear();
                 log.head = head;
                 tracing::error!(error = %reason, writes, "a write batch failed");
+                super::wal::after_failed_batch(connection);
             }
         }
         for job in batch.drain(..) {
