@@ -356,7 +356,8 @@ impl Watch {
             .is_ok()
     }
 
-    /// Sends one response, unless the caller went away or the server stops.
+    /// Sends one response, unless the caller went away or the server stops
+    /// while the stream has no room.
     async fn send(
         &self,
         message: pb::watch_sessions_response::Message,
@@ -364,7 +365,10 @@ impl Watch {
         let response = pb::WatchSessionsResponse {
             message: Some(message),
         };
+        // A response the stream has room for is sent, also during a
+        // shutdown; only one that would wait gives way to it.
         tokio::select! {
+            biased;
             sent = self.sender.send(Ok(response)) => sent.map_err(|_| Stop::Gone),
             () = self.watcher.shutdown.cancelled() => {
                 Err(Stop::Status(Error::ShuttingDown { revision: self.last }))
