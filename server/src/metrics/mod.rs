@@ -232,7 +232,8 @@ impl Metrics {
     }
 
     /// Reads the gauges: of the database from `store` (each replica's lease
-    /// age reckoned with `lease_ttl` at `now`), of this process from
+    /// age reckoned with `lease_ttl` at `now`, read just before; at least
+    /// 0), of this process from
     /// [`Metrics::local`].
     pub async fn refresh(&self, store: &dyn StatsStore, now: Timestamp, lease_ttl: Duration) {
         self.runs_running.set(i64::from(
@@ -266,7 +267,9 @@ impl Metrics {
         for (replica, expires) in stats.leases {
             let remaining = expires.unix_micros() - now.unix_micros();
             #[allow(clippy::cast_precision_loss)]
-            let age = lease_ttl.as_secs_f64() - remaining as f64 / 1e6;
+            // A renewal that committed after `now` was read would be a
+            // hair in the future.
+            let age = (lease_ttl.as_secs_f64() - remaining as f64 / 1e6).max(0.0);
             self.lease_age
                 .get_or_create(&ReplicaLabel { replica })
                 .set(age);
