@@ -27,7 +27,7 @@ use crate::model::{
 };
 use crate::modules::{ModuleContext, ModuleRegistry};
 use crate::principal::Principal;
-use crate::store::names::{failure_kind_name, run_state_str};
+use crate::store::names::{failure_kind_name, run_state_name};
 use crate::store::{Store, UserCheck};
 use crate::task::run_to_completion;
 
@@ -309,7 +309,7 @@ impl Runner {
             run_id = run.id.get(),
             module_id = run.module_id.as_str(),
             acting_user = run.acting_user.as_str(),
-            state = run_state_str(state),
+            state = run_state_name(state),
             failure_kind = failure.map(|failure| failure_kind_name(failure.kind)),
             failure_message = failure.map(|failure| failure.message.as_str()),
             exit_code = failure.and_then(|failure| failure.exit_code),

@@ -28,7 +28,7 @@ use prometheus_client::registry::Registry;
 
 use crate::model::{EndReason, RunState, SessionKind, Timestamp};
 use crate::store::StatsStore;
-use crate::store::names::{kind_name, reason_name, run_state_str};
+use crate::store::names::{kind_name, reason_name, run_state_name};
 
 /// Buckets of durations in seconds, from 100µs (a read) to 10s.
 pub const SECONDS_BUCKETS: [f64; 16] = [
@@ -144,7 +144,7 @@ impl Metrics {
         );
         for state in [RunState::Succeeded, RunState::Failed, RunState::Cancelled] {
             let label = StateLabel {
-                state: run_state_str(state),
+                state: run_state_name(state),
             };
             runs.get_or_create_owned(&label);
             run_seconds.get_or_create_owned(&label);
@@ -216,7 +216,7 @@ impl Metrics {
     /// A module run concluded in `state` after `took`.
     pub fn run_concluded(&self, state: RunState, took: Duration) {
         let label = StateLabel {
-            state: run_state_str(state),
+            state: run_state_name(state),
         };
         self.runs.get_or_create(&label).inc();
         self.run_seconds

@@ -74,14 +74,6 @@ pub(crate) fn parse_reason(name: &str) -> Result<EndReason> {
     }
 }
 
-pub(crate) fn run_state_name(outcome: &RunOutcome) -> &'static str {
-    match outcome {
-        RunOutcome::Succeeded(_) => "succeeded",
-        RunOutcome::Failed(_) => "failed",
-        RunOutcome::Cancelled(_) => "cancelled",
-    }
-}
-
 pub(crate) fn failure_kind_name(kind: FailureKind) -> &'static str {
     match kind {
         FailureKind::Error => "error",
@@ -146,7 +138,7 @@ impl<'a> ConcludedRun<'a> {
             RunOutcome::Failed(failure) | RunOutcome::Cancelled(failure) => Some(failure),
         };
         Some(Self {
-            state: run_state_name(outcome),
+            state: run_state_name(outcome.state()),
             end_time: run.end_time.map(crate::model::Timestamp::unix_micros),
             value: match outcome {
                 RunOutcome::Succeeded(value) => Some(value.to_string()),
@@ -166,7 +158,7 @@ pub(crate) fn corrupt(column: &str, value: impl std::fmt::Display) -> Error {
     Error::Internal(format!("unexpected {column} in the database: {value}"))
 }
 
-pub(crate) fn run_state_str(state: crate::model::RunState) -> &'static str {
+pub(crate) fn run_state_name(state: crate::model::RunState) -> &'static str {
     use crate::model::RunState;
     match state {
         RunState::Running => "running",
