@@ -1,8 +1,9 @@
 //! A run's processes end with the run: a child a module leaves behind dies
 //! when the run concludes, when its session closes, and when sessiond is
-//! killed (at once for the module, at the next start for the rest); a
-//! module's value is what it printed before it exited, whoever still holds
-//! its stdout; and a module runs as the account its manifest entry names.
+//! killed (at once, by its warden; at the next start if the warden died
+//! too); a module's value is what it printed before it exited, whoever
+//! still holds its stdout; and a module runs as the account its manifest
+//! entry names.
 
 mod common;
 
@@ -115,38 +116,92 @@ async fn a_child_that_ignores_sigterm_does_not_outlive_its_sessions_close() {
     gone(child, "the child to die with its session").await;
 }
 
-/// kill -9 of the real binary: the module dies with it, the child it left
-/// behind at the next start, before that start records the run as
-/// interrupted.
-#[tokio::test]
-async fn after_a_crash_no_process_of_a_run_survives_the_next_start() {
-    let dir = tempfile::tempdir().unwrap();
-    let (leader_pid, child_pid) = (dir.path().join("leader.pid"), dir.path().join("child.pid"));
+/// Starts the real binary with a module that leaves a child behind, opens
+/// it, and returns the server, the run's session and the module's and its
+/// child's pids.
+async fn server_with_a_run(
+    dir: &Path,
+    args: &[&str],
+) -> (ServerProcess, sessiond_client::SessionId, i32, i32) {
+    let (leader_pid, child_pid) = (dir.join("leader.pid"), dir.join("child.pid"));
     let script = format!(
         "sleep 300 & echo $! > {}; echo $$ > {}; wait",
         child_pid.display(),
         leader_pid.display()
     );
-    let path = manifest(dir.path(), &[("long", &script, "")]);
-    let database = database_url(dir.path());
-    let args = ["--modules", path.to_str().unwrap(), "--admin-listen", ""];
-    let mut process = ServerProcess::spawn(&database, &args).await;
+    manifest(dir, &[("long", &script, "")]);
+    let process = ServerProcess::spawn(&database_url(dir), args).await;
     let client = Client::connect(process.endpoint()).await.unwrap();
     let session = client.open_clientless_session("R41").await.unwrap();
-    let session_id = session.session_id;
     client
-        .open_module(session_id, "long", serde_json::Value::Null)
+        .open_module(session.session_id, "long", serde_json::Value::Null)
         .await
         .unwrap();
     let (leader, child) = (pid_in(&leader_pid).await, pid_in(&child_pid).await);
+    (process, session.session_id, leader, child)
+}
+
+/// The pid of the warden of sessiond's process `server`.
+fn warden_of(server: u32) -> i32 {
+    let children = std::fs::read_dir("/proc").unwrap().filter_map(|entry| {
+        let pid: i32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let parent: u32 = stat.rsplit_once(") ")?.1.split(' ').nth(1)?.parse().ok()?;
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let named = cmdline
+            .split(|&byte| byte == 0)
+            .any(|arg| arg == sessiond::modules::warden::WARDEN_NAME.as_bytes());
+        (parent == server && named).then_some(pid)
+    });
+    let wardens: Vec<i32> = children.collect();
+    assert_eq!(wardens.len(), 1, "sessiond {server} should have one warden");
+    wardens[0]
+}
+
+/// kill -9 of the real binary: its warden kills the run's whole process
+/// group at once, the module and the child it left behind.
+#[tokio::test]
+async fn a_crash_kills_every_process_of_a_run_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("modules.toml");
+    let args = ["--modules", path.to_str().unwrap(), "--admin-listen", ""];
+    let (mut process, _, leader, child) = server_with_a_run(dir.path(), &args).await;
     let _cleanup = Cleanup(vec![leader, child]);
+    let warden = warden_of(process.child.id().unwrap());
 
     process.child.kill().await.unwrap();
     gone(leader, "the module to die with sessiond").await;
-    assert!(alive(child), "only the next start can find the rest");
+    gone(child, "the module's child to die with sessiond").await;
+    gone(warden, "the warden to exit").await;
+}
 
-    let restarted = ServerProcess::spawn(&database, &args).await;
-    gone(child, "the next start to kill the run's child").await;
+/// kill -9 of the warden and then of the real binary: the run's processes
+/// survive both, and the next start kills them before it records the run
+/// as interrupted.
+#[tokio::test]
+async fn after_a_crash_no_process_of_a_run_survives_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("modules.toml");
+    let args = ["--modules", path.to_str().unwrap(), "--admin-listen", ""];
+    let (mut process, session_id, leader, child) = server_with_a_run(dir.path(), &args).await;
+    let _cleanup = Cleanup(vec![leader, child]);
+    let warden = warden_of(process.child.id().unwrap());
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(warden),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    gone(warden, "the warden to die").await;
+    process.child.kill().await.unwrap();
+    process.exited().await;
+    assert!(
+        alive(leader) && alive(child),
+        "only the next start can find them"
+    );
+
+    let restarted = ServerProcess::spawn(&database_url(dir.path()), &args).await;
+    gone(leader, "the next start to kill the module").await;
+    gone(child, "the next start to kill the module's child").await;
     let client = Client::connect(restarted.endpoint()).await.unwrap();
     let Err(Error::ModuleFailed { failure, .. }) = client
         .get_return_value(session_id, "long", Duration::ZERO)

@@ -53,8 +53,6 @@
 //! server.serve(listener, async { let _ = tokio::signal::ctrl_c().await; }).await?;
 //! # Ok(()) }
 //! ```
-// One exception, in `modules::process_group`: the child's parent-death
-// signal, set between fork and exec.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -8,6 +8,7 @@
 pub mod exec;
 pub mod manifest;
 pub mod process_group;
+pub mod warden;
 
 use std::collections::HashMap;
 use std::sync::Arc;

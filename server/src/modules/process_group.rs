@@ -3,24 +3,24 @@
 //!
 //! - The module's process leads a group of its own, so that everything it
 //!   starts (and does not move out of the group on purpose) can be
-//!   signalled at once; and it gets SIGKILL when sessiond dies (Linux's
-//!   parent-death signal), so that a crash does not leave it running.
+//!   signalled at once.
 //! - When a run concludes, is cancelled or times out, its whole group gets
 //!   SIGKILL ([`ProcessGroup::kill`], also on drop): a child the module
 //!   left behind does not outlive the run.
-//! - The parent-death signal reaches the leader only. So that the rest of
-//!   a group does not outlive a crash either, each run's group is recorded
-//!   in the store ([`crate::model::RunProcess`]) before the module is given
-//!   its parameters, and the next start of the node kills the groups its
-//!   runs left ([`end_left_behind`]) before it records those runs as
-//!   interrupted: the groups whose leader is still the process that was
-//!   recorded (same boot, same start time: a reused pid is never
-//!   signalled), and those whose leader is gone but whose members remain.
+//! - When sessiond dies, however it dies, the [`super::warden`] kills the
+//!   groups of the runs that were going, at once.
+//! - So that no group outlives a crash even when the warden died too, each
+//!   run's group is recorded in the store ([`crate::model::RunProcess`])
+//!   before the module is given its parameters, and the next start of the
+//!   node kills the groups its runs left ([`end_left_behind`]) before it
+//!   records those runs as interrupted: the groups whose leader is still
+//!   the process that was recorded (same boot, same start time: a reused
+//!   pid is never signalled), and those whose leader is gone but whose
+//!   members remain.
 //!
 //! What a process can escape: a group (`setsid`, `setpgid`) — only a cgroup
 //! per run would hold those.
 
-use std::io;
 use std::os::fd::AsFd;
 
 use nix::errno::Errno;
@@ -28,29 +28,14 @@ use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use tokio::process::Command;
 
+use super::warden;
 use crate::model::{Result, RunId, RunProcess};
 use crate::store::RunStore;
 
-/// Makes the command's process lead a new process group and die with the
-/// thread that starts it (sessiond's runtime threads live as long as the
-/// server, and modules are started from them).
-#[allow(unsafe_code)]
+/// Makes the command's process lead a new process group. (Nothing runs
+/// between fork and exec, so the spawn stays a `posix_spawn`.)
 pub(super) fn contain(command: &mut Command) {
-    let parent = nix::unistd::getpid();
     command.process_group(0);
-    // SAFETY: the closure runs in the child between fork and exec, where
-    // only async-signal-safe calls are allowed: prctl(2) and getppid(2) are
-    // plain system calls, and the errors are built without allocating.
-    unsafe {
-        command.pre_exec(move || {
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from)?;
-            // sessiond died before the signal was armed: do not start.
-            if nix::unistd::getppid() != parent {
-                return Err(io::Error::from(Errno::ESRCH));
-            }
-            Ok(())
-        });
-    }
 }
 
 /// The process group of a running run: killed (SIGKILL) when the run is
@@ -68,6 +53,7 @@ impl ProcessGroup {
     /// The group led by the process `pid`.
     pub(super) fn led_by(pid: u32) -> Option<Self> {
         let id = i32::try_from(pid).ok().filter(|&pid| pid > 1)?;
+        warden::watch(id);
         Some(Self {
             id: Pid::from_raw(id),
             killed: false,
@@ -94,8 +80,11 @@ impl ProcessGroup {
 
     /// Kills every process of the group that is still there.
     pub(super) fn kill(&mut self) {
-        self.signal(Signal::SIGKILL);
-        self.killed = true;
+        if !self.killed {
+            self.signal(Signal::SIGKILL);
+            self.killed = true;
+            warden::release(self.id.as_raw());
+        }
     }
 }
 
