@@ -1,8 +1,12 @@
 //! The admin listener (`--admin-listen`): plain HTTP for what operators'
 //! tools read — `/metrics` (Prometheus), `/healthz` (the process answers)
 //! and `/readyz` (it serves gRPC: follows the gRPC health status, so it
-//! turns 503 as soon as a shutdown begins).
+//! turns 503 as soon as a shutdown begins) — and for operators themselves:
+//! the web console at `/` ([`crate::console`]) and the gRPC-web calls it
+//! makes ([`crate::services::Served::grpc_web`]: the same services behind
+//! the same authentication as the gRPC listener).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,14 +38,20 @@ pub struct Admin {
     pub readiness: Readiness,
 }
 
-/// Serves the admin endpoints on `listener` until `stop`.
-pub async fn serve(listener: TcpListener, admin: Admin, stop: CancellationToken) {
+/// Serves the admin endpoints, the console and `grpc_web` (the console's
+/// calls) on `listener` until `stop`.
+pub async fn serve(listener: TcpListener, admin: Admin, grpc_web: Router, stop: CancellationToken) {
     let router = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .with_state(admin);
-    if let Err(error) = axum::serve(listener, router)
+        .with_state(admin)
+        .merge(crate::console::router())
+        .merge(grpc_web);
+    // The caller's address reaches the authentication layer (and the events
+    // a call causes) as it does on the gRPC listener.
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
+    if let Err(error) = axum::serve(listener, service)
         .with_graceful_shutdown(stop.cancelled_owned())
         .await
     {

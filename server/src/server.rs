@@ -8,10 +8,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sessiond_proto::v1::access_service_server::AccessServiceServer;
-use sessiond_proto::v1::audit_service_server::AuditServiceServer;
-use sessiond_proto::v1::session_service_server::SessionServiceServer;
-use sessiond_proto::v1::user_context_service_server::UserContextServiceServer;
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Server, ServerTlsConfig};
@@ -21,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::access::{Access, Policy};
 use crate::admin::{self, Admin};
-use crate::api::{AccessApi, AuditApi, MalformedRequestLayer, Router, SessionApi, UserContextApi};
+use crate::api::{AccessApi, AuditApi, Router, SessionApi, UserContextApi};
 use crate::auth::forwarded::ClusterKey;
 use crate::auth::layer::{AuthLayer, Authenticator};
 use crate::auth::runs::RunCredentials;
@@ -39,6 +35,7 @@ use crate::model::Error;
 use crate::model::{EndReason, ModuleId};
 use crate::modules::manifest::{self, ManifestError};
 use crate::modules::{Module, ModuleRegistry};
+use crate::services::{Apis, Served};
 use crate::sessions::Sessions;
 use crate::shutdown::EndAtShutdown;
 use crate::store::{self, EventStore, NodeStore, StatsStore, Store};
@@ -52,9 +49,6 @@ const DESCRIPTOR_SETS: [&[u8]; 4] = [
     tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
     tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
 ];
-
-/// The largest response message, in bytes.
-const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
 /// A ready sessiond: store open and migrated, crash recovery done.
 #[derive(Debug)]
@@ -315,31 +309,10 @@ impl Sessiond {
         let (health, health_service) = Health::new();
         health.set(ServingStatus::Serving).await;
         let stop_admin = CancellationToken::new();
-        let (admin, metrics_layer) = match self.admin.take() {
-            Some(listener) => {
-                let admin = Admin {
-                    metrics: Arc::clone(&self.metrics),
-                    store: Arc::clone(&self.store) as Arc<dyn StatsStore>,
-                    clock: Arc::clone(&self.clock),
-                    lease_ttl: self.config.lease_ttl,
-                    readiness: health.readiness.clone(),
-                };
-                let layer = self.metrics.grpc.layer(&DESCRIPTOR_SETS);
-                let served = tokio::spawn(admin::serve(listener, admin, stop_admin.clone()));
-                (Some(served), Some(layer))
-            }
-            None => (None, None),
-        };
-        let reflection_v1 = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(sessiond_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()
-            .expect("the embedded descriptor sets are valid");
-        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(sessiond_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1alpha()
-            .expect("the embedded descriptor sets are valid");
+        let metrics_layer = self
+            .admin
+            .is_some()
+            .then(|| self.metrics.grpc.layer(&DESCRIPTOR_SETS));
 
         let stop_events = CancellationToken::new();
         let stop_watches = CancellationToken::new();
@@ -358,51 +331,56 @@ impl Sessiond {
                 stop_events.clone(),
             ))
         });
-        let max_request = self.config.max_message_bytes;
-        let audit_service = AuditServiceServer::new(AuditApi::new(events.clone()))
-            .max_decoding_message_size(max_request)
-            .max_encoding_message_size(MAX_RESPONSE_BYTES);
-        let session_service = SessionServiceServer::new(SessionApi::new(
-            self.sessions.clone(),
-            self.clientless.clone(),
-            Router::new(
+        let apis = Apis {
+            session: SessionApi::new(
                 self.sessions.clone(),
-                self.cluster.clone(),
-                self.cluster_key.clone(),
+                self.clientless.clone(),
+                Router::new(
+                    self.sessions.clone(),
+                    self.cluster.clone(),
+                    self.cluster_key.clone(),
+                ),
+                events.clone(),
             ),
-            events,
-        ))
-        .max_decoding_message_size(max_request)
-        .max_encoding_message_size(MAX_RESPONSE_BYTES);
-        let user_context_service =
-            UserContextServiceServer::new(UserContextApi::new(self.user_contexts.clone()))
-                .max_decoding_message_size(max_request)
-                .max_encoding_message_size(MAX_RESPONSE_BYTES);
-        let access_service =
-            AccessServiceServer::new(AccessApi::new(self.sessions.clone(), self.user_contexts))
-                .max_decoding_message_size(max_request)
-                .max_encoding_message_size(MAX_RESPONSE_BYTES);
+            user_context: UserContextApi::new(self.user_contexts.clone()),
+            access: AccessApi::new(self.sessions.clone(), self.user_contexts.clone()),
+            audit: AuditApi::new(events),
+        };
 
         // At shutdown health watches end, so that they do not hold the
         // drain (tonic closes the listening socket itself).
         let stop_accepting = CancellationToken::new();
-        let incoming = incoming(listener);
         let health_service = EndAtShutdown::new(health_service, stop_accepting.clone());
+        let served = Served::new(
+            apis,
+            health_service,
+            self.config.max_message_bytes,
+            metrics_layer,
+            AuthLayer::new(self.authentication.clone(), Some(refusals)),
+        );
+        let admin = self.admin.take().map(|listener| {
+            let admin = Admin {
+                metrics: Arc::clone(&self.metrics),
+                store: Arc::clone(&self.store) as Arc<dyn StatsStore>,
+                clock: Arc::clone(&self.clock),
+                lease_ttl: self.config.lease_ttl,
+                readiness: health.readiness.clone(),
+            };
+            tokio::spawn(admin::serve(
+                listener,
+                admin,
+                served.grpc_web(),
+                stop_admin.clone(),
+            ))
+        });
+        let incoming = incoming(listener);
         let mut transport = transport();
         if let Some(tls) = self.tls.clone() {
             transport = transport.tls_config(tls)?;
         }
         let server = transport
-            .layer(tower::util::option_layer(metrics_layer))
-            .layer(AuthLayer::new(self.authentication.clone(), Some(refusals)))
-            .layer(MalformedRequestLayer)
-            .add_service(session_service)
-            .add_service(user_context_service)
-            .add_service(access_service)
-            .add_service(audit_service)
-            .add_service(health_service)
-            .add_service(reflection_v1)
-            .add_service(reflection_v1alpha)
+            .layer(served.layers())
+            .add_routes(served.routes())
             .serve_with_incoming_shutdown(incoming, async {
                 stop_accepting.cancelled().await;
             });
