@@ -78,7 +78,8 @@ pub struct Sessiond {
     /// The metrics (counted always; served and the calls counted only with
     /// an admin listener).
     metrics: Arc<Metrics>,
-    /// Where `/metrics`, `/healthz` and `/readyz` are served, if anywhere.
+    /// Where `/metrics`, `/healthz`, `/readyz` and the console are served,
+    /// if anywhere.
     admin: Option<TcpListener>,
 }
 
@@ -137,8 +138,9 @@ impl SessiondBuilder {
         self
     }
 
-    /// Serves the admin endpoints (`/metrics`, `/healthz`, `/readyz`; see
-    /// [`crate::admin`]) on `listener` too, and counts the gRPC calls.
+    /// Serves the admin endpoints (`/metrics`, `/healthz`, `/readyz`, the
+    /// web console and its gRPC-web; see [`crate::admin`]) on `listener`
+    /// too, and counts the gRPC calls.
     pub fn admin(mut self, listener: TcpListener) -> Self {
         self.admin = Some(listener);
         self
