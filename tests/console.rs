@@ -132,16 +132,20 @@ fn workspace_root() -> &'static Path {
 
 /// The Chromium the build script found.
 fn chromium() -> &'static str {
-    option_env!("SESSIOND_TEST_CHROMIUM").expect("the build script found Chromium")
+    match option_env!("SESSIOND_TEST_CHROMIUM") {
+        Some(chromium) => chromium,
+        None => panic!("the build script found no Chromium: see README's section on the tests"),
+    }
 }
 
 /// Runs the browser script with pytest, the Python client's generated
 /// stubs first on `PYTHONPATH`: whether it succeeded, its stdout, and a
 /// report of everything it printed.
 async fn pytest(env: &[(&str, &str)]) -> (bool, String, String) {
-    let python = PathBuf::from(
-        option_env!("SESSIOND_TEST_PYTHON").expect("the build script found a Python"),
-    );
+    let python = match option_env!("SESSIOND_TEST_PYTHON") {
+        Some(python) => PathBuf::from(python),
+        None => panic!("the build script found no Python: see README's section on the tests"),
+    };
     let mut command = Command::new(&python);
     command
         .args([

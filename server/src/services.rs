@@ -146,7 +146,6 @@ impl Served {
     /// The console's services as gRPC-web (HTTP/1.1 or 2, binary or text),
     /// behind the same layers, for the admin listener: one route per
     /// service, `/sessiond.v1.SessionService/{method}` and so on.
-    #[must_use]
     pub fn grpc_web(&self) -> axum::Router {
         let service = GrpcWebLayer::new().layer(self.layers.layer(self.routes.clone()));
         CONSOLE_SERVICES
