@@ -19,6 +19,7 @@ import re
 import signal
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -252,6 +253,20 @@ def test_the_audit_view_shows_a_verified_ledger(page: Page, operator: Grpc):
     page.goto(CONSOLE + "#/audit")
     expect(ledger).to_have_attribute("data-ok", "true")
     shot(page, "audit")
+    # The console's calls went through the same layers as gRPC's: counted,
+    # and refused ones recorded with the caller's address.
+    with urllib.request.urlopen(CONSOLE + "metrics", timeout=CALL_TIMEOUT) as response:
+        metrics = response.read().decode()
+    verified = re.search(
+        r'^grpc_server_handled_total\{[^}]*grpc_method="VerifyLedger"[^}]*grpc_code="OK"[^}]*\} (\d+)',
+        metrics,
+        re.MULTILINE,
+    )
+    assert verified and int(verified.group(1)) >= 2, metrics
+    page.goto(CONSOLE + "#/audit?kind=CALL_REFUSED")
+    refusal = page.locator('table.events tbody tr[data-kind="CALL_REFUSED"]').first
+    expect(refusal).to_contain_text("/sessiond.v1.AccessService/WhoAmI UNAUTHENTICATED")
+    expect(refusal.locator('td[title*="127.0.0.1:"]')).to_have_count(1)
 
 
 def test_what_the_caller_may_not_do_is_disabled_and_a_refusal_shows_the_servers_reason(
