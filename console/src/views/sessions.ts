@@ -50,7 +50,6 @@ export const sessionsView: View = (root, params, caller) => {
   const pageToken = params.get("page") ?? "";
   const rows = new Map<bigint, Row>();
   let nextPage = "";
-  let loaded = false;
 
   const message = h("p", { id: "message", role: "status", "aria-live": "polite" });
   const live = h("span", { id: "live", class: "badge" }, "connecting…");
@@ -233,8 +232,6 @@ export const sessionsView: View = (root, params, caller) => {
   }
 
   async function load(): Promise<void> {
-    if (loaded) return;
-    loaded = true;
     const scanning = Boolean(from || to);
     const found: SessionInfo[] = [];
     let token = pageToken;
@@ -311,8 +308,28 @@ export const sessionsView: View = (root, params, caller) => {
     }
   }
 
+  /**
+   * Squares the table with the watch's initial state (the open sessions as
+   * of its revision), so that nothing that changed between the listing and
+   * the watch's start is missed: shown rows whose state differs are read
+   * again, and newer open sessions are added on the last page.
+   */
+  function reconcile(snapshot: Map<bigint, SessionInfo>): void {
+    const shown = [...rows.keys()];
+    const last = shown.length ? shown.reduce((a, b) => (a > b ? a : b)) : 0n;
+    for (const row of rows.values()) {
+      const now = snapshot.get(row.info.sessionId);
+      if (row.info.state !== SessionState.ENDED && now?.state !== row.info.state) stale.add(row.info.sessionId);
+    }
+    for (const [id, info] of snapshot) {
+      if (!rows.has(id) && id > last && !nextPage && matches(info)) stale.add(id);
+    }
+    if (stale.size) void refresh();
+  }
+
   async function watch(): Promise<void> {
     let after = 0n;
+    let snapshot = new Map<bigint, SessionInfo>();
     while (!signal.aborted) {
       try {
         const request = after ? { afterRevision: after, user } : { sendInitialState: true, user };
@@ -320,32 +337,42 @@ export const sessionsView: View = (root, params, caller) => {
           switch (m.message.case) {
             case "initialStateEnd":
               after = m.message.value.revision;
-              await load();
+              await listed;
+              reconcile(snapshot);
+              snapshot = new Map();
               live.textContent = "live";
               live.className = "badge live";
               break;
             case "progress":
               after = m.message.value.revision;
               break;
-            case "event":
-              if (m.message.value.kind === EventKind.SESSION_SNAPSHOT) break;
-              after = m.message.value.revision;
-              onEvent(m.message.value);
+            case "event": {
+              const event = m.message.value;
+              if (event.kind === EventKind.SESSION_SNAPSHOT) {
+                if (event.session) snapshot.set(event.sessionId, event.session);
+                break;
+              }
+              after = event.revision;
+              onEvent(event);
               break;
+            }
           }
         }
       } catch (error) {
         if (signal.aborted || isAbort(error)) return;
         if (reasonOf(error) === "REVISION_COMPACTED") after = 0n;
+        snapshot = new Map();
         live.textContent = "reconnecting";
         live.className = "badge";
         live.title = describe(error);
-        void load();
         await new Promise((resolve) => setTimeout(resolve, 1000));
       }
     }
   }
 
+  // The table is listed at once; the watch, started together, squares it
+  // with its initial state and then keeps it current.
+  const listed = load();
   void watch();
   return () => abort.abort();
 };
