@@ -103,5 +103,10 @@ async function start(): Promise<void> {
   }
 }
 
+// The skip link moves the focus; it must not change the route (the hash).
+document.querySelector(".skip")?.addEventListener("click", (event) => {
+  event.preventDefault();
+  main.focus();
+});
 window.addEventListener("hashchange", render);
 void start();
