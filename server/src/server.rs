@@ -16,7 +16,7 @@ use tonic_health::ServingStatus;
 use tokio_util::sync::CancellationToken;
 
 use crate::access::{Access, Policy};
-use crate::admin::{self, Admin};
+use crate::admin::{self, Admin, GrpcWeb};
 use crate::api::{AccessApi, AuditApi, Router, SessionApi, UserContextApi};
 use crate::auth::forwarded::ClusterKey;
 use crate::auth::layer::{AuthLayer, Authenticator};
@@ -311,10 +311,29 @@ impl Sessiond {
         let (health, health_service) = Health::new();
         health.set(ServingStatus::Serving).await;
         let stop_admin = CancellationToken::new();
-        let metrics_layer = self
-            .admin
-            .is_some()
-            .then(|| self.metrics.grpc.layer(&DESCRIPTOR_SETS));
+        // The admin endpoints answer from the start; the console's calls once
+        // the services are built below.
+        let grpc_web = GrpcWeb::default();
+        let (admin, metrics_layer) = match self.admin.take() {
+            Some(listener) => {
+                let admin = Admin {
+                    metrics: Arc::clone(&self.metrics),
+                    store: Arc::clone(&self.store) as Arc<dyn StatsStore>,
+                    clock: Arc::clone(&self.clock),
+                    lease_ttl: self.config.lease_ttl,
+                    readiness: health.readiness.clone(),
+                };
+                let layer = self.metrics.grpc.layer(&DESCRIPTOR_SETS);
+                let served = tokio::spawn(admin::serve(
+                    listener,
+                    admin,
+                    grpc_web.clone(),
+                    stop_admin.clone(),
+                ));
+                (Some(served), Some(layer))
+            }
+            None => (None, None),
+        };
 
         let stop_events = CancellationToken::new();
         let stop_watches = CancellationToken::new();
@@ -360,21 +379,7 @@ impl Sessiond {
             metrics_layer,
             AuthLayer::new(self.authentication.clone(), Some(refusals)),
         );
-        let admin = self.admin.take().map(|listener| {
-            let admin = Admin {
-                metrics: Arc::clone(&self.metrics),
-                store: Arc::clone(&self.store) as Arc<dyn StatsStore>,
-                clock: Arc::clone(&self.clock),
-                lease_ttl: self.config.lease_ttl,
-                readiness: health.readiness.clone(),
-            };
-            tokio::spawn(admin::serve(
-                listener,
-                admin,
-                served.grpc_web(),
-                stop_admin.clone(),
-            ))
-        });
+        grpc_web.set(served.grpc_web());
         let incoming = incoming(listener);
         let mut transport = transport();
         if let Some(tls) = self.tls.clone() {
