@@ -13,6 +13,11 @@
 //!   versions its generated code needs) and [`PYTHON_CLIENT_TOOLS`], and
 //!   has the grpcio-tools that `clients/python/requirements-dev.txt` pins
 //!   (`pip install -e ./clients/python -r clients/python/requirements-dev.txt`).
+//! - `cfg(has_browser)`: that Python also drives a browser for the web
+//!   console's test (`tests/console.rs`): it imports `playwright` and
+//!   `pytest`, and Chromium is at `$SESSIOND_CHROMIUM`, else
+//!   `/usr/bin/chromium` (Debian's `chromium`; `playwright install` is not
+//!   used). Its path reaches the test as `SESSIOND_TEST_CHROMIUM`.
 //! - `cfg(has_postgres)`: `psql`, and a server to create databases on:
 //!   `$SESSIOND_TEST_POSTGRES_URL`, else `initdb` and `pg_ctl` to start a
 //!   throwaway cluster with, found as `sessiond_testkit::postgres` finds
@@ -43,6 +48,12 @@ const PYTHON_MODULES: &str =
 /// dependencies. Keep in step with `clients/python/requirements-dev.txt`.
 const PYTHON_CLIENT_TOOLS: &str = "pytest, mypy";
 
+/// The Python modules the console's browser test imports.
+const BROWSER_MODULES: &str = "playwright.sync_api, pytest";
+
+/// Where Debian's `chromium` package puts the browser.
+const DEFAULT_CHROMIUM: &str = "/usr/bin/chromium";
+
 /// The environment variable that forbids ignoring a test.
 const REQUIRE_ALL_TESTS: &str = "SESSIOND_REQUIRE_ALL_TESTS";
 
@@ -55,9 +66,11 @@ pub fn detect() {
     println!("cargo::rustc-check-cfg=cfg(has_python)");
     println!("cargo::rustc-check-cfg=cfg(has_postgres)");
     println!("cargo::rustc-check-cfg=cfg(has_python_client)");
+    println!("cargo::rustc-check-cfg=cfg(has_browser)");
     println!("cargo::rerun-if-changed=clients/python/requirements-dev.txt");
     for var in [
         "SESSIOND_PYTHON",
+        "SESSIOND_CHROMIUM",
         "SESSIOND_TEST_POSTGRES_URL",
         REQUIRE_ALL_TESTS,
     ] {
@@ -74,6 +87,20 @@ pub fn detect() {
                 Err(problem) => missing.push(format!(
                     "the Python client's tests need {} to import the package (clients/python) \
                      and {PYTHON_CLIENT_TOOLS}, with the pinned grpcio-tools: {problem}",
+                    python.display()
+                )),
+            }
+            match browser(&python) {
+                Ok(chromium) => {
+                    println!("cargo::rustc-cfg=has_browser");
+                    println!(
+                        "cargo::rustc-env=SESSIOND_TEST_CHROMIUM={}",
+                        chromium.display()
+                    );
+                }
+                Err(problem) => missing.push(format!(
+                    "the web console's browser test needs Chromium and {} with {BROWSER_MODULES} \
+                     (pip install playwright pytest; apt-get install chromium): {problem}",
                     python.display()
                 )),
             }
@@ -130,6 +157,19 @@ fn python_client(python: &Path) -> Result<(), String> {
         python,
         &["clients/python/tools/generate.py", "--check-generator"],
     )
+}
+
+/// The Chromium to drive, once `python` imported [`BROWSER_MODULES`].
+fn browser(python: &Path) -> Result<PathBuf, String> {
+    let chromium = std::env::var_os("SESSIOND_CHROMIUM")
+        .filter(|p| !p.is_empty())
+        .map_or_else(|| PathBuf::from(DEFAULT_CHROMIUM), PathBuf::from);
+    if !chromium.is_file() {
+        return Err(format!("there is no {}", chromium.display()));
+    }
+    println!("cargo::rerun-if-changed={}", chromium.display());
+    run_python(python, &["-c", &format!("import {BROWSER_MODULES}")])?;
+    Ok(chromium)
 }
 
 /// Runs `python ARGS…` in the workspace root; `Err` with the last line of

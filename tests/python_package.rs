@@ -52,34 +52,8 @@ async fn the_python_packages_pytest_suite_passes_against_the_real_server() {
         &[("SESSIOND_BIN", binary.as_os_str().to_owned())],
     )
     .await;
-    let summary = output.stdout.lines().rfind(|line| !line.trim().is_empty());
-    let counts = summary.map(pytest_counts).unwrap_or_default();
-    let count = |outcome: &str| {
-        counts
-            .iter()
-            .find(|(_, what)| what.starts_with(outcome))
-            .map_or(0, |(n, _)| *n)
-    };
-    assert!(output.success, "{}", output.report);
-    assert!(
-        count("passed") > 0,
-        "pytest ran no tests\n{}",
-        output.report
-    );
-    for outcome in [
-        "failed",
-        "error",
-        "skipped",
-        "xfailed",
-        "xpassed",
-        "deselected",
-    ] {
-        assert_eq!(count(outcome), 0, "pytest: {outcome}\n{}", output.report);
-    }
-    eprintln!(
-        "clients/python/tests: {}",
-        summary.unwrap_or_default().trim()
-    );
+    let summary = common::pytest::assert_all_passed(output.success, &output.stdout, &output.report);
+    eprintln!("clients/python/tests: {summary}");
 }
 
 #[tokio::test]
@@ -189,24 +163,11 @@ async fn run_in(dir: &Path, args: &[&std::ffi::OsStr], env: &[(&str, OsString)])
     }
 }
 
-/// The counts of pytest's summary line (`== 3 passed, 1 skipped in 2.10s ==`
-/// or, with `-q`, `3 passed, 1 skipped in 2.10s`): `[(3, "passed"), (1,
-/// "skipped")]`.
-fn pytest_counts(line: &str) -> Vec<(u32, String)> {
-    let words: Vec<&str> = line
-        .split(|c: char| c.is_whitespace() || c == ',' || c == '=')
-        .filter(|word| !word.is_empty())
-        .collect();
-    words
-        .windows(2)
-        .filter_map(|pair| Some((pair[0].parse().ok()?, pair[1].to_owned())))
-        .collect()
-}
-
 #[test]
 fn pytest_summaries_are_read() {
+    use common::pytest::counts;
     assert_eq!(
-        pytest_counts("57 passed, 2 skipped, 1 warning in 21.37s"),
+        counts("57 passed, 2 skipped, 1 warning in 21.37s"),
         [
             (57, "passed".to_owned()),
             (2, "skipped".to_owned()),
@@ -214,7 +175,7 @@ fn pytest_summaries_are_read() {
         ]
     );
     assert_eq!(
-        pytest_counts("===== 1 failed, 3 passed in 0.12s ====="),
+        counts("===== 1 failed, 3 passed in 0.12s ====="),
         [(1, "failed".to_owned()), (3, "passed".to_owned())]
     );
 }

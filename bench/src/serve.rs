@@ -35,7 +35,7 @@ pub const EXEC_MODULE: &str = "exec-true";
 /// sessions are owned by).
 pub const NODE_ID: &str = "sessiond-bench";
 
-/// sessiond's largest response message (`server::MAX_RESPONSE_BYTES`), so
+/// sessiond's largest response message (`services::MAX_RESPONSE_BYTES`), so
 /// that the baseline's limits are the same.
 const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 

@@ -36,12 +36,14 @@
 //! - [`events`]: the event log's readers (audit, watch, verification,
 //!   retention) and the [`events::Cause`] of every change.
 //! - [`metrics`]: the Prometheus registry and the gRPC calls' layer;
-//!   [`admin`]: the admin listener (`/metrics`, `/healthz`, `/readyz`);
+//!   [`admin`]: the admin listener (`/metrics`, `/healthz`, `/readyz`, the
+//!   web console: [`console`]'s embedded files and gRPC-web);
 //!   [`health`]: the gRPC health status and readiness;
 //!   [`telemetry`]: the log, the lines and counters of committed changes,
 //!   traces over OTLP.
-//! - [`config`]: flags, environment and TOML; [`server`]: assembling and
-//!   running the gRPC server ([`Sessiond`]); [`shutdown`]: what would hold
+//! - [`config`]: flags, environment and TOML; [`services`]: the services
+//!   and the layers in front of them, built once for both listeners;
+//!   [`server`]: assembling and running the gRPC server ([`Sessiond`]); [`shutdown`]: what would hold
 //!   a shutdown up.
 //!
 //! # Embedding
@@ -64,6 +66,7 @@ pub mod clientless;
 pub mod clock;
 pub mod cluster;
 pub mod config;
+pub mod console;
 pub mod events;
 pub mod health;
 pub mod known_sessions;
@@ -72,6 +75,7 @@ pub mod model;
 pub mod modules;
 pub mod principal;
 pub mod server;
+pub mod services;
 pub mod sessions;
 pub mod shutdown;
 pub mod store;

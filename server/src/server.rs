@@ -8,10 +8,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sessiond_proto::v1::access_service_server::AccessServiceServer;
-use sessiond_proto::v1::audit_service_server::AuditServiceServer;
-use sessiond_proto::v1::session_service_server::SessionServiceServer;
-use sessiond_proto::v1::user_context_service_server::UserContextServiceServer;
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Server, ServerTlsConfig};
@@ -20,8 +16,8 @@ use tonic_health::ServingStatus;
 use tokio_util::sync::CancellationToken;
 
 use crate::access::{Access, Policy};
-use crate::admin::{self, Admin};
-use crate::api::{AccessApi, AuditApi, MalformedRequestLayer, Router, SessionApi, UserContextApi};
+use crate::admin::{self, Admin, GrpcWeb};
+use crate::api::{AccessApi, AuditApi, Router, SessionApi, UserContextApi};
 use crate::auth::forwarded::ClusterKey;
 use crate::auth::layer::{AuthLayer, Authenticator};
 use crate::auth::runs::RunCredentials;
@@ -39,6 +35,7 @@ use crate::model::Error;
 use crate::model::{EndReason, ModuleId};
 use crate::modules::manifest::{self, ManifestError};
 use crate::modules::{Module, ModuleRegistry};
+use crate::services::{Apis, Served};
 use crate::sessions::Sessions;
 use crate::shutdown::EndAtShutdown;
 use crate::store::{self, EventStore, NodeStore, StatsStore, Store};
@@ -52,9 +49,6 @@ const DESCRIPTOR_SETS: [&[u8]; 4] = [
     tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
     tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
 ];
-
-/// The largest response message, in bytes.
-const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
 /// A ready sessiond: store open and migrated, crash recovery done.
 #[derive(Debug)]
@@ -84,7 +78,8 @@ pub struct Sessiond {
     /// The metrics (counted always; served and the calls counted only with
     /// an admin listener).
     metrics: Arc<Metrics>,
-    /// Where `/metrics`, `/healthz` and `/readyz` are served, if anywhere.
+    /// Where `/metrics`, `/healthz`, `/readyz` and the console are served,
+    /// if anywhere.
     admin: Option<TcpListener>,
 }
 
@@ -143,8 +138,9 @@ impl SessiondBuilder {
         self
     }
 
-    /// Serves the admin endpoints (`/metrics`, `/healthz`, `/readyz`; see
-    /// [`crate::admin`]) on `listener` too, and counts the gRPC calls.
+    /// Serves the admin endpoints (`/metrics`, `/healthz`, `/readyz`, the
+    /// web console and its gRPC-web; see [`crate::admin`]) on `listener`
+    /// too, and counts the gRPC calls.
     pub fn admin(mut self, listener: TcpListener) -> Self {
         self.admin = Some(listener);
         self
@@ -315,6 +311,9 @@ impl Sessiond {
         let (health, health_service) = Health::new();
         health.set(ServingStatus::Serving).await;
         let stop_admin = CancellationToken::new();
+        // The admin endpoints answer from the start; the console's calls once
+        // the services are built below.
+        let grpc_web = GrpcWeb::default();
         let (admin, metrics_layer) = match self.admin.take() {
             Some(listener) => {
                 let admin = Admin {
@@ -325,21 +324,16 @@ impl Sessiond {
                     readiness: health.readiness.clone(),
                 };
                 let layer = self.metrics.grpc.layer(&DESCRIPTOR_SETS);
-                let served = tokio::spawn(admin::serve(listener, admin, stop_admin.clone()));
+                let served = tokio::spawn(admin::serve(
+                    listener,
+                    admin,
+                    grpc_web.clone(),
+                    stop_admin.clone(),
+                ));
                 (Some(served), Some(layer))
             }
             None => (None, None),
         };
-        let reflection_v1 = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(sessiond_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()
-            .expect("the embedded descriptor sets are valid");
-        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(sessiond_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1alpha()
-            .expect("the embedded descriptor sets are valid");
 
         let stop_events = CancellationToken::new();
         let stop_watches = CancellationToken::new();
@@ -358,51 +352,42 @@ impl Sessiond {
                 stop_events.clone(),
             ))
         });
-        let max_request = self.config.max_message_bytes;
-        let audit_service = AuditServiceServer::new(AuditApi::new(events.clone()))
-            .max_decoding_message_size(max_request)
-            .max_encoding_message_size(MAX_RESPONSE_BYTES);
-        let session_service = SessionServiceServer::new(SessionApi::new(
-            self.sessions.clone(),
-            self.clientless.clone(),
-            Router::new(
+        let apis = Apis {
+            session: SessionApi::new(
                 self.sessions.clone(),
-                self.cluster.clone(),
-                self.cluster_key.clone(),
+                self.clientless.clone(),
+                Router::new(
+                    self.sessions.clone(),
+                    self.cluster.clone(),
+                    self.cluster_key.clone(),
+                ),
+                events.clone(),
             ),
-            events,
-        ))
-        .max_decoding_message_size(max_request)
-        .max_encoding_message_size(MAX_RESPONSE_BYTES);
-        let user_context_service =
-            UserContextServiceServer::new(UserContextApi::new(self.user_contexts.clone()))
-                .max_decoding_message_size(max_request)
-                .max_encoding_message_size(MAX_RESPONSE_BYTES);
-        let access_service =
-            AccessServiceServer::new(AccessApi::new(self.sessions.clone(), self.user_contexts))
-                .max_decoding_message_size(max_request)
-                .max_encoding_message_size(MAX_RESPONSE_BYTES);
+            user_context: UserContextApi::new(self.user_contexts.clone()),
+            access: AccessApi::new(self.sessions.clone(), self.user_contexts.clone()),
+            audit: AuditApi::new(events),
+        };
 
         // At shutdown health watches end, so that they do not hold the
         // drain (tonic closes the listening socket itself).
         let stop_accepting = CancellationToken::new();
-        let incoming = incoming(listener);
         let health_service = EndAtShutdown::new(health_service, stop_accepting.clone());
+        let served = Served::new(
+            apis,
+            health_service,
+            self.config.max_message_bytes,
+            metrics_layer,
+            AuthLayer::new(self.authentication.clone(), Some(refusals)),
+        );
+        grpc_web.set(served.grpc_web());
+        let incoming = incoming(listener);
         let mut transport = transport();
         if let Some(tls) = self.tls.clone() {
             transport = transport.tls_config(tls)?;
         }
         let server = transport
-            .layer(tower::util::option_layer(metrics_layer))
-            .layer(AuthLayer::new(self.authentication.clone(), Some(refusals)))
-            .layer(MalformedRequestLayer)
-            .add_service(session_service)
-            .add_service(user_context_service)
-            .add_service(access_service)
-            .add_service(audit_service)
-            .add_service(health_service)
-            .add_service(reflection_v1)
-            .add_service(reflection_v1alpha)
+            .layer(served.layers())
+            .add_routes(served.routes())
             .serve_with_incoming_shutdown(incoming, async {
                 stop_accepting.cancelled().await;
             });

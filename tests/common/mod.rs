@@ -2,7 +2,7 @@
 //! port with a temporary database (in-process, or as a child process of the
 //! real binary), real gRPC clients, readers for the error details, a store
 //! that fails chosen calls (`faulty_store`), throwaway PostgreSQL
-//! (`postgres`), and credentials (`credentials`) and certificates (`pki`)
+//! (`postgres`), pytest's outcome (`pytest`), and credentials (`credentials`) and certificates (`pki`)
 //! made at test time.
 #![allow(dead_code)]
 
@@ -10,6 +10,7 @@ pub mod credentials;
 pub mod faulty_store;
 pub mod pki;
 pub mod postgres;
+pub mod pytest;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -352,7 +352,8 @@ fn refusal_of(path: &str, response: &Response<Body>) -> Option<Refusal> {
     })
 }
 
-/// The caller's address, from the connection.
+/// The caller's address, from the connection (tonic's on the gRPC
+/// listener, axum's on the admin listener).
 fn peer_address(extensions: &http::Extensions) -> Option<std::net::SocketAddr> {
     extensions
         .get::<TcpConnectInfo>()
@@ -361,5 +362,10 @@ fn peer_address(extensions: &http::Extensions) -> Option<std::net::SocketAddr> {
             extensions
                 .get::<TlsConnectInfo<TcpConnectInfo>>()
                 .and_then(|info| info.get_ref().remote_addr())
+        })
+        .or_else(|| {
+            extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|info| info.0)
         })
 }

@@ -161,9 +161,9 @@ pub struct Settings {
     /// The largest request message accepted, in bytes [default: 1048576].
     #[arg(long, env = "SESSIOND_MAX_MESSAGE_BYTES")]
     pub max_message_bytes: Option<usize>,
-    /// Serve /metrics (Prometheus), /healthz and /readyz over plain HTTP on
-    /// this address, IP:PORT or HOST:PORT; empty turns it off [default:
-    /// 127.0.0.1:9464].
+    /// Serve /metrics (Prometheus), /healthz, /readyz and the web console
+    /// (/) over plain HTTP on this address, IP:PORT or HOST:PORT; empty
+    /// turns it off [default: 127.0.0.1:9464].
     #[arg(long, env = "SESSIOND_ADMIN_LISTEN")]
     pub admin_listen: Option<String>,
     /// How log lines are written: text, or json (one object per line)
@@ -306,7 +306,7 @@ pub struct Config {
     /// refused with OUT_OF_RANGE before they are buffered.
     pub max_message_bytes: usize,
     /// Where the admin endpoints are served (`/metrics`, `/healthz`,
-    /// `/readyz`); `None`: nowhere. The `sessiond` binary binds it; in code,
+    /// `/readyz`, the web console at `/`); `None`: nowhere. The `sessiond` binary binds it; in code,
     /// see [`crate::SessiondBuilder::admin`].
     pub admin_listen: Option<SocketAddr>,
     /// Whether `admin_listen` was asked for. When it is the default, an
