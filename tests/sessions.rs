@@ -497,6 +497,88 @@ async fn list_takes_several_states_together_with_state() {
 }
 
 #[tokio::test]
+async fn list_pages_newest_first_and_filters_by_start_time() {
+    let server = TestServer::start().await;
+    let mut sessions = server.sessions().await;
+    let mut opened = Vec::new();
+    for _ in 0..5 {
+        let info = sessions
+            .open_clientless_session(OpenClientlessSessionRequest { user: "R41".into() })
+            .await
+            .unwrap()
+            .into_inner()
+            .session
+            .unwrap();
+        opened.push((info.session_id, info.start_time.unwrap()));
+    }
+    let ids: Vec<i64> = opened.iter().map(|(id, _)| *id).collect();
+    let list = |request: ListSessionsRequest| {
+        let mut sessions = sessions.clone();
+        async move {
+            let page = sessions.list_sessions(request).await.unwrap().into_inner();
+            let ids: Vec<i64> = page.sessions.iter().map(|s| s.session_id).collect();
+            (ids, page.next_page_token)
+        }
+    };
+
+    let newest = |page_token: String| ListSessionsRequest {
+        newest_first: true,
+        page_size: 2,
+        page_token,
+        ..Default::default()
+    };
+    let mut listed = Vec::new();
+    let mut token = String::new();
+    loop {
+        let (page, next) = list(newest(token)).await;
+        listed.extend(page);
+        if next.is_empty() {
+            break;
+        }
+        token = next;
+    }
+    let mut descending = ids.clone();
+    descending.reverse();
+    assert_eq!(
+        listed, descending,
+        "every session, newest first, over pages"
+    );
+
+    // The second session's start (inclusive) to the fourth's (exclusive);
+    // sessions opened in the same microsecond fall on the same side.
+    let (from, to) = (opened[1].1, opened[3].1);
+    let expected: Vec<i64> = opened
+        .iter()
+        .filter(|(_, t)| (t.seconds, t.nanos) >= (from.seconds, from.nanos))
+        .filter(|(_, t)| (t.seconds, t.nanos) < (to.seconds, to.nanos))
+        .map(|(id, _)| *id)
+        .collect();
+    assert!(expected.contains(&ids[1]) && !expected.contains(&ids[3]));
+    let (between, _) = list(ListSessionsRequest {
+        started_after: Some(from),
+        started_before: Some(to),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(between, expected);
+
+    let status = assert_error(
+        sessions
+            .list_sessions(ListSessionsRequest {
+                started_after: Some(prost_types::Timestamp {
+                    seconds: 0,
+                    nanos: 1_000_000_000,
+                }),
+                ..Default::default()
+            })
+            .await,
+        Code::InvalidArgument,
+        "INVALID_ARGUMENT",
+    );
+    assert_eq!(violated_fields(&status), ["started_after"]);
+}
+
+#[tokio::test]
 async fn the_open_session_limit_per_user_is_enforced() {
     let server = TestServer::start_with(|config| config.max_open_sessions_per_user = Some(2)).await;
     let mut sessions = server.sessions().await;

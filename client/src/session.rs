@@ -160,6 +160,12 @@ pub struct SessionFilter {
     /// Only sessions in one of these states (or in [`state`](Self::state));
     /// with `state`, empty means any state.
     pub states: Vec<SessionState>,
+    /// Only sessions that started at or after this time.
+    pub started_after: Option<SystemTime>,
+    /// Only sessions that started before this time.
+    pub started_before: Option<SystemTime>,
+    /// Newest first (the server's pages go on towards older sessions).
+    pub newest_first: bool,
 }
 
 impl SessionFilter {
@@ -187,6 +193,27 @@ impl SessionFilter {
     #[must_use]
     pub fn state(mut self, state: SessionState) -> Self {
         self.state = Some(state);
+        self
+    }
+
+    /// Only sessions that started at or after `time`.
+    #[must_use]
+    pub fn started_after(mut self, time: SystemTime) -> Self {
+        self.started_after = Some(time);
+        self
+    }
+
+    /// Only sessions that started before `time`.
+    #[must_use]
+    pub fn started_before(mut self, time: SystemTime) -> Self {
+        self.started_before = Some(time);
+        self
+    }
+
+    /// Newest sessions first.
+    #[must_use]
+    pub fn newest_first(mut self) -> Self {
+        self.newest_first = true;
         self
     }
 

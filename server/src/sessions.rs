@@ -177,7 +177,14 @@ impl Sessions {
                 self.store.list_sessions(&query).await
             }
             Listable::Only(id) => {
-                if query.after.is_some_and(|after| after >= id) || query.limit == 0 {
+                let beyond = |after: SessionId| {
+                    if query.newest_first {
+                        after <= id
+                    } else {
+                        after >= id
+                    }
+                };
+                if query.after.is_some_and(beyond) || query.limit == 0 {
                     return Ok(Vec::new());
                 }
                 let session = match self.store.session(id).await {
@@ -187,7 +194,9 @@ impl Sessions {
                 };
                 let wanted = query.user.as_ref().is_none_or(|user| *user == session.user)
                     && query.kind.is_none_or(|kind| kind == session.kind)
-                    && query.wants_state(session.state);
+                    && query.wants_state(session.state)
+                    && query.started_after.is_none_or(|t| session.start_time >= t)
+                    && query.started_before.is_none_or(|t| session.start_time < t);
                 Ok(if wanted { vec![session] } else { Vec::new() })
             }
             Listable::Nothing => Ok(Vec::new()),

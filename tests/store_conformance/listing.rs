@@ -3,9 +3,12 @@
 use sessiond::model::{EndReason, SessionKind, SessionState};
 use sessiond::store::SessionQuery;
 
-use crate::{Fixture, all, at, clientless, ids, interactive, user};
+use crate::{Fixture, all, at, clientless, clientless_at, ids, interactive, user};
 
-conformance!(list_sessions_filters_and_pages,);
+conformance!(
+    list_sessions_filters_and_pages,
+    list_sessions_newest_first_and_by_start_time,
+);
 
 async fn list_sessions_filters_and_pages(f: Fixture) {
     let store = &*f.store;
@@ -32,8 +35,8 @@ async fn list_sessions_filters_and_pages(f: Fixture) {
         user: user_name.map(user),
         kind,
         states: state.into_iter().collect(),
-        after: None,
         limit: 100,
+        ..SessionQuery::default()
     };
     let list = |q: SessionQuery| async move { ids(&store.list_sessions(&q).await.unwrap()) };
     assert_eq!(list(query(Some("A"), None, None)).await, [a1, a2, a3]);
@@ -134,4 +137,82 @@ async fn list_sessions_filters_and_pages(f: Fixture) {
         .unwrap();
     assert_eq!(ids(&filtered_page), [a2]);
     assert!(store.list_sessions(&all(0)).await.unwrap().is_empty());
+}
+
+async fn list_sessions_newest_first_and_by_start_time(f: Fixture) {
+    let store = &*f.store;
+    let started = [10, 20, 30, 40];
+    let mut made = Vec::new();
+    for (n, micros) in started.into_iter().enumerate() {
+        let name = if n % 2 == 0 { "A" } else { "B" };
+        made.push(clientless_at(store, name, at(micros), "node-1").await);
+    }
+    let [s10, s20, s30, s40] = made[..] else {
+        unreachable!()
+    };
+    let list = |q: SessionQuery| async move { ids(&store.list_sessions(&q).await.unwrap()) };
+    let newest = SessionQuery {
+        newest_first: true,
+        limit: 100,
+        ..SessionQuery::default()
+    };
+    assert_eq!(list(newest.clone()).await, [s40, s30, s20, s10]);
+    assert_eq!(
+        list(SessionQuery {
+            user: Some(user("A")),
+            ..newest.clone()
+        })
+        .await,
+        [s30, s10]
+    );
+
+    // Newest-first pages go on towards older sessions.
+    let mut pages = Vec::new();
+    let mut after = None;
+    loop {
+        let page = list(SessionQuery {
+            after,
+            limit: 3,
+            ..newest.clone()
+        })
+        .await;
+        let Some(&last) = page.last() else { break };
+        after = Some(last);
+        pages.push(page);
+    }
+    assert_eq!(pages, [vec![s40, s30, s20], vec![s10]]);
+
+    // From (inclusive) and before (exclusive), in either order.
+    let between = SessionQuery {
+        started_after: Some(at(20)),
+        started_before: Some(at(40)),
+        limit: 100,
+        ..SessionQuery::default()
+    };
+    assert_eq!(list(between.clone()).await, [s20, s30]);
+    assert_eq!(
+        list(SessionQuery {
+            newest_first: true,
+            ..between.clone()
+        })
+        .await,
+        [s30, s20]
+    );
+    assert_eq!(
+        list(SessionQuery {
+            started_before: None,
+            ..between.clone()
+        })
+        .await,
+        [s20, s30, s40]
+    );
+    assert_eq!(
+        list(SessionQuery {
+            user: Some(user("B")),
+            started_after: Some(at(21)),
+            ..between
+        })
+        .await,
+        [] as [sessiond::model::SessionId; 0]
+    );
 }

@@ -100,6 +100,9 @@ impl Client {
             page_size: i32::try_from(page_size).unwrap_or(i32::MAX),
             page_token: page_token.unwrap_or_default().to_owned(),
             states: filter.states.iter().map(|s| s.wire()).collect(),
+            started_after: filter.started_after.map(prost_types::Timestamp::from),
+            started_before: filter.started_before.map(prost_types::Timestamp::from),
+            newest_first: filter.newest_first,
         };
         let response = self
             .unary(call, request, |r| {
@@ -121,7 +124,8 @@ impl Client {
         })
     }
 
-    /// Every session `filter` matches, oldest first, reading page after page.
+    /// Every session `filter` matches, oldest first (newest first if it
+    /// says so), reading page after page.
     ///
     /// # Errors
     /// As [`Client::list_sessions_page`].

@@ -1,8 +1,9 @@
 // Sessions: a table filtered by user, kind, state and time range (all in
-// the URL), paged, kept live by WatchSessions, with ending (one or many)
-// for the sessions the caller may end.
+// the URL, all applied by the server), newest first, paged, kept live by
+// WatchSessions, with ending (one or many) for the sessions the caller may
+// end.
 
-import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { describe, isAbort, reasonOf, sessions } from "../api";
 import { type Caller, mayEnd } from "../caller";
 import { h, replace } from "../dom";
@@ -18,8 +19,6 @@ import type { View } from "../main";
 
 /** Sessions per page. */
 const PAGE = 100;
-/** Sessions read per call while a time range filters in the browser. */
-const SCAN_PAGE = 500;
 
 const KINDS: [string, SessionKind][] = [
   ["interactive", SessionKind.INTERACTIVE],
@@ -152,7 +151,8 @@ export const sessionsView: View = (root, params, caller) => {
     }
   }
 
-  function addRow(info: SessionInfo): void {
+  /** Adds a row: at the end (a listed page), or at the top (a new session). */
+  function addRow(info: SessionInfo, atTop = false): void {
     const tr = h("tr", { "data-session-id": String(info.sessionId) });
     const select = h("input", {
       type: "checkbox",
@@ -169,7 +169,8 @@ export const sessionsView: View = (root, params, caller) => {
     const row: Row = { info, tr, select, end };
     rows.set(info.sessionId, row);
     render(row);
-    tbody.appendChild(tr);
+    if (atTop) tbody.insertBefore(tr, tbody.firstChild);
+    else tbody.appendChild(tr);
     if (info.state === SessionState.ENDED) return;
     const check = caller.authenticates
       ? mayEnd(info.sessionId, info.user)
@@ -232,18 +233,24 @@ export const sessionsView: View = (root, params, caller) => {
   }
 
   async function load(): Promise<void> {
-    const scanning = Boolean(from || to);
-    const found: SessionInfo[] = [];
-    let token = pageToken;
+    let found: SessionInfo[];
+    let token: string;
     try {
-      do {
-        const r = await sessions.listSessions(
-          { user, kind, states, pageSize: scanning ? SCAN_PAGE : PAGE, pageToken: token },
-          { signal },
-        );
-        found.push(...r.sessions.filter(matches));
-        token = r.nextPageToken;
-      } while (scanning && found.length < PAGE && token);
+      const r = await sessions.listSessions(
+        {
+          user,
+          kind,
+          states,
+          pageSize: PAGE,
+          pageToken,
+          newestFirst: true,
+          startedAfter: from ? timestampFromDate(from) : undefined,
+          startedBefore: to ? timestampFromDate(to) : undefined,
+        },
+        { signal },
+      );
+      found = r.sessions;
+      token = r.nextPageToken;
     } catch (error) {
       if (!isAbort(error)) {
         message.className = "error";
@@ -274,7 +281,8 @@ export const sessionsView: View = (root, params, caller) => {
     if (refreshing) return;
     refreshing = true;
     await new Promise((resolve) => setTimeout(resolve, 20));
-    const ids = [...stale];
+    // Oldest first, so that each new row goes on top of the older ones.
+    const ids = [...stale].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
     stale.clear();
     refreshing = false;
     for (const id of ids) {
@@ -284,13 +292,13 @@ export const sessionsView: View = (root, params, caller) => {
         if (!info) continue;
         if (rows.has(id)) update(info);
         else if (matches(info)) {
-          if (nextPage) {
+          if (pageToken) {
             unseen++;
             newer.hidden = false;
-            newer.textContent = `${unseen} new session(s) on a later page.`;
+            newer.textContent = `${unseen} new session(s) on the first page.`;
           } else {
             tbody.querySelector("tr.empty")?.remove();
-            addRow(info);
+            addRow(info, true);
           }
         }
       } catch (error) {
@@ -312,7 +320,7 @@ export const sessionsView: View = (root, params, caller) => {
    * Squares the table with the watch's initial state (the open sessions as
    * of its revision), so that nothing that changed between the listing and
    * the watch's start is missed: shown rows whose state differs are read
-   * again, and newer open sessions are added on the last page.
+   * again, and newer open sessions are added on the first page.
    */
   function reconcile(snapshot: Map<bigint, SessionInfo>): void {
     const shown = [...rows.keys()];
@@ -322,7 +330,7 @@ export const sessionsView: View = (root, params, caller) => {
       if (row.info.state !== SessionState.ENDED && now?.state !== row.info.state) stale.add(row.info.sessionId);
     }
     for (const [id, info] of snapshot) {
-      if (!rows.has(id) && id > last && !nextPage && matches(info)) stale.add(id);
+      if (!rows.has(id) && id > last && !pageToken && matches(info)) stale.add(id);
     }
     if (stale.size) void refresh();
   }

@@ -5,9 +5,9 @@ use sessiond_proto::v1 as pb;
 use sessiond_proto::v1::audit_service_server::AuditService;
 use tonic::{Request, Response, Status};
 
-use super::convert::page_size_of;
+use super::convert::{page_size_of, time_of};
 use crate::events::EventLog;
-use crate::model::{EventKind, FieldViolation, SessionId, Timestamp, UserId, Validate};
+use crate::model::{EventKind, FieldViolation, SessionId, UserId, Validate};
 use crate::principal;
 use crate::store::EventQuery;
 
@@ -180,27 +180,6 @@ fn kinds_of(kinds: &[i32]) -> Result<Vec<EventKind>, FieldViolation> {
             Ok(kind)
         })
         .collect()
-}
-
-/// An optional time of a request.
-fn time_of(
-    field: &str,
-    time: Option<prost_types::Timestamp>,
-) -> Result<Option<Timestamp>, FieldViolation> {
-    let Some(time) = time else {
-        return Ok(None);
-    };
-    let valid = (0..1_000_000_000).contains(&time.nanos)
-        && (-62_135_596_800..=253_402_300_799).contains(&time.seconds);
-    if !valid {
-        return Err(FieldViolation::new(
-            field,
-            "is not a valid Timestamp (0001-01-01 to 9999-12-31, nanos within 0..999,999,999)",
-        ));
-    }
-    Ok(Some(Timestamp::from_unix_micros(
-        time.seconds * 1_000_000 + i64::from(time.nanos / 1000),
-    )))
 }
 
 /// Where a page starts: the revision its token names.

@@ -3,7 +3,7 @@
 use sessiond_proto::v1 as pb;
 
 use crate::model::FieldViolation;
-use crate::model::{EndReason, Session, SessionKind, SessionState};
+use crate::model::{EndReason, Session, SessionKind, SessionState, Timestamp};
 
 impl From<Session> for pb::SessionInfo {
     fn from(session: Session) -> Self {
@@ -280,6 +280,27 @@ impl From<crate::principal::Method> for pb::AuthenticationMethod {
             Method::ModuleRun => Self::ModuleRun,
         }
     }
+}
+
+/// An optional time of a request.
+pub fn time_of(
+    field: &str,
+    time: Option<prost_types::Timestamp>,
+) -> Result<Option<Timestamp>, FieldViolation> {
+    let Some(time) = time else {
+        return Ok(None);
+    };
+    let valid = (0..1_000_000_000).contains(&time.nanos)
+        && (-62_135_596_800..=253_402_300_799).contains(&time.seconds);
+    if !valid {
+        return Err(FieldViolation::new(
+            field,
+            "is not a valid Timestamp (0001-01-01 to 9999-12-31, nanos within 0..999,999,999)",
+        ));
+    }
+    Ok(Some(Timestamp::from_unix_micros(
+        time.seconds * 1_000_000 + i64::from(time.nanos / 1000),
+    )))
 }
 
 /// The page size a request asks for: 0 means the default.

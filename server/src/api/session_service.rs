@@ -10,7 +10,8 @@ use futures::{Stream, StreamExt};
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::convert::{
-    call_deadline, kind_filter, page_size_of, state_filter, states_filter, struct_to_json, wait,
+    call_deadline, kind_filter, page_size_of, state_filter, states_filter, struct_to_json, time_of,
+    wait,
 };
 use super::forward::Router;
 use crate::clientless::Clientless;
@@ -148,19 +149,24 @@ impl SessionService for SessionApi {
             page_size,
             page_token,
             states,
+            started_after,
+            started_before,
+            newest_first,
         } = request.into_inner();
         let user = if user.is_empty() {
             Ok(None)
         } else {
             UserId::parse("user", user).map(Some)
         };
-        let (user, kind, state, mut states, page_size, after) = (
+        let (user, kind, state, mut states, page_size, after, started_after, started_before) = (
             user,
             kind_filter("kind", kind),
             state_filter("state", state),
             states_filter("states", &states),
             page_size_of(page_size),
             page_start(&page_token),
+            time_of("started_after", started_after),
+            time_of("started_before", started_before),
         )
             .validate()?;
         // `state` and `states` together: a session in any of them.
@@ -171,6 +177,9 @@ impl SessionService for SessionApi {
             user,
             kind,
             states,
+            started_after,
+            started_before,
+            newest_first,
             after,
             limit: page_size + 1,
         };

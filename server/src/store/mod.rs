@@ -72,10 +72,27 @@ pub struct SessionQuery {
     pub kind: Option<SessionKind>,
     /// Only sessions in one of these states; empty: any state.
     pub states: Vec<SessionState>,
-    /// Only sessions with a greater id (the previous page's last one).
+    /// Only sessions that started at or after this time.
+    pub started_after: Option<Timestamp>,
+    /// Only sessions that started before this time.
+    pub started_before: Option<Timestamp>,
+    /// Newest first (descending ids) instead of oldest first.
+    pub newest_first: bool,
+    /// Only sessions beyond this one in the listing's order (the previous
+    /// page's last one): greater ids, or smaller ones newest first.
     pub after: Option<SessionId>,
     /// The most sessions to return.
     pub limit: u32,
+}
+
+impl SessionQuery {
+    /// The id the listing starts beyond: [`SessionQuery::after`], else
+    /// the end of the ids its order starts from.
+    #[must_use]
+    pub fn start_beyond(&self) -> i64 {
+        self.after
+            .map_or(if self.newest_first { i64::MAX } else { 0 }, SessionId::get)
+    }
 }
 
 impl SessionQuery {

@@ -92,27 +92,45 @@ impl Backend for PostgresStore {
     async fn list_sessions(&self, query: &SessionQuery) -> Result<Vec<Session>> {
         let [open, closing, ended] = state_slots(query);
         // A user's sessions come from the index by user, in id order.
-        let sql = if query.user.is_some() {
-            select_session!(
-                "WHERE s.user_id = $1 AND ($2::text IS NULL OR s.kind = $2) \
-                 AND s.state IN ($3::text, $6::text, $7::text) AND s.session_id > $4 \
-                 ORDER BY s.session_id LIMIT $5"
-            )
-        } else {
-            select_session!(
-                "WHERE $1::text IS NULL AND ($2::text IS NULL OR s.kind = $2) \
-                 AND s.state IN ($3::text, $6::text, $7::text) AND s.session_id > $4 \
-                 ORDER BY s.session_id LIMIT $5"
-            )
+        macro_rules! listed {
+            ($user:literal, $order:literal) => {
+                select_session!(
+                    "WHERE ",
+                    $user,
+                    " AND ($2::text IS NULL OR s.kind = $2) \
+                     AND s.state IN ($3::text, $6::text, $7::text) \
+                     AND ($8::bigint IS NULL OR s.start_time >= $8) \
+                     AND ($9::bigint IS NULL OR s.start_time < $9) AND ",
+                    $order,
+                    " LIMIT $5"
+                )
+            };
+        }
+        let sql = match (query.user.is_some(), query.newest_first) {
+            (true, false) => listed!("s.user_id = $1", "s.session_id > $4 ORDER BY s.session_id"),
+            (true, true) => listed!(
+                "s.user_id = $1",
+                "s.session_id < $4 ORDER BY s.session_id DESC"
+            ),
+            (false, false) => listed!(
+                "$1::text IS NULL",
+                "s.session_id > $4 ORDER BY s.session_id"
+            ),
+            (false, true) => listed!(
+                "$1::text IS NULL",
+                "s.session_id < $4 ORDER BY s.session_id DESC"
+            ),
         };
         let rows = sqlx::query(sql)
             .bind(query.user.as_ref().map(UserId::as_str))
             .bind(query.kind.map(kind_name))
             .bind(open)
-            .bind(query.after.map_or(0, SessionId::get))
+            .bind(query.start_beyond())
             .bind(i64::from(query.limit))
             .bind(closing)
             .bind(ended)
+            .bind(query.started_after.map(Timestamp::unix_micros))
+            .bind(query.started_before.map(Timestamp::unix_micros))
             .fetch_all(&self.pool)
             .await
             .map_err(store_error)?;

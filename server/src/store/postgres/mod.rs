@@ -41,8 +41,8 @@ macro_rules! session_columns {
 
 /// The columns of a [`Session`], followed by the rest of a query.
 macro_rules! select_session {
-    ($rest:literal) => {
-        concat!("SELECT ", session_columns!(), " FROM sessions s ", $rest)
+    ($($rest:expr),+) => {
+        concat!("SELECT ", session_columns!(), " FROM sessions s ", $($rest),+)
     };
 }
 

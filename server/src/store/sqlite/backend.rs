@@ -70,18 +70,27 @@ impl Backend for SqliteStore {
         let query = query.clone();
         let [open, closing, ended] = state_slots(&query);
         // A user's sessions come from the index by user, in id order.
-        let sql = if query.user.is_some() {
-            select_session!(
-                "WHERE s.user_id = ?1 AND (?2 IS NULL OR s.kind = ?2) \
-                 AND s.state IN (?3, ?6, ?7) AND s.session_id > ?4 \
-                 ORDER BY s.session_id LIMIT ?5"
-            )
-        } else {
-            select_session!(
-                "WHERE ?1 IS NULL AND (?2 IS NULL OR s.kind = ?2) \
-                 AND s.state IN (?3, ?6, ?7) AND s.session_id > ?4 \
-                 ORDER BY s.session_id LIMIT ?5"
-            )
+        macro_rules! listed {
+            ($user:literal, $order:literal) => {
+                select_session!(
+                    "WHERE ",
+                    $user,
+                    " AND (?2 IS NULL OR s.kind = ?2) AND s.state IN (?3, ?6, ?7) \
+                     AND (?8 IS NULL OR s.start_time >= ?8) \
+                     AND (?9 IS NULL OR s.start_time < ?9) AND ",
+                    $order,
+                    " LIMIT ?5"
+                )
+            };
+        }
+        let sql = match (query.user.is_some(), query.newest_first) {
+            (true, false) => listed!("s.user_id = ?1", "s.session_id > ?4 ORDER BY s.session_id"),
+            (true, true) => listed!(
+                "s.user_id = ?1",
+                "s.session_id < ?4 ORDER BY s.session_id DESC"
+            ),
+            (false, false) => listed!("?1 IS NULL", "s.session_id > ?4 ORDER BY s.session_id"),
+            (false, true) => listed!("?1 IS NULL", "s.session_id < ?4 ORDER BY s.session_id DESC"),
         };
         self.readers
             .scan(move |conn| {
@@ -92,10 +101,12 @@ impl Backend for SqliteStore {
                         query.user.as_ref().map(UserId::as_str),
                         query.kind.map(kind_name),
                         open,
-                        query.after.map_or(0, SessionId::get),
+                        query.start_beyond(),
                         i64::from(query.limit),
                         closing,
                         ended,
+                        query.started_after.map(Timestamp::unix_micros),
+                        query.started_before.map(Timestamp::unix_micros),
                     ],
                     session_from_row,
                 )

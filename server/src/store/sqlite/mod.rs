@@ -317,10 +317,8 @@ mod tests {
         let listed = store
             .list_sessions(&SessionQuery {
                 user: Some(UserId::from_store("R41".to_owned())),
-                kind: None,
-                states: Vec::new(),
-                after: None,
                 limit: 10,
+                ..SessionQuery::default()
             })
             .await
             .unwrap();

@@ -23,12 +23,12 @@ use crate::store::{ColumnValue, Dialect, SessionChanges, WriteTx, conclude_run_s
 /// The columns of a [`Session`], followed by the rest of a query (in the
 /// order `codec::session_from_row` reads them).
 macro_rules! select_session {
-    ($rest:literal) => {
+    ($($rest:expr),+) => {
         concat!(
             "SELECT s.session_id, s.session_uuid, s.user_id, s.kind, s.state, s.start_time, ",
             "s.end_time, s.last_activity_time, s.end_reason, s.effective_user, s.client, ",
             "s.owner_node, s.user_context_depth FROM sessions s ",
-            $rest
+            $($rest),+
         )
     };
 }
