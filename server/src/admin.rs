@@ -1,7 +1,8 @@
 //! The admin listener (`--admin-listen`): plain HTTP for what operators'
 //! tools read — `/metrics` (Prometheus), `/healthz` (the process answers)
 //! and `/readyz` (it serves gRPC: follows the gRPC health status, so it
-//! turns 503 as soon as a shutdown begins).
+//! turns 503 as soon as a shutdown begins, and while the store cannot be
+//! written: see [`crate::health`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,6 +68,8 @@ async fn healthz() -> &'static str {
 async fn readyz(State(admin): State<Admin>) -> (StatusCode, &'static str) {
     if admin.readiness.is_ready() {
         (StatusCode::OK, "ready\n")
+    } else if admin.readiness.store_unwritable() {
+        (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not serving\n")
     }

@@ -314,6 +314,12 @@ impl Sessiond {
         }
         let (health, health_service) = Health::new();
         health.set(ServingStatus::Serving).await;
+        let stop_following_store = CancellationToken::new();
+        let following_store = tokio::spawn(crate::health::follow_store(
+            health.clone(),
+            self.store.commits().writable(),
+            stop_following_store.clone(),
+        ));
         let stop_admin = CancellationToken::new();
         let (admin, metrics_layer) = match self.admin.take() {
             Some(listener) => {
@@ -415,14 +421,15 @@ impl Sessiond {
         ));
         let reloads = tokio::spawn(self.access.clone().reload_on_hangup(stop_reaper.clone()));
         let stop_membership = CancellationToken::new();
-        let membership = tokio::spawn(
-            self.cluster
-                .clone()
-                .maintain(stop_membership.clone(), self.clientless.clone()),
-        );
+        let membership = tokio::spawn(self.cluster.clone().maintain(
+            stop_membership.clone(),
+            self.clientless.clone(),
+            self.store.commits().writable(),
+        ));
 
         tokio::select! {
             result = &mut server => {
+                stop_following_store.cancel();
                 stop_reaper.cancel();
                 stop_membership.cancel();
                 stop_watches.cancel();
@@ -432,6 +439,8 @@ impl Sessiond {
             () = shutdown => {}
         }
         tracing::info!("shutting down: ending clientless sessions, draining in-flight calls");
+        stop_following_store.cancel();
+        let _ = following_store.await;
         health.set(ServingStatus::NotServing).await;
         // Watches end at once with a status to resume from, so that they
         // do not hold the drain.
