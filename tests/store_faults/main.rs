@@ -199,6 +199,8 @@ fn per_second(count: usize, over: Duration) -> f64 {
 pub struct Stored {
     /// Every session's id.
     pub sessions: HashSet<i64>,
+    /// Every session's user.
+    pub users: HashSet<String>,
     /// Every scope's id.
     pub scopes: HashSet<i64>,
     /// Sessions without the event of their start.
@@ -213,6 +215,8 @@ pub struct Stored {
 /// numbers: 1 session started, 2 clientless session opened, 6 user context
 /// pushed).
 pub const SESSIONS_SQL: &str = "SELECT session_id FROM sessions";
+/// See [`SESSIONS_SQL`].
+pub const USERS_SQL: &str = "SELECT user_id FROM sessions";
 /// See [`SESSIONS_SQL`].
 pub const SCOPES_SQL: &str = "SELECT scope_id FROM user_context_scopes";
 /// See [`SESSIONS_SQL`].
@@ -244,6 +248,17 @@ pub fn assert_told_is_stored(fault: &str, tally: &Tally, stored: &Stored) {
     assert!(
         lost.is_empty(),
         "{fault}: acknowledged pushes lost: {lost:?}"
+    );
+    let refused: Vec<_> = tally
+        .refused_users
+        .iter()
+        .filter(|user| stored.users.contains(*user))
+        .collect();
+    assert!(
+        refused.is_empty(),
+        "{fault}: sessions in the database whose open was refused with STORE_UNAVAILABLE \
+         (of {} refused opens), users {refused:?}",
+        tally.refused_users.len()
     );
     assert_eq!(
         stored.sessions.len(),

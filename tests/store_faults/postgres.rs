@@ -16,8 +16,8 @@ use tokio::task::JoinHandle;
 use crate::common::ServerProcess;
 use crate::probes::Target;
 use crate::{
-    Expect, PUSH_EVENTS_SQL, SCOPES_SQL, SESSIONS_SQL, START_EVENTS_SQL, Stored, WITHOUT_EVENT_SQL,
-    assert_told_is_stored, through_fault,
+    Expect, PUSH_EVENTS_SQL, SCOPES_SQL, SESSIONS_SQL, START_EVENTS_SQL, Stored, USERS_SQL,
+    WITHOUT_EVENT_SQL, assert_told_is_stored, through_fault,
 };
 
 /// How often the server's connections are killed while that fault lasts.
@@ -43,6 +43,18 @@ async fn read_stored(url: &str) -> Stored {
                 .collect()
         }
     };
+    let names = |sql: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query(sql)
+                .fetch_all(&pool)
+                .await
+                .unwrap()
+                .iter()
+                .map(|row| row.get::<String, _>(0))
+                .collect()
+        }
+    };
     let count = |sql: &'static str| {
         let pool = pool.clone();
         async move {
@@ -54,6 +66,7 @@ async fn read_stored(url: &str) -> Stored {
     };
     let stored = Stored {
         sessions: ids(SESSIONS_SQL).await,
+        users: names(USERS_SQL).await,
         scopes: ids(SCOPES_SQL).await,
         sessions_without_event: count(WITHOUT_EVENT_SQL).await,
         start_events: count(START_EVENTS_SQL).await,

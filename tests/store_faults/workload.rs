@@ -35,6 +35,9 @@ pub struct Tally {
     pub refused_at: Vec<Instant>,
     /// Every other answer (a wrong one): what it was.
     pub wrong: Vec<String>,
+    /// The users of the opens refused with STORE_UNAVAILABLE (one user per
+    /// open: these sessions must not exist).
+    pub refused_users: Vec<String>,
 }
 
 impl Tally {
@@ -169,11 +172,19 @@ async fn write_until(
         let user = format!("c{client}u{n}");
         let opened = tokio::time::timeout(
             CALL_DEADLINE,
-            sessions.open_clientless_session(OpenClientlessSessionRequest { user }),
+            sessions.open_clientless_session(OpenClientlessSessionRequest { user: user.clone() }),
         )
         .await
         .map(|result| result.map(|response| response.into_inner().session_id));
-        let opened = tally.lock().unwrap().answer(opened);
+        let opened = {
+            let mut tally = tally.lock().unwrap();
+            let refused_before = tally.refused();
+            let opened = tally.answer(opened);
+            if tally.refused() > refused_before {
+                tally.refused_users.push(user);
+            }
+            opened
+        };
         let Some(session_id) = opened else {
             tokio::time::sleep(AFTER_REFUSAL).await;
             continue;
