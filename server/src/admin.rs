@@ -1,10 +1,11 @@
 //! The admin listener (`--admin-listen`): plain HTTP for what operators'
 //! tools read — `/metrics` (Prometheus), `/healthz` (the process answers)
 //! and `/readyz` (it serves gRPC: follows the gRPC health status, so it
-//! turns 503 as soon as a shutdown begins) — and for operators themselves:
-//! the web console at `/` ([`crate::console`]) and the gRPC-web calls it
-//! makes ([`crate::services::Served::grpc_web`]: the same services behind
-//! the same authentication as the gRPC listener).
+//! turns 503 as soon as a shutdown begins, and while the store cannot be
+//! written: see [`crate::health`]) — and for operators themselves: the web
+//! console at `/` ([`crate::console`]) and the gRPC-web calls it makes
+//! ([`crate::services::Served::grpc_web`]: the same services behind the
+//! same authentication as the gRPC listener).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -110,6 +111,8 @@ async fn healthz() -> &'static str {
 async fn readyz(State(admin): State<Admin>) -> (StatusCode, &'static str) {
     if admin.readiness.is_ready() {
         (StatusCode::OK, "ready\n")
+    } else if admin.readiness.store_unwritable() {
+        (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not serving\n")
     }

@@ -20,6 +20,10 @@ use crate::clientless::Clientless;
 use crate::clock::Clock;
 use crate::model::{EndReason, SessionId};
 use crate::model::{Error, Result};
+
+/// How often the lease is renewed while the store cannot be written: each
+/// renewal is a write that finds out whether it can be again.
+pub const STORE_PROBE_INTERVAL: Duration = Duration::from_secs(1);
 use crate::store::NodeStore;
 
 /// A client of another node's `SessionService`.
@@ -150,15 +154,36 @@ impl Cluster {
     /// clientless sessions and recorded their runs as interrupted. The node
     /// then cancels those runs, which would otherwise go on for sessions
     /// that have ended, and carries on with a new lease.
-    pub async fn maintain(self, stop: CancellationToken, clientless: Clientless) {
+    ///
+    /// While the store cannot be written (`store_writable` says so), the
+    /// lease is also renewed every [`STORE_PROBE_INTERVAL`]: that write
+    /// finds out when the store can be written again, even when no caller
+    /// writes (a load balancer sends none to a server that is not ready).
+    pub async fn maintain(
+        self,
+        stop: CancellationToken,
+        clientless: Clientless,
+        mut store_writable: tokio::sync::watch::Receiver<bool>,
+    ) {
         let ttl = self.inner.lease_ttl;
+        let mut probes = tokio::time::interval(STORE_PROBE_INTERVAL);
+        probes.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut renewals = tokio::time::interval(ttl / 3);
         let mut checks = tokio::time::interval(ttl / 2);
         renewals.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         checks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = renewals.tick() => match self.renew().await {
+                () = async {
+                    loop {
+                        tokio::select! {
+                            _ = renewals.tick() => return,
+                            _ = probes.tick(), if !*store_writable.borrow() => return,
+                            // Whether to probe changed: look again.
+                            Ok(()) = store_writable.changed() => {}
+                        }
+                    }
+                } => match self.renew().await {
                     Ok(true) => {}
                     Ok(false) => {
                         let cancelled = clientless.cancel_runs_of_ended_sessions().await;

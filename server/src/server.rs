@@ -310,6 +310,12 @@ impl Sessiond {
         }
         let (health, health_service) = Health::new();
         health.set(ServingStatus::Serving).await;
+        let stop_following_store = CancellationToken::new();
+        let following_store = tokio::spawn(crate::health::follow_store(
+            health.clone(),
+            self.store.commits().writable(),
+            stop_following_store.clone(),
+        ));
         let stop_admin = CancellationToken::new();
         // The admin endpoints answer from the start; the console's calls once
         // the services are built below.
@@ -400,14 +406,15 @@ impl Sessiond {
         ));
         let reloads = tokio::spawn(self.access.clone().reload_on_hangup(stop_reaper.clone()));
         let stop_membership = CancellationToken::new();
-        let membership = tokio::spawn(
-            self.cluster
-                .clone()
-                .maintain(stop_membership.clone(), self.clientless.clone()),
-        );
+        let membership = tokio::spawn(self.cluster.clone().maintain(
+            stop_membership.clone(),
+            self.clientless.clone(),
+            self.store.commits().writable(),
+        ));
 
         tokio::select! {
             result = &mut server => {
+                stop_following_store.cancel();
                 stop_reaper.cancel();
                 stop_membership.cancel();
                 stop_watches.cancel();
@@ -417,6 +424,8 @@ impl Sessiond {
             () = shutdown => {}
         }
         tracing::info!("shutting down: ending clientless sessions, draining in-flight calls");
+        stop_following_store.cancel();
+        let _ = following_store.await;
         health.set(ServingStatus::NotServing).await;
         // Watches end at once with a status to resume from, so that they
         // do not hold the drain.

@@ -30,6 +30,9 @@ pub struct Cluster {
     as_root: bool,
     /// Its directory: `data/`, `server.log` and the socket.
     dir: Option<tempfile::TempDir>,
+    /// The server options it was started with (`pg_ctl -o`), for a
+    /// restart on the same port.
+    options: String,
 }
 
 impl Cluster {
@@ -69,23 +72,16 @@ impl Cluster {
             pg_ctl,
             as_root,
             dir: Some(dir),
+            options: String::new(),
         };
         let mut last_error = String::new();
         for _ in 0..START_ATTEMPTS {
             let port = free_port()?;
-            let mut start = as_cluster_owner(&cluster.pg_ctl, as_root);
-            start
-                .arg("-D")
-                .arg(&data)
-                .arg("-l")
-                .arg(&log)
-                .args(["-w", "-t", "60", "-o"])
-                .arg(format!(
-                    "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200",
-                    cluster.dir().display()
-                ))
-                .arg("start");
-            match run(start, "pg_ctl start") {
+            cluster.options = format!(
+                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200",
+                cluster.dir().display()
+            );
+            match cluster.pg_ctl_start() {
                 Ok(()) => {
                     cluster.admin_url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
                     return Ok(cluster);
@@ -95,6 +91,41 @@ impl Cluster {
         }
         let log = std::fs::read_to_string(&log).unwrap_or_default();
         Err(format!("{last_error}\nserver log:\n{log}"))
+    }
+
+    /// `pg_ctl start` with the cluster's options, waiting until it accepts
+    /// connections.
+    fn pg_ctl_start(&self) -> Result<(), String> {
+        let mut start = as_cluster_owner(&self.pg_ctl, self.as_root);
+        start
+            .arg("-D")
+            .arg(self.dir().join("data"))
+            .arg("-l")
+            .arg(self.dir().join("server.log"))
+            .args(["-w", "-t", "60", "-o", &self.options, "start"]);
+        run(start, "pg_ctl start")
+    }
+
+    /// Stops the server (`pg_ctl stop -m fast`: connections are ended,
+    /// what committed is on disk), keeping its data for
+    /// [`Cluster::start_again`].
+    ///
+    /// # Errors
+    /// When `pg_ctl` fails.
+    pub fn stop(&self) -> Result<(), String> {
+        let mut stop = as_cluster_owner(&self.pg_ctl, self.as_root);
+        stop.arg("-D")
+            .arg(self.dir().join("data"))
+            .args(["-w", "stop", "-m", "fast"]);
+        run(stop, "pg_ctl stop")
+    }
+
+    /// Starts the stopped server again, on the same port.
+    ///
+    /// # Errors
+    /// When `pg_ctl` fails.
+    pub fn start_again(&self) -> Result<(), String> {
+        self.pg_ctl_start()
     }
 
     /// Its superuser's URL.

@@ -21,20 +21,7 @@ use crate::store::{Backend, End, EventQuery, LedgerHead, Operation, SessionQuery
 #[async_trait]
 impl Backend for PostgresStore {
     async fn write<R: Send + 'static>(&self, op: Operation<R>) -> Result<R> {
-        // READ COMMITTED: each statement sees what committed before it
-        // started, which is what locking first relies on.
-        let cause = Cause::current();
-        let began = Instant::now();
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
-        let mut write = PgTx::new(&mut tx, cause);
-        let result = op(&mut write).await?;
-        if self.record_events {
-            write.append_events().await?;
-        }
-        let changes = std::mem::take(&mut write.2);
-        tx.commit().await.map_err(store_error)?;
-        self.commits.committed(&changes, 1, began.elapsed());
-        Ok(result)
+        self.commits.note(self.write_once(op).await)
     }
 
     async fn events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>> {
@@ -59,15 +46,18 @@ impl Backend for PostgresStore {
             .opens
             .submit((new.clone(), Cause::current()))
             .await
-            .unwrap_or_else(|| Err(stopping()))?;
+            .unwrap_or_else(|| Err(stopping()));
+        let id = self.commits.note(id)?;
         Ok(new.into_session(id))
     }
 
     async fn end_session(&self, end: End) -> Result<Session> {
-        self.ends
+        let ended = self
+            .ends
             .submit((end, Cause::current()))
             .await
-            .unwrap_or_else(|| Err(stopping()))
+            .unwrap_or_else(|| Err(stopping()));
+        self.commits.note(ended)
     }
 
     async fn session(&self, id: SessionId) -> Result<Session> {
@@ -223,5 +213,26 @@ impl Backend for PostgresStore {
                 .collect(),
             revision,
         })
+    }
+}
+
+impl PostgresStore {
+    /// [`Backend::write`], before what its answer says of the store is
+    /// noted.
+    async fn write_once<R: Send + 'static>(&self, op: Operation<R>) -> Result<R> {
+        // READ COMMITTED: each statement sees what committed before it
+        // started, which is what locking first relies on.
+        let cause = Cause::current();
+        let began = Instant::now();
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let mut write = PgTx::new(&mut tx, cause);
+        let result = op(&mut write).await?;
+        if self.record_events {
+            write.append_events().await?;
+        }
+        let changes = std::mem::take(&mut write.2);
+        tx.commit().await.map_err(store_error)?;
+        self.commits.committed(&changes, 1, began.elapsed());
+        Ok(result)
     }
 }

@@ -295,6 +295,7 @@ fn write_batches(
         let head = log.head;
         let began = Instant::now();
         let log_slot = log.record_events.then_some((&mut log.head, &mut events));
+        let rows_before = connection.total_changes();
         let committed = commit_batch(connection, cache, &mut batch, &mut changes, log_slot);
         let took = began.elapsed();
         let writes = batch.len();
@@ -302,12 +303,18 @@ fn write_batches(
             Ok(()) => {
                 cache.apply(changes.drain(..));
                 log.commits.wake(&events);
+                // A batch whose writes were all refused wrote nothing and
+                // says nothing of the disk.
+                if connection.total_changes() != rows_before {
+                    log.commits.write_committed();
+                }
             }
             Err(reason) => {
                 changes.clear();
                 events.clear();
                 log.head = head;
                 tracing::error!(error = %reason, writes, "a write batch failed");
+                log.commits.write_failed();
                 super::wal::after_failed_batch(connection);
             }
         }
