@@ -118,7 +118,7 @@ impl Bench {
             "{}-{node_id}.log",
             url.rsplit(['/', '\\']).next().unwrap_or("sessiond")
         ));
-        vec![
+        let mut args: Vec<OsString> = vec![
             "serve-sessiond".into(),
             "--database".into(),
             url.into(),
@@ -129,7 +129,11 @@ impl Bench {
             "--metrics".into(),
             "--log-file".into(),
             log.into(),
-        ]
+        ];
+        if let Some(cached) = self.options.cached_sessions {
+            args.extend(["--cached-sessions".into(), cached.to_string().into()]);
+        }
+        args
     }
 }
 
