@@ -14,7 +14,7 @@
 //! - `module_exec`: spawning `true` directly in a closed loop (a child
 //!   process pinned like the servers);
 //! - `lookup_scale`: sessiond with the small table (the subject has the
-//!   large one). Before its pairs, every session of both tables is looked
+//!   large one; each keeps its whole table in memory, `--cached-sessions`). Before its pairs, every session of both tables is looked
 //!   up once, so that the pairs measure a long-running server's steady
 //!   state; the rate of those first lookups is reported as well;
 //! - `pg_get_session_user`, `pg_open_close`: the empty-handler baseline
