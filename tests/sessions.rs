@@ -606,3 +606,58 @@ async fn the_open_session_limit_per_user_is_enforced() {
         .await
         .expect("an ended session no longer counts");
 }
+
+/// A cache far smaller than the sessions read through it
+/// (`--cached-sessions`): every answer is still right, what is not kept
+/// is read from the database.
+#[tokio::test]
+async fn a_small_session_cache_answers_every_session_right() {
+    let server = TestServer::start_with(|config| config.cached_sessions = 16).await;
+    let mut sessions = server.sessions().await;
+    let mut opened = Vec::new();
+    for n in 0..200 {
+        let user = format!("user-{n}");
+        let id = sessions
+            .open_clientless_session(OpenClientlessSessionRequest { user: user.clone() })
+            .await
+            .unwrap()
+            .into_inner()
+            .session_id;
+        opened.push((id, user));
+    }
+    sessions
+        .close_clientless_session(CloseClientlessSessionRequest {
+            session_id: opened[0].0,
+            grace: None,
+        })
+        .await
+        .unwrap();
+    for round in 0..2 {
+        for (session_id, user) in &opened {
+            let request = GetSessionUserRequest {
+                session_id: *session_id,
+            };
+            let got = sessions
+                .get_session_user(request)
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!(&got.user, user, "round {round}");
+            let request = GetSessionInfoRequest {
+                session_id: *session_id,
+            };
+            let info = sessions
+                .get_session_info(request)
+                .await
+                .unwrap()
+                .into_inner();
+            let state = info.session.unwrap().state();
+            let expected = if *session_id == opened[0].0 {
+                SessionState::Ended
+            } else {
+                SessionState::Open
+            };
+            assert_eq!(state, expected, "session {session_id}, round {round}");
+        }
+    }
+}

@@ -75,7 +75,8 @@ pub struct Options {
     /// get_session_info, open_close, user_context, module_inproc,
     /// module_exec, lookup_scale, memory, pg_get_session_user,
     /// pg_open_close, auth_get_session_user, auth_user_context,
-    /// tls_get_session_user. Default: all.
+    /// tls_get_session_user, event_log, watch, metrics, soak. Default: all
+    /// but soak.
     #[arg(long = "scenario", value_name = "NAME")]
     pub scenarios: Vec<String>,
     /// Run every scenario briefly (a smoke test: short sides, one pair,
@@ -114,6 +115,17 @@ pub struct Options {
     /// [default: 100000; --quick: 2000].
     #[arg(long)]
     pub memory_sessions: Option<u64>,
+    /// How long the soak scenario churns [default: 600; --quick: 5].
+    #[arg(long, value_name = "SECONDS")]
+    pub soak_duration: Option<f64>,
+    /// How often the soak scenario samples the server [default: 15;
+    /// --quick: 1].
+    #[arg(long, value_name = "SECONDS")]
+    pub soak_interval: Option<f64>,
+    /// sessiond's `--cached-sessions` (sessions kept in memory)
+    /// [default: sessiond's].
+    #[arg(long)]
+    pub cached_sessions: Option<usize>,
     /// A pair is discarded when other work on the machine used more than
     /// this many cores (averaged over a side) beside the server and the load
     /// generator.
@@ -158,6 +170,16 @@ impl Options {
             self.pick(self.lookup_small, 1_000, 100).max(1),
             self.pick(self.lookup_large, 1_000_000, 1_000).max(1),
         )
+    }
+
+    /// How long the soak scenario churns.
+    pub fn soak_duration(&self) -> Duration {
+        Duration::from_secs_f64(self.pick(self.soak_duration, 600.0, 5.0))
+    }
+
+    /// How often the soak scenario samples the server.
+    pub fn soak_interval(&self) -> Duration {
+        Duration::from_secs_f64(self.pick(self.soak_interval, 15.0, 1.0).max(0.1))
     }
 
     /// The sessions the memory scenario opens.
@@ -213,6 +235,9 @@ enum ChildMode {
         /// Metrics and logs.
         #[command(flatten)]
         operations: serve::Operations,
+        /// Sessions kept in memory (sessiond's `--cached-sessions`).
+        #[arg(long)]
+        cached_sessions: Option<usize>,
     },
     /// Spawn a command in a closed loop and print the result as JSON.
     #[command(hide = true)]
@@ -249,13 +274,14 @@ fn main() -> ExitCode {
             auth,
             no_event_log,
             operations,
+            cached_sessions,
         }) => serve::sessiond(
             listen,
             database,
             node_id,
             modules,
             (tls, auth),
-            !no_event_log,
+            (!no_event_log, cached_sessions),
             operations,
         ),
         Some(ChildMode::SpawnLoop {

@@ -199,8 +199,9 @@ pub fn baseline(listen: SocketAddr, durable_log: Option<PathBuf>, tls: TlsArgs) 
 
 /// Serves sessiond on `database` as node `node_id` with the exec modules of
 /// `modules`, the in-process [`NOOP_MODULE`], no limit of open sessions
-/// per user, the security `tls` and `auth` configure, and the event log
-/// recorded or not.
+/// per user, the security `tls` and `auth` configure, the event log
+/// recorded or not, and `cached_sessions` kept in memory (else sessiond's
+/// default).
 ///
 /// # Errors
 /// When the security flags are incomplete, the server cannot start or the
@@ -211,7 +212,7 @@ pub fn sessiond(
     node_id: String,
     modules: Option<PathBuf>,
     (tls, auth): (TlsArgs, AuthArgs),
-    record_events: bool,
+    (record_events, cached_sessions): (bool, Option<usize>),
     operations: Operations,
 ) -> Result<()> {
     if operations.log_file.is_none() {
@@ -229,6 +230,8 @@ pub fn sessiond(
             shutdown_grace: Duration::from_secs(1),
             security,
             record_events,
+            cached_sessions: cached_sessions
+                .unwrap_or(sessiond::known_sessions::DEFAULT_CACHED_SESSIONS),
             ..sessiond::Config::default()
         };
         // As deployed: the log at `info`, in a file.

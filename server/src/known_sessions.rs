@@ -13,6 +13,12 @@ use std::sync::RwLock;
 
 use crate::model::{SessionFacts, SessionId};
 
+/// How many sessions are kept in memory unless configured otherwise
+/// ([`crate::Config::cached_sessions`]): about 0.8 KiB per session here and
+/// in the SQLite store's records together, some 50 MiB once full (measured:
+/// RELIABILITY.md, Soak).
+pub const DEFAULT_CACHED_SESSIONS: usize = 65_536;
+
 /// How many shards the map is split into.
 const SHARDS: usize = 16;
 

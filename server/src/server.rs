@@ -169,8 +169,12 @@ impl SessiondBuilder {
             Some(store) => store,
             None => {
                 let password_file = config.database_password_file.as_deref();
-                store::open_configured(&config.database, password_file, config.record_events)
-                    .await?
+                let options = store::StoreOptions {
+                    password_file,
+                    record_events: config.record_events,
+                    cached_sessions: config.cached_sessions,
+                };
+                store::open_configured(&config.database, &options).await?
             }
         };
         let clock = self.clock;
@@ -215,6 +219,7 @@ impl SessiondBuilder {
             config.max_open_sessions_per_user,
             &config.node_id,
             access.clone(),
+            config.cached_sessions,
         );
         // What a crash left running dies before its runs are recorded as
         // interrupted.

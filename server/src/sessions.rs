@@ -35,11 +35,9 @@ pub struct Sessions {
     access: Access,
 }
 
-/// How many sessions' facts are kept in memory.
-const REMEMBERED_SESSIONS: usize = 1 << 20;
-
 impl Sessions {
-    /// Session operations over `store`.
+    /// Session operations over `store`, keeping the facts of up to about
+    /// `cached` sessions in memory ([`crate::Config::cached_sessions`]).
     #[must_use]
     pub fn new(
         store: Arc<dyn Store>,
@@ -47,13 +45,14 @@ impl Sessions {
         max_open_per_user: Option<u32>,
         node_id: &str,
         access: Access,
+        cached: usize,
     ) -> Self {
         Self {
             store,
             clock,
             max_open_per_user,
             node_id: Arc::from(node_id),
-            known: Arc::new(KnownSessions::new(REMEMBERED_SESSIONS)),
+            known: Arc::new(KnownSessions::new(cached)),
             access,
         }
     }

@@ -25,7 +25,11 @@ impl Bench {
                 began.elapsed().as_secs_f64()
             );
             let began = Instant::now();
-            servers.push(self.start_sessiond(&path).await?);
+            // A cache that holds the whole table (`--cached-sessions`): the
+            // steady state of a server sized for its sessions.
+            let cached =
+                usize::try_from(count)?.max(sessiond::known_sessions::DEFAULT_CACHED_SESSIONS);
+            servers.push(self.start_sessiond_caching(&path, cached).await?);
             println!(
                 "   sessiond started on them in {:.1} s",
                 began.elapsed().as_secs_f64()

@@ -14,7 +14,7 @@
 //! - `module_exec`: spawning `true` directly in a closed loop (a child
 //!   process pinned like the servers);
 //! - `lookup_scale`: sessiond with the small table (the subject has the
-//!   large one). Before its pairs, every session of both tables is looked
+//!   large one; each keeps its whole table in memory, `--cached-sessions`). Before its pairs, every session of both tables is looked
 //!   up once, so that the pairs measure a long-running server's steady
 //!   state; the rate of those first lookups is reported as well;
 //! - `pg_get_session_user`, `pg_open_close`: the empty-handler baseline
@@ -34,7 +34,9 @@
 //! - `metrics`: sessiond without metrics (no admin listener; the same
 //!   build) against sessiond with them, for `GetSessionUser`;
 //! - `watch` is not a pair: the latency from a change to 1 and 64
-//!   watchers, `VerifyLedger` over a million events, bytes per event.
+//!   watchers, `VerifyLedger` over a million events, bytes per event;
+//! - `soak` is not a pair either: sessiond's memory, file descriptors,
+//!   threads and database size through a long churn.
 //!
 //! # Layout
 //! - this file: the list of scenarios, the run, its header, and the specs
@@ -47,8 +49,8 @@
 //!   [`module_inproc`], [`module_exec`], [`lookup_scale`], [`memory`],
 //!   [`postgres`] (`pg_get_session_user`, `pg_open_close`), [`auth`]
 //!   (`auth_get_session_user`, `auth_user_context`), [`tls`]
-//!   (`tls_get_session_user`), [`event_log`] (`event_log`, `watch`) and
-//!   [`metrics`].
+//!   (`tls_get_session_user`), [`event_log`] (`event_log`, `watch`),
+//!   [`metrics`] and [`soak`] (only when named: ten minutes of churn).
 //!
 //! Every sessiond runs as deployed: metrics counted (an admin listener on
 //! an ephemeral port) and the log at `info`, written to a file of the run's
@@ -66,6 +68,7 @@ mod open_close;
 mod pairs;
 mod postgres;
 mod setup;
+mod soak;
 mod tls;
 mod user_context;
 
@@ -79,7 +82,8 @@ use crate::serve::EXEC_MODULE;
 use crate::{Options, Result};
 
 /// Every scenario, in the order they run.
-pub const SCENARIOS: [&str; 16] = [
+/// `soak` runs only when named.
+pub const SCENARIOS: [&str; 17] = [
     "get_session_user",
     "get_session_info",
     "open_close",
@@ -96,6 +100,7 @@ pub const SCENARIOS: [&str; 16] = [
     "event_log",
     "watch",
     "metrics",
+    "soak",
 ];
 
 /// The core the servers run on, and the load generator's.
@@ -175,7 +180,8 @@ impl Bench {
     }
 
     fn selected(&self, name: &str) -> bool {
-        self.options.scenarios.is_empty() || self.options.scenarios.iter().any(|s| s == name)
+        (self.options.scenarios.is_empty() && name != "soak")
+            || self.options.scenarios.iter().any(|s| s == name)
     }
 
     fn path(&self, file: &str) -> PathBuf {
@@ -237,6 +243,7 @@ impl Bench {
                 "event_log" => self.event_log(&mut report).await?,
                 "watch" => report.watch = Some(self.watch().await?),
                 "metrics" => self.metrics(&mut report).await?,
+                "soak" => self.soak().await?,
                 _ => unreachable!("validated above"),
             }
             println!(

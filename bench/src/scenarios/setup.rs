@@ -61,6 +61,20 @@ impl Bench {
             .await
     }
 
+    /// sessiond on `database` keeping `cached` sessions in memory (unless
+    /// `--cached-sessions` was given: that one).
+    pub(super) async fn start_sessiond_caching(
+        &self,
+        database: &Path,
+        cached: usize,
+    ) -> Result<Server> {
+        let mut args = self.sessiond_args(&format!("sqlite://{}", database.display()), NODE_ID);
+        if self.options.cached_sessions.is_none() {
+            args.extend(["--cached-sessions".into(), cached.to_string().into()]);
+        }
+        Server::start("sessiond", &args, self.server_core).await
+    }
+
     /// sessiond on `database`, authenticating its callers with
     /// `credentials` and enforcing their policy.
     pub(super) async fn start_sessiond_authenticating(
@@ -118,7 +132,7 @@ impl Bench {
             "{}-{node_id}.log",
             url.rsplit(['/', '\\']).next().unwrap_or("sessiond")
         ));
-        vec![
+        let mut args: Vec<OsString> = vec![
             "serve-sessiond".into(),
             "--database".into(),
             url.into(),
@@ -129,7 +143,11 @@ impl Bench {
             "--metrics".into(),
             "--log-file".into(),
             log.into(),
-        ]
+        ];
+        if let Some(cached) = self.options.cached_sessions {
+            args.extend(["--cached-sessions".into(), cached.to_string().into()]);
+        }
+        args
     }
 }
 

@@ -149,6 +149,11 @@ pub struct Settings {
     /// 1024].
     #[arg(long, env = "SESSIOND_WATCH_BUFFER")]
     pub watch_buffer: Option<usize>,
+    /// How many sessions are kept in memory for lookups (their user and
+    /// owner; on SQLite also their records); one not kept is read from the
+    /// database on its next lookup [default: 65536].
+    #[arg(long, env = "SESSIOND_CACHED_SESSIONS")]
+    pub cached_sessions: Option<usize>,
     /// The most open sessions one user may have; 0: no limit [default: 1000].
     #[arg(long, env = "SESSIOND_MAX_OPEN_SESSIONS_PER_USER")]
     pub max_open_sessions_per_user: Option<u32>,
@@ -235,6 +240,7 @@ impl Settings {
                 .or(fallback.watch_progress_interval),
             event_poll_interval: self.event_poll_interval.or(fallback.event_poll_interval),
             watch_buffer: self.watch_buffer.or(fallback.watch_buffer),
+            cached_sessions: self.cached_sessions.or(fallback.cached_sessions),
             max_open_sessions_per_user: self
                 .max_open_sessions_per_user
                 .or(fallback.max_open_sessions_per_user),
@@ -296,6 +302,11 @@ pub struct Config {
     /// behind (at least 1); a watch further behind ends with
     /// `WATCH_TOO_SLOW`.
     pub watch_buffer: usize,
+    /// How many sessions the server keeps in memory (what bounds its
+    /// memory however many sessions it served): the facts `GetSessionUser`
+    /// and routing read, and on SQLite the store's session records. A
+    /// session not kept is read from the database on its next lookup.
+    pub cached_sessions: usize,
     /// The most open sessions one user may have; `None`: no limit.
     pub max_open_sessions_per_user: Option<u32>,
     /// The most modules running at once in one session.
@@ -342,6 +353,7 @@ impl Default for Config {
             event_poll_interval: Duration::from_millis(100),
             record_events: true,
             watch_buffer: 1024,
+            cached_sessions: crate::known_sessions::DEFAULT_CACHED_SESSIONS,
             max_open_sessions_per_user: Some(1000),
             max_running_modules_per_session: 16,
             max_running_modules: 256,
@@ -429,6 +441,7 @@ impl Config {
                 .unwrap_or(defaults.event_poll_interval),
             record_events: defaults.record_events,
             watch_buffer: settings.watch_buffer.unwrap_or(defaults.watch_buffer),
+            cached_sessions: settings.cached_sessions.unwrap_or(defaults.cached_sessions),
             max_open_sessions_per_user: settings
                 .max_open_sessions_per_user
                 .map_or(defaults.max_open_sessions_per_user, |n| {

@@ -435,20 +435,47 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
 /// # Errors
 /// As [`open`].
 pub async fn open_with(url: &str, record_events: bool) -> Result<Arc<dyn Store>> {
-    open_configured(url, None, record_events).await
+    let options = StoreOptions {
+        record_events,
+        ..StoreOptions::default()
+    };
+    open_configured(url, &options).await
 }
 
-/// [`open_with`], the PostgreSQL password read from `password_file` (its
-/// first line) rather than taken from the URL.
+/// How a store is opened, beyond its URL.
+#[derive(Clone, Copy, Debug)]
+pub struct StoreOptions<'a> {
+    /// The PostgreSQL password is read from this file (its first line)
+    /// rather than taken from the URL.
+    pub password_file: Option<&'a std::path::Path>,
+    /// Whether changes are recorded in the event log ([`open_with`]).
+    pub record_events: bool,
+    /// How many session records the SQLite store keeps in memory
+    /// ([`crate::Config::cached_sessions`]).
+    pub cached_sessions: usize,
+}
+
+impl Default for StoreOptions<'_> {
+    fn default() -> Self {
+        Self {
+            password_file: None,
+            record_events: true,
+            cached_sessions: crate::known_sessions::DEFAULT_CACHED_SESSIONS,
+        }
+    }
+}
+
+/// [`open`] with `options`.
 ///
 /// # Errors
 /// As [`open`]; [`Error::InvalidArgument`] (`database_password_file`) when
-/// the file cannot be read, or is given for a SQLite database.
-pub async fn open_configured(
-    url: &str,
-    password_file: Option<&std::path::Path>,
-    record_events: bool,
-) -> Result<Arc<dyn Store>> {
+/// the password file cannot be read, or is given for a SQLite database.
+pub async fn open_configured(url: &str, options: &StoreOptions<'_>) -> Result<Arc<dyn Store>> {
+    let StoreOptions {
+        password_file,
+        record_events,
+        cached_sessions,
+    } = *options;
     let password_file_violation = |description: String| {
         Error::InvalidArgument(vec![crate::model::FieldViolation::new(
             "database_password_file",
@@ -472,7 +499,9 @@ pub async fn open_configured(
                 "a password file is for postgres:// databases".to_owned(),
             ));
         }
-        return Ok(Arc::new(SqliteStore::open_with(path, record_events).await?));
+        return Ok(Arc::new(
+            SqliteStore::open_caching(path, record_events, cached_sessions).await?,
+        ));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let password = match password_file {

@@ -34,9 +34,6 @@ use self::ownership::Ownership;
 use self::writer::Writer;
 use crate::model::{Error, Result};
 
-/// How many session records are kept in memory (about 0.3 KiB each).
-const CACHED_SESSIONS: usize = 65_536;
-
 /// How many idle read connections are kept for reuse.
 const IDLE_READERS: usize = 8;
 
@@ -77,10 +74,24 @@ impl SqliteStore {
     /// # Errors
     /// As [`SqliteStore::open`].
     pub async fn open_with(path: impl AsRef<Path>, record_events: bool) -> Result<Self> {
+        let cached = crate::known_sessions::DEFAULT_CACHED_SESSIONS;
+        Self::open_caching(path, record_events, cached).await
+    }
+
+    /// [`SqliteStore::open_with`], keeping up to about `cached` session
+    /// records (about 0.3 KiB each) in memory.
+    ///
+    /// # Errors
+    /// As [`SqliteStore::open`].
+    pub async fn open_caching(
+        path: impl AsRef<Path>,
+        record_events: bool,
+        cached: usize,
+    ) -> Result<Self> {
         let path = path.as_ref().to_owned();
         let ownership = Ownership::take(&path).await?;
         migrate(&path).await?;
-        let cache = Arc::new(SessionCache::new(CACHED_SESSIONS));
+        let cache = Arc::new(SessionCache::new(cached));
         let commits = Arc::new(crate::store::Commits::default());
         let writer = Writer::start(
             connect(&path, Role::Writer)?,
