@@ -21,11 +21,13 @@
 //!   EIO or ENOSPC;
 //! - [`workload`]: the writing clients and what they were told;
 //! - [`probes`]: readiness, liveness and the ledger, as a caller reads them;
-//! - [`sqlite`], [`postgres`]: the faults on each store.
+//! - [`sqlite`], [`postgres`]: the faults on each store;
+//! - [`lost_commit`]: a COMMIT whose answer is lost on PostgreSQL.
 
 #[path = "../common/mod.rs"]
 mod common;
 mod faulty_fs;
+mod lost_commit;
 mod postgres;
 mod probes;
 mod sqlite;
@@ -40,7 +42,7 @@ use probes::Target;
 use workload::{Tally, Workload};
 
 /// Clients writing at once.
-const CLIENTS: usize = 4;
+pub const CLIENTS: usize = 4;
 
 /// What a fault must do to callers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -29,7 +29,7 @@ async fn start(url: &str) -> ServerProcess {
 }
 
 /// What the database at `url` holds, read directly.
-async fn read_stored(url: &str) -> Stored {
+pub async fn read_stored(url: &str) -> Stored {
     let pool = PgPool::connect(url).await.unwrap();
     let ids = |sql: &'static str| {
         let pool = pool.clone();

@@ -227,11 +227,21 @@ impl PostgresStore {
         let mut tx = self.pool.begin().await.map_err(store_error)?;
         let mut write = PgTx::new(&mut tx, cause);
         let result = op(&mut write).await?;
-        if self.record_events {
-            write.append_events().await?;
-        }
+        let head = if self.record_events {
+            write.append_events().await?
+        } else {
+            None
+        };
         let changes = std::mem::take(&mut write.2);
-        tx.commit().await.map_err(store_error)?;
+        if let Err(error) = tx.commit().await {
+            // Only what settles as committed is not a failure: an unknown
+            // outcome stays STORE_UNAVAILABLE (see RELIABILITY.md).
+            let error = store_error(error);
+            match head {
+                Some(head) if events::settle_commit(&self.pool, &head).await == Some(true) => {}
+                _ => return Err(error),
+            }
+        }
         self.commits.committed(&changes, 1, began.elapsed());
         Ok(result)
     }

@@ -9,7 +9,10 @@
 //! it releases its locks, a reader that sees revision N sees every revision
 //! below it. That is what lets a watcher deliver events as it finds them.
 
+use std::time::Duration;
+
 use sqlx::{PgConnection, PgPool, Row};
+use tokio::time::Instant;
 
 use super::codec::{kind_name, session_from_row, store_error};
 use crate::model::{Result, Session, Timestamp, UserId};
@@ -17,10 +20,11 @@ use crate::store::ledger::{self, Head, LedgerHead, Pending, StoredEvent};
 use crate::store::{ColumnValue, Dialect, EventQuery, SessionQuery};
 
 /// Seals `events` after the head (locked until the transaction ends) and
-/// writes them and the new head. Returns whether there were any.
-pub(super) async fn append(conn: &mut PgConnection, events: &[Pending]) -> Result<bool> {
+/// writes them and the new head. Returns the new head, which
+/// [`settle_commit`] can look for; `None` when there were no events.
+pub(super) async fn append(conn: &mut PgConnection, events: &[Pending]) -> Result<Option<Head>> {
     if events.is_empty() {
-        return Ok(false);
+        return Ok(None);
     }
     let (revision, hash): (i64, Vec<u8>) =
         sqlx::query_as("SELECT revision, hash FROM event_head WHERE id = 1 FOR UPDATE")
@@ -59,7 +63,62 @@ pub(super) async fn append(conn: &mut PgConnection, events: &[Pending]) -> Resul
     .execute(&mut *conn)
     .await
     .map_err(store_error)?;
-    Ok(true)
+    Ok(Some(head))
+}
+
+/// How long [`settle_commit`] keeps asking before it calls an outcome
+/// unknown.
+const SETTLE_FOR: Duration = Duration::from_secs(5);
+
+/// Whether the transaction that appended up to `head` committed, when its
+/// COMMIT failed — which may mean that only the answer was lost (the
+/// connection broke after PostgreSQL committed): `Some(true)` when it
+/// committed, `Some(false)` when it did not, `None` when the database could
+/// not be asked within [`SETTLE_FOR`].
+///
+/// Asked on another connection. The transaction held the head's row lock
+/// until it ended, so taking that lock waits for its end; then its last
+/// revision is in the log with its hash if and only if it committed (a
+/// revision is taken again only after the transaction that took it rolled
+/// back, and then with another hash).
+pub(super) async fn settle_commit(pool: &PgPool, head: &Head) -> Option<bool> {
+    let deadline = Instant::now() + SETTLE_FOR;
+    loop {
+        match committed(pool, head).await {
+            Ok(committed) => {
+                tracing::warn!(
+                    revision = head.revision,
+                    committed,
+                    "a COMMIT failed; looked up on another connection, the transaction {}",
+                    if committed {
+                        "committed after all"
+                    } else {
+                        "did not commit"
+                    }
+                );
+                return Some(committed);
+            }
+            Err(error) if Instant::now() >= deadline => {
+                tracing::warn!(revision = head.revision, %error, "a COMMIT failed, and whether it committed cannot be told");
+                return None;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// One look for `head` (see [`settle_commit`]).
+async fn committed(pool: &PgPool, head: &Head) -> sqlx::Result<bool> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT 1 FROM event_head WHERE id = 1 FOR SHARE")
+        .execute(&mut *tx)
+        .await?;
+    let hash: Option<Vec<u8>> = sqlx::query_scalar("SELECT hash FROM events WHERE revision = $1")
+        .bind(head.revision)
+        .fetch_optional(&mut *tx)
+        .await?;
+    tx.rollback().await?;
+    Ok(hash.as_deref() == Some(&head.hash[..]))
 }
 
 /// Reads the events `query` asks for.

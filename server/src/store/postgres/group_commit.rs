@@ -7,9 +7,11 @@
 //! commits before any of its callers hears back, so a write is still
 //! acknowledged only once durable. A batch that fails before its commit is
 //! replayed one write at a time, so that each caller gets the answer its own
-//! write deserves (a duplicate UUID fails only its own open); a failed
-//! commit fails the whole batch, whose outcome is then unknown, as a single
-//! write's would be.
+//! write deserves (a duplicate UUID fails only its own open). A failed
+//! commit is settled on another connection ([`settle_commit`]): a batch
+//! that committed after all (only PostgreSQL's answer was lost) is
+//! acknowledged, one that did not is replayed, and one whose outcome cannot
+//! be told fails whole, as a single write's would.
 //!
 //! The statements that find many sessions by a list (`= ANY($1)`) are
 //! planned on each run rather than prepared once: a plan prepared while the
@@ -33,13 +35,13 @@ use sqlx::PgPool;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::codec::{reason_name, state_name, store_error};
-use super::events::append;
+use super::events::{append, settle_commit};
 use super::rows::{PgTx, insert_sessions, lock_sessions, lock_users};
 use crate::events::Cause;
 use crate::model::{Change, NewSession, Session, SessionId, Timestamp, admit};
 use crate::model::{Error, Result};
 use crate::store::Commits;
-use crate::store::ledger::Pending;
+use crate::store::ledger::{Head, Pending};
 use crate::store::{End, operations};
 
 /// The most writes one batch takes.
@@ -118,15 +120,37 @@ enum BatchFailure {
 }
 
 /// Appends `events` unless the log is off (`commits` is `None`); returns
-/// whether it did.
+/// the new head (`None`: nothing appended).
 async fn record(
     conn: &mut sqlx::PgConnection,
     commits: Option<&Commits>,
     events: &[Pending],
-) -> std::result::Result<bool, BatchFailure> {
+) -> std::result::Result<Option<Head>, BatchFailure> {
     match commits {
         Some(_) => append(conn, events).await.map_err(replay),
-        None => Ok(false),
+        None => Ok(None),
+    }
+}
+
+/// Commits `tx`, which appended up to `head`. A failed COMMIT is settled
+/// ([`settle_commit`]): committed after all is a success, not committed a
+/// batch to replay, and an outcome nobody can tell is unknown.
+async fn commit(
+    pool: &PgPool,
+    tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    head: Option<Head>,
+) -> std::result::Result<(), BatchFailure> {
+    let Err(error) = tx.commit().await else {
+        return Ok(());
+    };
+    let error = store_error(error);
+    match head {
+        Some(head) => match settle_commit(pool, &head).await {
+            Some(true) => Ok(()),
+            Some(false) => Err(BatchFailure::Replay(error)),
+            None => Err(BatchFailure::Unknown(error)),
+        },
+        None => Err(BatchFailure::Unknown(error)),
     }
 }
 
@@ -266,10 +290,8 @@ async fn create_sessions(
             Some((Change::started(&new.into_session(id)), cause))
         })
         .collect();
-    record(&mut tx, commits, &events).await?;
-    tx.commit()
-        .await
-        .map_err(|e| BatchFailure::Unknown(store_error(e)))?;
+    let head = record(&mut tx, commits, &events).await?;
+    commit(pool, tx, head).await?;
     if let Some(commits) = commits {
         commits.committed(&events, writes, began.elapsed());
     }
@@ -367,10 +389,8 @@ async fn end_sessions(
         .await
         .map_err(replay)?;
     }
-    record(&mut tx, commits, &events).await?;
-    tx.commit()
-        .await
-        .map_err(|e| BatchFailure::Unknown(store_error(e)))?;
+    let head = record(&mut tx, commits, &events).await?;
+    commit(pool, tx, head).await?;
     if let Some(commits) = commits {
         commits.committed(&events, writes, began.elapsed());
     }
@@ -393,13 +413,13 @@ async fn end_alone(
         // Refused, or failed before its commit: nothing was written.
         Err(error) => return Ok(vec![Err(error)]),
     };
-    if commits.is_some() {
-        write.append_events().await.map_err(replay)?;
-    }
+    let head = if commits.is_some() {
+        write.append_events().await.map_err(replay)?
+    } else {
+        None
+    };
     let changes = std::mem::take(&mut write.2);
-    tx.commit()
-        .await
-        .map_err(|e| BatchFailure::Unknown(store_error(e)))?;
+    commit(pool, tx, head).await?;
     if let Some(commits) = commits {
         commits.committed(&changes, 1, began.elapsed());
     }

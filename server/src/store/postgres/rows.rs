@@ -18,7 +18,7 @@ use crate::model::{
     Change, Error, ModuleId, ModuleRun, NewRun, NewScope, NewSession, Result, RunId, RunProcess,
     Scope, ScopeId, Session, SessionId, Timestamp, UserId,
 };
-use crate::store::ledger::Pending;
+use crate::store::ledger::{Head, Pending};
 use crate::store::names::ConcludedRun;
 use crate::store::{ColumnValue, Dialect, SessionChanges, WriteTx, conclude_run_sql};
 
@@ -172,8 +172,9 @@ impl<'a> PgTx<'a> {
         Self(conn, cause, Vec::new())
     }
 
-    /// Writes the recorded events; returns whether there were any.
-    pub(super) async fn append_events(&mut self) -> Result<bool> {
+    /// Writes the recorded events; returns the new head (`None`: there
+    /// were none).
+    pub(super) async fn append_events(&mut self) -> Result<Option<Head>> {
         super::events::append(self.0, &self.2).await
     }
 }
