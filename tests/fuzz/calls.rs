@@ -95,7 +95,7 @@ impl Target {
                     kind: number(kind),
                     state: number(state),
                     states: states.iter().map(number).collect(),
-                    page_size: *page_size,
+                    page_size: crate::values::page_size(page_size),
                     page_token: self.memory.lock().unwrap().token(false, page_token),
                 };
                 let result = sessions.list_sessions(request).await;
@@ -279,7 +279,7 @@ impl Target {
                     start_time: timestamp(start_time),
                     end_time: timestamp(end_time),
                     after_revision: revision(after_revision),
-                    page_size: *page_size,
+                    page_size: crate::values::page_size(page_size),
                     page_token: self.memory.lock().unwrap().token(true, page_token),
                     newest_first: *newest_first,
                 };

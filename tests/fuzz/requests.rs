@@ -83,9 +83,22 @@ pub enum Time {
 /// An enum field's number.
 #[derive(Clone, Debug, TypeGenerator)]
 pub enum Number {
+    /// 0 to 3: a value of every enum of the contract.
+    Low(u8),
     /// A small number (the enum's values and a few past them).
     Small(u8),
     /// Any number.
+    Raw(i32),
+}
+
+/// A page size.
+#[derive(Clone, Debug, TypeGenerator)]
+pub enum PageSize {
+    /// 0: the default.
+    Default,
+    /// 1 to 256.
+    Small(u8),
+    /// Any number (negative, past the maximum).
     Raw(i32),
 }
 
@@ -157,7 +170,7 @@ pub enum Call {
         #[generator(produce::<Vec<Number>>().with().len(0usize..4))]
         states: Vec<Number>,
         /// The page size.
-        page_size: i32,
+        page_size: PageSize,
         /// The page token.
         page_token: Token,
     },
@@ -237,7 +250,7 @@ pub enum Call {
         /// After this revision.
         after_revision: Revision,
         /// The page size.
-        page_size: i32,
+        page_size: PageSize,
         /// The page token.
         page_token: Token,
         /// Newest first.

@@ -5,7 +5,9 @@ use std::collections::VecDeque;
 
 use prost_types::value::Kind;
 
-use crate::requests::{Id, Json, ModuleName, Number, Revision, Scope, Span, Text, Time, Token};
+use crate::requests::{
+    Id, Json, ModuleName, Number, PageSize, Revision, Scope, Span, Text, Time, Token,
+};
 
 /// Texts that sit on the rules' edges: names that are blank, padded, made
 /// of invisible or formatting characters (zero-width space, BOM, a bidi
@@ -190,6 +192,7 @@ pub fn timestamp(time: &Time) -> Option<prost_types::Timestamp> {
 /// The enum number `number` names.
 pub fn number(number: &Number) -> i32 {
     match number {
+        Number::Low(low) => i32::from(*low % 4),
         Number::Small(small) => i32::from(*small % 16),
         Number::Raw(raw) => *raw,
     }
@@ -250,5 +253,14 @@ pub fn structure(fields: &[(Text, Json)]) -> prost_types::Struct {
             .iter()
             .map(|(name, json)| (text(name), value(json)))
             .collect(),
+    }
+}
+
+/// The page size `size` names.
+pub fn page_size(size: &PageSize) -> i32 {
+    match size {
+        PageSize::Default => 0,
+        PageSize::Small(small) => i32::from(*small) + 1,
+        PageSize::Raw(raw) => *raw,
     }
 }
