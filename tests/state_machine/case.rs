@@ -1,9 +1,10 @@
 //! One case: a sequence of operations applied to the server and to the
 //! model, each call's answer compared with what the model expected.
 
+use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::fmt::Debug;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use sessiond_proto::v1::audit_service_client::AuditServiceClient;
 use sessiond_proto::v1::session_service_client::SessionServiceClient;
@@ -30,12 +31,19 @@ const DRAIN_GRACE: prost_types::Duration = prost_types::Duration {
     nanos: 0,
 };
 
+/// How many calls were refused as the model expected, by reason (for the
+/// report).
+pub static REFUSALS: Mutex<BTreeMap<(String, &str), u64>> = Mutex::new(BTreeMap::new());
+
 /// A close waiting for its session's runs to conclude.
 type Drain = JoinHandle<Result<Response<CloseClientlessSessionResponse>, Status>>;
 
 /// One case on the server.
 pub struct Case {
-    /// The users of this case (no other case's sessions are theirs).
+    /// The store the server is on (for the report).
+    store: String,
+    /// The users of this case (no other case's sessions are theirs); the
+    /// first two open sessions, all three are acted as.
     pub users: [String; 3],
     pub sessions: SessionServiceClient<Channel>,
     pub contexts: UserContextServiceClient<Channel>,
@@ -60,6 +68,7 @@ impl Case {
     ) -> Self {
         let user = |name| format!("{store}-{}-{number}-{name}", std::process::id());
         Self {
+            store: store.to_owned(),
             users: [user("a"), user("b"), user("c")],
             sessions: SessionServiceClient::new(channel.clone()),
             contexts: UserContextServiceClient::new(channel.clone()),
@@ -88,10 +97,17 @@ impl Case {
         made
     }
 
-    /// The session `pick` names.
+    /// The session `pick` names: below 128 the latest one (so that scopes
+    /// pile up and runs reach the limit), else one by index.
     fn pick(&self, pick: Pick) -> Option<usize> {
         let count = self.model.sessions.len();
-        (count > 0).then(|| usize::from(pick) % count)
+        (count > 0).then(|| {
+            if pick < 128 {
+                count - 1
+            } else {
+                usize::from(pick) % count
+            }
+        })
     }
 
     /// The id of the session at `index`, or one no session has.
@@ -113,6 +129,11 @@ impl Case {
             (Expect::Refused(code, expected_reason), Err(status))
                 if status.code() == *code && reason(&status) == *expected_reason =>
             {
+                *REFUSALS
+                    .lock()
+                    .unwrap()
+                    .entry((self.store.clone(), expected_reason))
+                    .or_default() += 1;
                 None
             }
             (expected, answer) => panic!(
@@ -229,7 +250,7 @@ impl Case {
 
     /// StartSession or OpenClientlessSession.
     async fn open(&mut self, user: u8, clientless: bool) -> bool {
-        let user = self.users[usize::from(user) % 3].clone();
+        let user = self.users[usize::from(user) % 2].clone();
         let expected = self.model.open(&user);
         let (kind, answer) = if clientless {
             let request = OpenClientlessSessionRequest { user: user.clone() };

@@ -57,13 +57,13 @@ const TEST_TIME: Duration = Duration::from_secs(15);
 const MAX_OPERATIONS: usize = 32;
 
 /// The most sessions not ended per user on the server under test.
-const SESSIONS_PER_USER: u32 = 3;
+const SESSIONS_PER_USER: u32 = 2;
 
 /// The most runs running in one session on the server under test.
 const RUNS_PER_SESSION: u32 = 2;
 
-/// A session of the case, by index (modulo how many there are; none: a
-/// session that does not exist).
+/// A session of the case: below 128 the latest opened, else by index
+/// (modulo how many there are); none yet: a session that does not exist.
 pub type Pick = u8;
 
 /// Which module to open or read.
@@ -96,7 +96,7 @@ pub enum ScopeChoice {
 #[derive(Clone, Copy, Debug, TypeGenerator)]
 pub enum Op {
     /// StartSession (interactive) or OpenClientlessSession for one of the
-    /// case's users.
+    /// case's first two users.
     Open {
         /// Which user.
         user: u8,
@@ -258,6 +258,11 @@ fn run_cases(store: &str, database: Option<String>) {
         operations.load(Ordering::Relaxed),
         started.elapsed().as_secs_f64()
     );
+    for ((on, reason), count) in case::REFUSALS.lock().unwrap().iter() {
+        if on == store {
+            eprintln!("  {count:>8}  refused as expected: {reason}");
+        }
+    }
     runtime.block_on(server.stop());
 }
 
