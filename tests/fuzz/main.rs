@@ -48,7 +48,7 @@ mod values;
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
-use bolero::generator::produce;
+use bolero::generator::r#gen;
 use requests::Call;
 use target::Target;
 
@@ -82,7 +82,7 @@ fn sequences_of_structured_requests() {
     let target = Target::start();
     let target = &AssertUnwindSafe(target);
     bolero::check!()
-        .with_generator(produce::<Vec<Call>>().with().len(1usize..=MAX_CALLS))
+        .with_generator(r#gen::<Vec<Call>>().with().len(1usize..=MAX_CALLS))
         .with_test_time(TEST_TIME)
         .for_each(|calls: &Vec<Call>| {
             for call in calls {

@@ -6,7 +6,7 @@
 //! not finite, and page tokens of earlier pages. [`values`] turns them
 //! into the contract's messages.
 
-use bolero::generator::{TypeGenerator, produce};
+use bolero::generator::{TypeGenerator, r#gen};
 
 pub use crate::values::Memory;
 
@@ -136,9 +136,9 @@ pub enum Json {
     /// A string.
     Text(Text),
     /// A list.
-    List(#[generator(produce::<Vec<Json>>().with().len(0usize..4))] Vec<Json>),
+    List(#[generator(r#gen::<Vec<Json>>().with().len(0usize..4))] Vec<Json>),
     /// A struct.
-    Object(#[generator(produce::<Vec<(Text, Json)>>().with().len(0usize..4))] Vec<(Text, Json)>),
+    Object(#[generator(r#gen::<Vec<(Text, Json)>>().with().len(0usize..4))] Vec<(Text, Json)>),
     /// Lists nested this many levels deep around a number.
     DeepList(u8),
     /// Structs nested this many levels deep around an empty one.
@@ -148,7 +148,7 @@ pub enum Json {
 /// The parameters of a module run (a few).
 #[derive(Clone, Debug, TypeGenerator)]
 pub struct Parameters(
-    #[generator(produce::<Vec<(Text, Json)>>().with().len(0usize..4))] pub Vec<(Text, Json)>,
+    #[generator(r#gen::<Vec<(Text, Json)>>().with().len(0usize..4))] pub Vec<(Text, Json)>,
 );
 
 /// One call of the contract, one variant per method.
@@ -167,7 +167,7 @@ pub enum Call {
         /// The state filter.
         state: Number,
         /// The states filter.
-        #[generator(produce::<Vec<Number>>().with().len(0usize..4))]
+        #[generator(r#gen::<Vec<Number>>().with().len(0usize..4))]
         states: Vec<Number>,
         /// The page size.
         page_size: PageSize,
@@ -241,7 +241,7 @@ pub enum Call {
         /// Filter on a subject, when set.
         subject: Option<Text>,
         /// Filter on kinds.
-        #[generator(produce::<Vec<Number>>().with().len(0usize..4))]
+        #[generator(r#gen::<Vec<Number>>().with().len(0usize..4))]
         kinds: Vec<Number>,
         /// From this time.
         start_time: Time,

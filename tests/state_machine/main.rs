@@ -41,7 +41,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bolero::generator::{TypeGenerator, produce};
+use bolero::generator::{TypeGenerator, r#gen};
 use common::TestServer;
 use sessiond::model::ModuleFailure;
 use sessiond::modules::{Module, ModuleContext, async_trait};
@@ -238,7 +238,7 @@ fn run_cases(store: &str, database: Option<String>) {
     // test.
     let (runtime, channel) = (AssertUnwindSafe(&runtime), AssertUnwindSafe(&channel));
     bolero::check!()
-        .with_generator(produce::<Vec<Op>>().with().len(1usize..=MAX_OPERATIONS))
+        .with_generator(r#gen::<Vec<Op>>().with().len(1usize..=MAX_OPERATIONS))
         .with_test_time(TEST_TIME)
         .for_each(|ops: &Vec<Op>| {
             let number = cases.fetch_add(1, Ordering::Relaxed);
