@@ -58,11 +58,13 @@ fn tell(op: char, group: i32) {
     let Some(stdin) = WARDEN.get_or_init(start).as_ref() else {
         return;
     };
+    // One write, so that the warden wakes once per line.
+    let line = format!("{op}{group}\n");
     let mut stdin = stdin
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     // A few bytes into a pipe the warden keeps reading: does not block.
-    if let Err(error) = writeln!(stdin, "{op}{group}") {
+    if let Err(error) = stdin.write_all(line.as_bytes()) {
         tracing::warn!(%error, "the module process warden is gone: a crash of this server would leave running modules to its next start");
     }
 }
