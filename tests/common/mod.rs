@@ -409,3 +409,34 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// The status code each reason comes with, as `error_reason.proto`
+/// states it (UNSPECIFIED, never sent: OK).
+pub fn documented_code(reason: sessiond_proto::v1::ErrorReason) -> tonic::Code {
+    use sessiond_proto::v1::ErrorReason;
+    use tonic::Code;
+    match reason {
+        ErrorReason::Unspecified => Code::Ok,
+        ErrorReason::InvalidArgument => Code::InvalidArgument,
+        ErrorReason::SessionNotFound
+        | ErrorReason::ScopeNotFound
+        | ErrorReason::ModuleNotFound
+        | ErrorReason::ModuleNotOpened => Code::NotFound,
+        ErrorReason::SessionNotClientless
+        | ErrorReason::SessionEnded
+        | ErrorReason::SessionClosing
+        | ErrorReason::ScopeNotInnermost => Code::FailedPrecondition,
+        ErrorReason::ModuleStillRunning => Code::DeadlineExceeded,
+        ErrorReason::TooManyRunningModules | ErrorReason::TooManySessions => {
+            Code::ResourceExhausted
+        }
+        ErrorReason::OwnerUnavailable
+        | ErrorReason::StoreUnavailable
+        | ErrorReason::WatchTooSlow
+        | ErrorReason::ServerShuttingDown => Code::Unavailable,
+        ErrorReason::Internal => Code::Internal,
+        ErrorReason::Unauthenticated => Code::Unauthenticated,
+        ErrorReason::PermissionDenied => Code::PermissionDenied,
+        ErrorReason::RevisionCompacted => Code::OutOfRange,
+    }
+}

@@ -26,7 +26,6 @@ use sessiond::modules::{Module, ModuleContext, async_trait};
 use sessiond_client::{Client, Error, ScopeId, SessionFilter, SessionId, SessionState};
 use sessiond_proto::v1::ErrorReason;
 use tokio::sync::Semaphore;
-use tonic::Code;
 
 /// A session id no test creates.
 const MISSING: SessionId = SessionId::new(987_654_321);
@@ -198,34 +197,6 @@ fn wire_name(reason: ErrorReason) -> &'static str {
         .as_str_name()
         .strip_prefix("ERROR_REASON_")
         .expect("every value is prefixed")
-}
-
-/// The status code the contract documents for `reason`.
-fn documented_code(reason: ErrorReason) -> Code {
-    match reason {
-        ErrorReason::InvalidArgument => Code::InvalidArgument,
-        ErrorReason::SessionNotFound
-        | ErrorReason::ScopeNotFound
-        | ErrorReason::ModuleNotFound
-        | ErrorReason::ModuleNotOpened => Code::NotFound,
-        ErrorReason::SessionNotClientless
-        | ErrorReason::SessionEnded
-        | ErrorReason::SessionClosing
-        | ErrorReason::ScopeNotInnermost => Code::FailedPrecondition,
-        ErrorReason::ModuleStillRunning => Code::DeadlineExceeded,
-        ErrorReason::TooManyRunningModules | ErrorReason::TooManySessions => {
-            Code::ResourceExhausted
-        }
-        ErrorReason::OwnerUnavailable
-        | ErrorReason::StoreUnavailable
-        | ErrorReason::WatchTooSlow
-        | ErrorReason::ServerShuttingDown => Code::Unavailable,
-        ErrorReason::RevisionCompacted => Code::OutOfRange,
-        ErrorReason::Internal => Code::Internal,
-        ErrorReason::Unauthenticated => Code::Unauthenticated,
-        ErrorReason::PermissionDenied => Code::PermissionDenied,
-        ErrorReason::Unspecified => unreachable!("never sent"),
-    }
 }
 
 /// Provokes `reason` with a real call, asserts the client's typed error and
@@ -506,7 +477,7 @@ async fn every_error_reason_reaches_the_client_as_its_typed_error() {
         assert_eq!(error.reason(), Some(wire), "{reason:?}: {error:?}");
         assert_eq!(
             error.code(),
-            Some(documented_code(reason)),
+            Some(common::documented_code(reason)),
             "{reason:?}: {error:?}"
         );
         covered.push(

@@ -89,6 +89,9 @@ impl Target {
                 states,
                 page_size,
                 page_token,
+                started_after,
+                started_before,
+                newest_first,
             } => {
                 let request = ListSessionsRequest {
                     user: optional_text(user.as_ref()),
@@ -97,6 +100,9 @@ impl Target {
                     states: states.iter().map(number).collect(),
                     page_size: crate::values::page_size(page_size),
                     page_token: self.memory.lock().unwrap().token(false, page_token),
+                    started_after: timestamp(started_after),
+                    started_before: timestamp(started_before),
+                    newest_first: *newest_first,
                 };
                 let result = sessions.list_sessions(request).await;
                 if let Ok(page) = &result {

@@ -173,6 +173,12 @@ pub enum Call {
         page_size: PageSize,
         /// The page token.
         page_token: Token,
+        /// Only sessions started from this time.
+        started_after: Time,
+        /// Only sessions started before this time.
+        started_before: Time,
+        /// Newest first.
+        newest_first: bool,
     },
     /// SessionService.StartSession.
     StartSession {

@@ -271,7 +271,7 @@ pub fn check_refusal(method: &str, status: &Status) {
         });
     assert_eq!(
         status.code(),
-        code_of(known),
+        crate::common::documented_code(known),
         "{method}: reason {} comes with another code: {status:?}",
         info.reason
     );
@@ -284,34 +284,6 @@ pub fn check_refusal(method: &str, status: &Status) {
             violations > 0,
             "{method}: INVALID_ARGUMENT without a field violation: {status:?}"
         );
-    }
-}
-
-/// The code each reason comes with, as `error_reason.proto` states it.
-fn code_of(reason: ErrorReason) -> Code {
-    match reason {
-        ErrorReason::Unspecified => Code::Ok,
-        ErrorReason::InvalidArgument => Code::InvalidArgument,
-        ErrorReason::SessionNotFound
-        | ErrorReason::ScopeNotFound
-        | ErrorReason::ModuleNotFound
-        | ErrorReason::ModuleNotOpened => Code::NotFound,
-        ErrorReason::SessionNotClientless
-        | ErrorReason::SessionEnded
-        | ErrorReason::SessionClosing
-        | ErrorReason::ScopeNotInnermost => Code::FailedPrecondition,
-        ErrorReason::ModuleStillRunning => Code::DeadlineExceeded,
-        ErrorReason::TooManyRunningModules | ErrorReason::TooManySessions => {
-            Code::ResourceExhausted
-        }
-        ErrorReason::OwnerUnavailable
-        | ErrorReason::StoreUnavailable
-        | ErrorReason::WatchTooSlow
-        | ErrorReason::ServerShuttingDown => Code::Unavailable,
-        ErrorReason::Internal => Code::Internal,
-        ErrorReason::Unauthenticated => Code::Unauthenticated,
-        ErrorReason::PermissionDenied => Code::PermissionDenied,
-        ErrorReason::RevisionCompacted => Code::OutOfRange,
     }
 }
 
