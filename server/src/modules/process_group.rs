@@ -50,7 +50,8 @@ pub(super) struct ProcessGroup {
 }
 
 impl ProcessGroup {
-    /// The group led by the process `pid`.
+    /// The group led by the process `pid`, which the [`warden`] is told
+    /// of (and told again once [`ProcessGroup::kill`] killed it).
     pub(super) fn led_by(pid: u32) -> Option<Self> {
         let id = i32::try_from(pid).ok().filter(|&pid| pid > 1)?;
         warden::watch(id);
